@@ -1,0 +1,68 @@
+//! # omnicache-core
+//!
+//! The vocabulary of OmniCache: the traits and shared types that every other crate plugs into.
+//! It has no async runtime and no I/O dependencies, so it stays small and stable.
+//!
+//! | seam | what it is for | implemented by |
+//! |---|---|---|
+//! | [`EvictionPolicy`], [`AdmissionPolicy`], [`ExpiryPolicy`] | which entries stay | `omnicache-strategies`, `omnicache-ml` |
+//! | [`Tier`] / [`DynTier`] | storage below memory, bytes + [`EntryMeta`] | `omnicache-tiers` |
+//! | [`Codec`], [`Transform`] | typed values to bytes, bytes to bytes | here (JSON), `omnicache-security` |
+//! | [`Envelope`] | the one binary format of a stored entry | here |
+//! | [`CacheEvent`], [`EventListener`], [`RemovalCause`] | what happened to entries | everyone emits |
+//! | [`StatsRecorder`], [`StatsSnapshot`] | counters | everyone records, analytics exports |
+//! | [`Invalidation`] | what to drop | API, tiers, event bus |
+//! | [`Clock`] | time, mockable | everyone |
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `json` | yes | [`JsonCodec`] |
+//! | `testkit` | no | conformance suites for policies and tiers, and a reference tier |
+//!
+//! ## Example
+//!
+//! ```
+//! use omnicache_core::{EntryMeta, Envelope, ErrorKind};
+//!
+//! let mut meta = EntryMeta::new(1_700_000_000_000_000_000);
+//! meta.tags.push("users".into());
+//! let bytes = Envelope::new(meta, b"hello".to_vec()).encode()?;
+//! let back = Envelope::decode(&bytes)?;
+//! assert_eq!(back.payload, b"hello");
+//!
+//! let mut flipped = bytes.clone();
+//! flipped[40] ^= 1;
+//! assert_eq!(Envelope::decode(&flipped).unwrap_err().kind(), ErrorKind::Corrupt);
+//! # Ok::<(), omnicache_core::Error>(())
+//! ```
+
+pub mod clock;
+pub mod codec;
+pub mod envelope;
+mod error;
+pub mod event;
+pub mod invalidation;
+pub mod meta;
+pub mod policy;
+pub mod stats;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod tier;
+
+pub use clock::{Clock, MockClock, SharedClock, SystemClock, Timestamp};
+#[cfg(feature = "json")]
+pub use codec::JsonCodec;
+pub use codec::{Codec, RawCodec, Transform, TransformContext};
+pub use envelope::Envelope;
+pub use error::{Error, ErrorKind, Result};
+pub use event::{CacheEvent, EventListener};
+pub use invalidation::Invalidation;
+pub use meta::{EntryMeta, RemovalCause};
+pub use policy::{
+    AccessView, AdmissionPolicy, AdmitAll, EntryInfo, EvictionPolicy, ExpiryPolicy, PolicyFactory,
+    ReadTracking, SlotId,
+};
+pub use stats::{AtomicStats, StatsRecorder, StatsSnapshot};
+pub use tier::{DynTier, ScanPage, Tier, TierEntry, TierHealth};

@@ -1,0 +1,154 @@
+//! Storage below the memory cache: the async [`Tier`] trait and its object-safe twin [`DynTier`].
+//!
+//! A tier stores bytes with [`EntryMeta`] under byte keys. It never serves an expired entry; it
+//! reports corruption as [`ErrorKind::Corrupt`](crate::ErrorKind::Corrupt) and an outage as
+//! [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable), and the tiered cache above it turns
+//! both into a miss for the caller.
+
+use crate::error::Result;
+use crate::invalidation::Invalidation;
+use crate::meta::EntryMeta;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A value as a tier stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierEntry {
+    /// The value bytes (already encoded and transformed).
+    pub value: Vec<u8>,
+    /// Its metadata.
+    pub meta: EntryMeta,
+}
+
+/// One page of a key scan.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScanPage {
+    /// Keys in ascending byte order.
+    pub keys: Vec<Vec<u8>>,
+    /// Pass this back to get the next page; `None` when done.
+    pub next: Option<Vec<u8>>,
+}
+
+/// How a tier is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TierHealth {
+    /// Serving normally.
+    Healthy,
+    /// Serving, but with failures (slow, some errors, breaker half-open).
+    Degraded,
+    /// Not serving (down, breaker open, disk full); the cache goes around it.
+    Unavailable,
+}
+
+/// A storage tier. Implementations must be safe to call concurrently.
+pub trait Tier: Send + Sync + fmt::Debug + 'static {
+    /// A short name for logs and metrics (`"disk"`, `"redis"`).
+    fn name(&self) -> &str;
+
+    /// The live entry for `key`, or `None` if absent or expired.
+    fn get(&self, key: &[u8]) -> impl Future<Output = Result<Option<TierEntry>>> + Send;
+
+    /// Stores an entry, replacing any previous one.
+    fn put(&self, key: &[u8], entry: TierEntry) -> impl Future<Output = Result<()>> + Send;
+
+    /// Removes `key`; true if something was there.
+    fn remove(&self, key: &[u8]) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes every entry that `what` covers; returns how many.
+    fn invalidate(&self, what: &Invalidation) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Up to `limit` keys starting with `prefix`, after `cursor` (exclusive) when given.
+    fn scan(
+        &self,
+        prefix: &[u8],
+        cursor: Option<&[u8]>,
+        limit: usize,
+    ) -> impl Future<Output = Result<ScanPage>> + Send;
+
+    /// Several gets; tiers with batch reads (MGET) override it.
+    fn get_many(
+        &self,
+        keys: &[&[u8]],
+    ) -> impl Future<Output = Result<Vec<Option<TierEntry>>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                out.push(self.get(k).await?);
+            }
+            Ok(out)
+        }
+    }
+
+    /// Current health; cheap, no I/O.
+    fn health(&self) -> TierHealth {
+        TierHealth::Healthy
+    }
+}
+
+/// A boxed future, for [`DynTier`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The object-safe twin of [`Tier`], for choosing tiers at run time (`Vec<Arc<dyn DynTier>>`).
+/// Every `Tier` is a `DynTier`.
+pub trait DynTier: Send + Sync + fmt::Debug + 'static {
+    /// See [`Tier::name`].
+    fn name(&self) -> &str;
+    /// See [`Tier::get`].
+    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<TierEntry>>>;
+    /// See [`Tier::put`].
+    fn put<'a>(&'a self, key: &'a [u8], entry: TierEntry) -> BoxFuture<'a, Result<()>>;
+    /// See [`Tier::remove`].
+    fn remove<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<bool>>;
+    /// See [`Tier::invalidate`].
+    fn invalidate<'a>(&'a self, what: &'a Invalidation) -> BoxFuture<'a, Result<u64>>;
+    /// See [`Tier::scan`].
+    fn scan<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        cursor: Option<&'a [u8]>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<ScanPage>>;
+    /// See [`Tier::get_many`].
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [&'a [u8]],
+    ) -> BoxFuture<'a, Result<Vec<Option<TierEntry>>>>;
+    /// See [`Tier::health`].
+    fn health(&self) -> TierHealth;
+}
+
+impl<T: Tier> DynTier for T {
+    fn name(&self) -> &str {
+        Tier::name(self)
+    }
+    fn get<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<Option<TierEntry>>> {
+        Box::pin(Tier::get(self, key))
+    }
+    fn put<'a>(&'a self, key: &'a [u8], entry: TierEntry) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Tier::put(self, key, entry))
+    }
+    fn remove<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Tier::remove(self, key))
+    }
+    fn invalidate<'a>(&'a self, what: &'a Invalidation) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(Tier::invalidate(self, what))
+    }
+    fn scan<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        cursor: Option<&'a [u8]>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<ScanPage>> {
+        Box::pin(Tier::scan(self, prefix, cursor, limit))
+    }
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [&'a [u8]],
+    ) -> BoxFuture<'a, Result<Vec<Option<TierEntry>>>> {
+        Box::pin(Tier::get_many(self, keys))
+    }
+    fn health(&self) -> TierHealth {
+        Tier::health(self)
+    }
+}
