@@ -47,7 +47,7 @@ pub mod invalidation;
 pub mod meta;
 pub mod policy;
 pub mod stats;
-#[cfg(feature = "testkit")]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tier;
 

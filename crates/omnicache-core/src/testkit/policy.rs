@@ -22,11 +22,21 @@ impl SplitMix {
 }
 
 #[derive(Default)]
-struct Bits(HashMap<SlotId, u8>);
+struct Bits(HashMap<SlotId, u8>, HashMap<SlotId, u64>);
+
+impl Bits {
+    fn insert(&mut self, p: &mut dyn crate::EvictionPolicy, slot: SlotId, info: EntryInfo) {
+        self.1.insert(slot, info.hash);
+        p.on_insert(slot, info);
+    }
+}
 
 impl AccessView for Bits {
     fn take_accesses(&mut self, slot: SlotId) -> u8 {
         self.0.remove(&slot).unwrap_or(0)
+    }
+    fn hash(&mut self, slot: SlotId) -> u64 {
+        *self.1.get(&slot).unwrap_or_else(|| panic!("asked for the hash of untracked slot {slot}"))
     }
 }
 
@@ -47,14 +57,14 @@ pub fn check_policy(factory: &dyn PolicyFactory) {
 
     // Drain returns every slot exactly once.
     let mut p = factory.build(64);
+    let mut bits = Bits::default();
     for s in 0..64u32 {
-        p.on_insert(s, info(s as u64, 1));
+        bits.insert(&mut *p, s, info(s as u64, 1));
         if s % 3 == 0 {
             p.on_access(s);
         }
     }
     assert_eq!(p.len(), 64, "{name}: len after 64 inserts");
-    let mut bits = Bits::default();
     let mut seen = BTreeSet::new();
     while let Some(v) = p.evict(&mut bits) {
         assert!(seen.insert(v), "{name}: slot {v} evicted twice");
@@ -65,13 +75,14 @@ pub fn check_policy(factory: &dyn PolicyFactory) {
 
     // Removed slots are never evicted.
     let mut p = factory.build(8);
+    let mut bits = Bits::default();
     for s in 0..8u32 {
-        p.on_insert(s, info(1000 + s as u64, 1));
+        bits.insert(&mut *p, s, info(1000 + s as u64, 1));
     }
     p.on_remove(2);
     p.on_remove(5);
     let mut seen = BTreeSet::new();
-    while let Some(v) = p.evict(&mut Bits::default()) {
+    while let Some(v) = p.evict(&mut bits) {
         seen.insert(v);
     }
     assert_eq!(seen, [0, 1, 3, 4, 6, 7].into_iter().collect(), "{name}: removed slots stay gone");
@@ -93,7 +104,7 @@ pub fn check_policy(factory: &dyn PolicyFactory) {
                         next_slot - 1
                     });
                     let w = 1 + rng.below(4);
-                    p.on_insert(slot, info(rng.below(200), w));
+                    bits.insert(&mut *p, slot, info(rng.below(200), w));
                     tracked.insert(slot);
                     // Keep within the budget by count, as a cache would.
                     while tracked.len() as u64 > cap {
@@ -120,7 +131,9 @@ pub fn check_policy(factory: &dyn PolicyFactory) {
                 7 => {
                     let slot = rng.below(u64::from(next_slot.max(1))) as SlotId;
                     if tracked.contains(&slot) {
-                        p.on_update(slot, info(rng.below(200), 1 + rng.below(4)));
+                        let i = info(rng.below(200), 1 + rng.below(4));
+                        bits.1.insert(slot, i.hash);
+                        p.on_update(slot, i);
                     } else {
                         p.on_remove(slot);
                     }

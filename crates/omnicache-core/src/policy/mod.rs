@@ -44,20 +44,14 @@ pub enum ReadTracking {
     Events,
 }
 
-/// The cache's side of eviction: access counters of resident slots.
+/// The cache's side of eviction: what a policy may ask about resident slots while it looks for
+/// a victim.
 pub trait AccessView {
     /// The number of reads of `slot` since the last call for it (saturating at 3), and resets it.
     fn take_accesses(&mut self, slot: SlotId) -> u8;
-}
-
-/// An access view with no reads recorded; for policies driven only by events, and for tests.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoAccesses;
-
-impl AccessView for NoAccesses {
-    fn take_accesses(&mut self, _slot: SlotId) -> u8 {
-        0
-    }
+    /// The key hash of the entry in `slot` (the same as [`EntryInfo::hash`] at insertion), so a
+    /// policy need not store hashes just to remember evicted keys.
+    fn hash(&mut self, slot: SlotId) -> u64;
 }
 
 /// Chooses which resident entry leaves when the cache is over budget.
@@ -199,4 +193,15 @@ pub trait ExpiryPolicy<K, V>: Send + Sync + 'static {
     fn refreshes_on_read(&self) -> bool {
         false
     }
+}
+
+mod s3fifo;
+pub use s3fifo::{S3Fifo, S3FifoFactory};
+
+/// The policy a memory cache uses when none is given. See `docs/adr/0002-default-policy.md`.
+pub type DefaultPolicy = S3Fifo;
+
+/// Makes [`DefaultPolicy`]s.
+pub fn default_policy() -> std::sync::Arc<dyn PolicyFactory> {
+    std::sync::Arc::new(S3FifoFactory::default())
 }

@@ -1,0 +1,377 @@
+//! S3-FIFO (Yang et al., SOSP'23): a small FIFO for new entries, a main FIFO with reinsertion,
+//! and a ghost FIFO of recently evicted hashes. Weighted: queue budgets are in weight units.
+//!
+//! - New entries enter the small queue, unless their hash is in the ghost queue (seen and
+//!   evicted recently), in which case they enter main.
+//! - Evicting from small: an entry read since it came in moves to main; otherwise it leaves and
+//!   its hash goes to the ghost queue.
+//! - Evicting from main: an entry with a non-zero frequency goes back to the head with its
+//!   frequency decremented; otherwise it leaves.
+//! - Small is evicted from while it holds at least its share (10%) of the budget.
+//!
+//! Reads are counted by the cache's access bits ([`ReadTracking::AccessBits`]), so the read path
+//! takes no lock.
+
+use super::{AccessView, EntryInfo, EvictionPolicy, PolicyFactory, ReadTracking, SlotId};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+const NIL: u32 = u32::MAX;
+const NONE: u8 = 0;
+const SMALL: u8 = 1;
+const MAIN: u8 = 2;
+const MAX_FREQ: u8 = 3;
+
+#[derive(Clone, Copy)]
+struct Node {
+    prev: u32,
+    next: u32,
+    queue: u8,
+    freq: u8,
+    weight: u32,
+}
+
+const EMPTY: Node = Node { prev: NIL, next: NIL, queue: NONE, freq: 0, weight: 0 };
+
+#[derive(Default, Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+    weight: u64,
+    len: usize,
+}
+
+impl List {
+    const fn new() -> Self {
+        List { head: NIL, tail: NIL, weight: 0, len: 0 }
+    }
+}
+
+/// Identity hasher for the ghost map: keys are already well-mixed 64-bit hashes.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A FIFO of recently evicted hashes with O(1) membership.
+#[derive(Default)]
+struct Ghost {
+    order: VecDeque<u64>,
+    count: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+}
+
+impl Ghost {
+    fn push(&mut self, hash: u64, bound: usize) {
+        self.order.push_back(hash);
+        *self.count.entry(hash).or_default() += 1;
+        while self.order.len() > bound.max(1) {
+            if let Some(old) = self.order.pop_front() {
+                if let Some(c) = self.count.get_mut(&old) {
+                    *c -= 1;
+                    if *c == 0 {
+                        self.count.remove(&old);
+                    }
+                }
+            }
+        }
+    }
+
+    fn contains(&self, hash: u64) -> bool {
+        self.count.contains_key(&hash)
+    }
+}
+
+/// The S3-FIFO eviction policy; see the [module docs](self).
+pub struct S3Fifo {
+    nodes: Vec<Node>,
+    small: List,
+    main: List,
+    ghost: Ghost,
+    max_weight: u64,
+    small_target: u64,
+    peak_len: usize,
+}
+
+impl std::fmt::Debug for S3Fifo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Fifo")
+            .field("max_weight", &self.max_weight)
+            .field("small", &(self.small.len, self.small.weight))
+            .field("main", &(self.main.len, self.main.weight))
+            .field("ghost", &self.ghost.order.len())
+            .finish()
+    }
+}
+
+impl S3Fifo {
+    /// A policy for a cache of `max_weight`, with `small_ratio` of it for the small queue.
+    pub fn new(max_weight: u64, small_ratio: f64) -> Self {
+        let ratio = if small_ratio.is_finite() { small_ratio.clamp(0.0, 1.0) } else { 0.1 };
+        let small_target = ((max_weight as f64) * ratio).ceil() as u64;
+        S3Fifo {
+            nodes: Vec::new(),
+            small: List::new(),
+            main: List::new(),
+            ghost: Ghost::default(),
+            max_weight,
+            small_target: small_target.max(1),
+            peak_len: 0,
+        }
+    }
+
+    fn list(&mut self, q: u8) -> &mut List {
+        if q == SMALL {
+            &mut self.small
+        } else {
+            &mut self.main
+        }
+    }
+
+    fn push_head(&mut self, slot: SlotId, q: u8) {
+        let w = u64::from(self.nodes[slot as usize].weight);
+        let old_head = self.list(q).head;
+        {
+            let n = &mut self.nodes[slot as usize];
+            n.prev = NIL;
+            n.next = old_head;
+            n.queue = q;
+        }
+        if old_head != NIL {
+            self.nodes[old_head as usize].prev = slot;
+        }
+        let l = self.list(q);
+        l.head = slot;
+        if l.tail == NIL {
+            l.tail = slot;
+        }
+        l.weight += w;
+        l.len += 1;
+    }
+
+    fn unlink(&mut self, slot: SlotId) {
+        let Node { prev, next, queue, weight, .. } = self.nodes[slot as usize];
+        if prev != NIL {
+            self.nodes[prev as usize].next = next;
+        }
+        if next != NIL {
+            self.nodes[next as usize].prev = prev;
+        }
+        let l = self.list(queue);
+        if l.head == slot {
+            l.head = next;
+        }
+        if l.tail == slot {
+            l.tail = prev;
+        }
+        l.weight -= u64::from(weight);
+        l.len -= 1;
+        let n = &mut self.nodes[slot as usize];
+        n.prev = NIL;
+        n.next = NIL;
+        n.queue = NONE;
+    }
+
+    fn tracked(&self, slot: SlotId) -> bool {
+        self.nodes.get(slot as usize).is_some_and(|n| n.queue != NONE)
+    }
+
+    fn freq(&mut self, slot: SlotId, acc: &mut dyn AccessView) -> u8 {
+        let n = &mut self.nodes[slot as usize];
+        n.freq = (n.freq + acc.take_accesses(slot)).min(MAX_FREQ);
+        n.freq
+    }
+
+    fn forget(&mut self, slot: SlotId, hash_for_ghost: Option<u64>) -> SlotId {
+        self.unlink(slot);
+        self.nodes[slot as usize] = EMPTY;
+        if let Some(h) = hash_for_ghost {
+            // As many ghosts as the cache holds entries at its fullest.
+            self.ghost.push(h, self.peak_len);
+        }
+        slot
+    }
+}
+
+impl S3Fifo {
+    fn evict_inner(&mut self, acc: &mut dyn AccessView) -> Option<SlotId> {
+        loop {
+            if self.small.len == 0 && self.main.len == 0 {
+                return None;
+            }
+            if self.small.len > 0 && (self.small.weight >= self.small_target || self.main.len == 0)
+            {
+                let t = self.small.tail;
+                if self.freq(t, acc) > 0 {
+                    self.unlink(t);
+                    self.nodes[t as usize].freq = 0;
+                    self.push_head(t, MAIN);
+                    continue;
+                }
+                let h = acc.hash(t);
+                return Some(self.forget(t, Some(h)));
+            }
+            let t = self.main.tail;
+            let f = self.freq(t, acc);
+            if f > 0 {
+                self.unlink(t);
+                self.nodes[t as usize].freq = f - 1;
+                self.push_head(t, MAIN);
+                continue;
+            }
+            return Some(self.forget(t, None));
+        }
+    }
+}
+
+impl EvictionPolicy for S3Fifo {
+    fn name(&self) -> &'static str {
+        "s3fifo"
+    }
+    fn read_tracking(&self) -> ReadTracking {
+        ReadTracking::AccessBits
+    }
+    fn on_insert(&mut self, slot: SlotId, info: EntryInfo) {
+        let i = slot as usize;
+        if i >= self.nodes.len() {
+            self.nodes.resize(i + 1, EMPTY);
+        }
+        if self.tracked(slot) {
+            self.unlink(slot);
+        }
+        self.nodes[i] = Node { weight: clamp_weight(info.weight), ..EMPTY };
+        let q = if self.ghost.contains(info.hash) { MAIN } else { SMALL };
+        self.push_head(slot, q);
+        self.peak_len = self.peak_len.max(self.small.len + self.main.len);
+    }
+    fn on_access(&mut self, slot: SlotId) {
+        if let Some(n) = self.nodes.get_mut(slot as usize) {
+            if n.queue != NONE {
+                n.freq = (n.freq + 1).min(MAX_FREQ);
+            }
+        }
+    }
+    fn on_update(&mut self, slot: SlotId, info: EntryInfo) {
+        if !self.tracked(slot) {
+            return;
+        }
+        let q = self.nodes[slot as usize].queue;
+        let old = u64::from(self.nodes[slot as usize].weight);
+        let new = clamp_weight(info.weight);
+        let l = self.list(q);
+        l.weight = l.weight - old + u64::from(new);
+        let n = &mut self.nodes[slot as usize];
+        n.weight = new;
+        n.freq = (n.freq + 1).min(MAX_FREQ);
+        let _ = info.hash;
+    }
+    fn on_remove(&mut self, slot: SlotId) {
+        if self.tracked(slot) {
+            self.forget(slot, None);
+        }
+    }
+    fn evict(&mut self, accesses: &mut dyn AccessView) -> Option<SlotId> {
+        self.evict_inner(accesses)
+    }
+    fn len(&self) -> usize {
+        self.small.len + self.main.len
+    }
+}
+
+fn clamp_weight(w: u64) -> u32 {
+    u32::try_from(w).unwrap_or(u32::MAX)
+}
+
+/// Makes [`S3Fifo`] policies with a 10% small queue.
+#[derive(Debug, Clone, Copy)]
+pub struct S3FifoFactory {
+    /// The small queue's share of the budget. Default 0.1.
+    pub small_ratio: f64,
+}
+
+impl Default for S3FifoFactory {
+    fn default() -> Self {
+        S3FifoFactory { small_ratio: 0.1 }
+    }
+}
+
+impl PolicyFactory for S3FifoFactory {
+    fn name(&self) -> &str {
+        "s3fifo"
+    }
+    fn build(&self, max_weight: u64) -> Box<dyn EvictionPolicy> {
+        Box::new(S3Fifo::new(max_weight, self.small_ratio))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct View {
+        bits: Vec<u8>,
+    }
+    impl AccessView for View {
+        fn take_accesses(&mut self, slot: SlotId) -> u8 {
+            std::mem::take(&mut self.bits[slot as usize])
+        }
+        fn hash(&mut self, slot: SlotId) -> u64 {
+            1000 + u64::from(slot)
+        }
+    }
+    fn info(slot: SlotId) -> EntryInfo {
+        EntryInfo { hash: 1000 + u64::from(slot), weight: 1, expires: None }
+    }
+
+    #[test]
+    fn one_hit_wonders_leave_from_small_and_read_entries_are_promoted() {
+        // Budget 10: small target 1.
+        let mut p = S3Fifo::new(10, 0.1);
+        let mut v = View { bits: vec![0; 16] };
+        for s in 0..4 {
+            p.on_insert(s, info(s));
+        }
+        v.bits[0] = 1; // slot 0 was read while in small
+                       // Small holds 4 >= target 1: the oldest (0) was read, so it moves to main; 1 leaves.
+        assert_eq!(p.evict(&mut v), Some(1));
+        assert_eq!(p.main.len, 1);
+        assert_eq!(p.nodes[0].queue, MAIN);
+        // 1 is now a ghost: re-inserting its hash goes straight to main.
+        p.on_insert(1, info(1));
+        assert_eq!(p.nodes[1].queue, MAIN);
+    }
+
+    #[test]
+    fn main_reinserts_entries_with_frequency() {
+        let mut p = S3Fifo::new(2, 0.5);
+        let mut v = View { bits: vec![0; 16] };
+        p.on_insert(0, info(0));
+        p.on_insert(1, info(1));
+        assert_eq!(p.evict(&mut v), Some(0), "unread, oldest, out of small");
+        assert_eq!(p.evict(&mut v), Some(1));
+        // Both are ghosts now, so they come back into main: head 1, tail 0.
+        p.on_insert(0, info(0));
+        p.on_insert(1, info(1));
+        assert_eq!((p.small.len, p.main.len), (0, 2));
+        p.on_access(0);
+        assert_eq!(p.evict(&mut v), Some(1), "0 had a frequency, went round again");
+        assert_eq!(p.evict(&mut v), Some(0));
+        assert_eq!(p.evict(&mut v), None);
+    }
+
+    #[test]
+    fn passes_the_policy_conformance_suite() {
+        crate::testkit::check_policy(&S3FifoFactory::default());
+    }
+}
