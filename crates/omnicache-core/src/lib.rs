@@ -61,8 +61,8 @@ pub use event::{CacheEvent, EventListener};
 pub use invalidation::Invalidation;
 pub use meta::{EntryMeta, RemovalCause};
 pub use policy::{
-    AccessView, AdmissionPolicy, AdmitAll, EntryInfo, EvictionPolicy, ExpiryPolicy, PolicyFactory,
-    ReadTracking, SlotId,
+    default_policy, AccessView, AdmissionPolicy, AdmitAll, DefaultPolicy, EntryInfo,
+    EvictionPolicy, ExpiryPolicy, PolicyFactory, ReadTracking, S3Fifo, S3FifoFactory, SlotId,
 };
 pub use stats::{AtomicStats, StatsRecorder, StatsSnapshot};
 pub use tier::{DynTier, ScanPage, Tier, TierEntry, TierHealth};

@@ -1,0 +1,30 @@
+//! # omnicache-tiers
+//!
+//! Where OmniCache keeps entries. Today: the concurrent memory cache, OmniCache's L1, which the
+//! facade exposes as `omnicache::sync::Cache` and `omnicache::future::Cache`. The disk, Redis and
+//! S3 tiers and the tiered cache that stacks them come next, each behind its own feature.
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `memory` | yes | [`memory`]: the concurrent in-memory cache |
+//!
+//! ## Example
+//!
+//! ```
+//! use omnicache_tiers::memory::sync::Cache;
+//! use std::time::Duration;
+//!
+//! let cache: Cache<String, u64> = Cache::builder()
+//!     .max_capacity(10_000)
+//!     .time_to_live(Duration::from_secs(60))
+//!     .build();
+//! cache.insert("answer".to_string(), 42);
+//! assert_eq!(cache.get("answer"), Some(42));
+//! let v = cache.get_with("lazy".to_string(), || 7);
+//! assert_eq!(v, 7);
+//! ```
+
+#[cfg(feature = "memory")]
+pub mod memory;

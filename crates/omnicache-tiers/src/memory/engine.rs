@@ -1,0 +1,835 @@
+//! The sharded engine behind both cache flavours.
+
+use super::prims::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, RwLock};
+use super::{EvictionListener, Weigher};
+use crossbeam_utils::CachePadded;
+use hashbrown::HashTable;
+use omnicache_core::clock::duration_nanos;
+use omnicache_core::{
+    AccessView, EntryInfo, EvictionPolicy, ExpiryPolicy, PolicyFactory, ReadTracking, RemovalCause,
+    SharedClock, SlotId, StatsRecorder, Timestamp,
+};
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::num::NonZeroU32;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A caller's filter for bulk removal.
+type Predicate<'a, K, V> = &'a dyn Fn(&K, &V) -> bool;
+
+pub(crate) const NEVER: Timestamp = u64::MAX;
+const READ_BUFFER: usize = 32;
+const EMPTY_READ: u32 = u32::MAX;
+/// Slots examined for expiry per write.
+const SWEEP_PER_WRITE: usize = 4;
+/// Slots examined for expiry when reads trigger maintenance.
+const SWEEP_PER_READ_TASK: usize = 32;
+
+pub(crate) struct Entry<K, V> {
+    pub(crate) key: K,
+    pub(crate) value: V,
+    deadline: AtomicU64,
+    weight: NonZeroU32,
+    accesses: AtomicU8,
+}
+
+impl<K, V> Entry<K, V> {
+    #[inline]
+    fn deadline(&self) -> Timestamp {
+        self.deadline.load(Relaxed)
+    }
+
+    #[inline]
+    fn touch(&self) {
+        let a = self.accesses.load(Relaxed);
+        if a < 3 {
+            self.accesses.store(a + 1, Relaxed);
+        }
+    }
+}
+
+pub(crate) struct ShardData<K, V> {
+    table: HashTable<u32>,
+    slots: Vec<Option<Entry<K, V>>>,
+    free: Vec<u32>,
+    /// Hard deadlines (TTL caps) per slot, kept only when time-to-idle is on.
+    hard: Vec<Timestamp>,
+    policy: Box<dyn EvictionPolicy>,
+    weight: u64,
+    max_weight: u64,
+    len: usize,
+    hand: usize,
+}
+
+struct ReadBuffer {
+    slots: [AtomicU32; READ_BUFFER],
+    head: AtomicUsize,
+}
+
+impl ReadBuffer {
+    fn new() -> Self {
+        ReadBuffer {
+            slots: std::array::from_fn(|_| AtomicU32::new(EMPTY_READ)),
+            head: AtomicUsize::new(0),
+        }
+    }
+
+    /// Records a read; true when the buffer just filled and should be drained.
+    #[inline]
+    fn record(&self, slot: SlotId) -> bool {
+        let i = self.head.fetch_add(1, Relaxed);
+        self.slots[i % READ_BUFFER].store(slot, Relaxed);
+        i % READ_BUFFER == READ_BUFFER - 1
+    }
+
+    fn drain(&self, policy: &mut dyn EvictionPolicy) {
+        for s in &self.slots {
+            let slot = s.swap(EMPTY_READ, Relaxed);
+            if slot != EMPTY_READ {
+                policy.on_access(slot);
+            }
+        }
+    }
+}
+
+struct Shard<K, V> {
+    data: RwLock<ShardData<K, V>>,
+    reads: ReadBuffer,
+}
+
+/// Entries removed under a lock, reported after it is released. Inline for the common case of
+/// at most one, so a write that evicts one entry allocates nothing.
+pub(crate) enum Removed<K, V> {
+    None,
+    One(K, V, RemovalCause, u64),
+    Many(Vec<(K, V, RemovalCause, u64)>),
+}
+
+impl<K, V> Removed<K, V> {
+    fn push(&mut self, k: K, v: V, cause: RemovalCause, weight: u64) {
+        match std::mem::replace(self, Removed::None) {
+            Removed::None => *self = Removed::One(k, v, cause, weight),
+            Removed::One(a, b, c, d) => {
+                *self = Removed::Many(vec![(a, b, c, d), (k, v, cause, weight)])
+            }
+            Removed::Many(mut all) => {
+                all.push((k, v, cause, weight));
+                *self = Removed::Many(all);
+            }
+        }
+    }
+}
+
+/// What the engine was built with.
+pub(crate) struct Config<K, V, S> {
+    pub(crate) max_weight: u64,
+    pub(crate) shards: usize,
+    pub(crate) hasher: S,
+    pub(crate) clock: SharedClock,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) tti: Option<Duration>,
+    pub(crate) expiry: Option<Arc<dyn ExpiryPolicy<K, V>>>,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) listener: Option<EvictionListener<K, V>>,
+    pub(crate) stats: Option<Arc<dyn StatsRecorder>>,
+    pub(crate) policy: Arc<dyn PolicyFactory>,
+}
+
+pub(crate) struct Engine<K, V, S> {
+    shards: Box<[CachePadded<Shard<K, V>>]>,
+    mask: u64,
+    hasher: S,
+    clock: SharedClock,
+    ttl: u64,
+    tti: u64,
+    expiry: Option<Arc<dyn ExpiryPolicy<K, V>>>,
+    expiry_on_read: bool,
+    weigher: Option<Weigher<K, V>>,
+    listener: Option<EvictionListener<K, V>>,
+    stats: Option<Arc<dyn StatsRecorder>>,
+    policy: parking_lot::Mutex<Arc<dyn PolicyFactory>>,
+    ordered_reads: AtomicBool,
+    /// Set once any entry has had a deadline; until then writes skip the expiry sweep.
+    has_deadlines: AtomicBool,
+    max_weight: u64,
+}
+
+impl<K, V, S> fmt::Debug for Engine<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("shards", &self.shards.len())
+            .field("max_weight", &self.max_weight)
+            .field("policy", &self.policy.lock().name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The engine's [`AccessView`] over one shard's slots.
+struct View<'a, K, V, S> {
+    slots: &'a [Option<Entry<K, V>>],
+    hasher: &'a S,
+}
+
+impl<K: Hash, V, S: BuildHasher> AccessView for View<'_, K, V, S> {
+    fn take_accesses(&mut self, slot: SlotId) -> u8 {
+        match self.slots.get(slot as usize) {
+            Some(Some(e)) => e.accesses.swap(0, Relaxed),
+            _ => 0,
+        }
+    }
+    fn hash(&mut self, slot: SlotId) -> u64 {
+        match self.slots.get(slot as usize) {
+            Some(Some(e)) => self.hasher.hash_one(&e.key),
+            _ => 0,
+        }
+    }
+}
+
+fn add_nanos(now: Timestamp, d: Duration) -> Timestamp {
+    now.saturating_add(duration_nanos(d))
+}
+
+impl<K, V, S> Engine<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new(cfg: Config<K, V, S>) -> Self {
+        let n = cfg.shards.max(1).next_power_of_two();
+        let base = cfg.max_weight / n as u64;
+        let extra = cfg.max_weight % n as u64;
+        let shards: Vec<_> = (0..n as u64)
+            .map(|i| {
+                let max_weight = base + u64::from(i < extra);
+                CachePadded::new(Shard {
+                    data: RwLock::new(ShardData {
+                        table: HashTable::new(),
+                        slots: Vec::new(),
+                        free: Vec::new(),
+                        hard: Vec::new(),
+                        policy: cfg.policy.build(max_weight),
+                        weight: 0,
+                        max_weight,
+                        len: 0,
+                        hand: 0,
+                    }),
+                    reads: ReadBuffer::new(),
+                })
+            })
+            .collect();
+        let ordered = cfg.policy.build(1).read_tracking() == ReadTracking::Events;
+        let expiry_on_read = cfg.expiry.as_ref().is_some_and(|e| e.refreshes_on_read());
+        Engine {
+            shards: shards.into_boxed_slice(),
+            mask: n as u64 - 1,
+            hasher: cfg.hasher,
+            clock: cfg.clock,
+            ttl: cfg.ttl.map_or(NEVER, duration_nanos),
+            tti: cfg.tti.map_or(NEVER, duration_nanos),
+            expiry: cfg.expiry,
+            expiry_on_read,
+            weigher: cfg.weigher,
+            listener: cfg.listener,
+            stats: cfg.stats,
+            policy: parking_lot::Mutex::new(cfg.policy),
+            ordered_reads: AtomicBool::new(ordered),
+            has_deadlines: AtomicBool::new(false),
+            max_weight: cfg.max_weight,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &Shard<K, V> {
+        &self.shards[((hash >> 40) & self.mask) as usize]
+    }
+
+    pub(crate) fn max_weight(&self) -> u64 {
+        self.max_weight
+    }
+
+    // ---- reads ----
+
+    #[inline]
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let shard = self.shard(hash);
+        let data = shard.data.read();
+        let found = data.table.find(hash, |&i| match &data.slots[i as usize] {
+            Some(e) => e.key.borrow() == key,
+            None => false,
+        });
+        let Some(&idx) = found else {
+            drop(data);
+            self.record_miss();
+            return None;
+        };
+        let Some(e) = &data.slots[idx as usize] else {
+            drop(data);
+            self.record_miss();
+            return None;
+        };
+        let deadline = e.deadline();
+        if deadline != NEVER {
+            let now = self.clock.now();
+            if now >= deadline {
+                drop(data);
+                self.record_miss();
+                return None;
+            }
+            if self.tti != NEVER {
+                let cap = data.hard.get(idx as usize).copied().unwrap_or(NEVER);
+                e.deadline.store(now.saturating_add(self.tti).min(cap), Relaxed);
+            }
+            if self.expiry_on_read {
+                self.refresh_on_read(e, now, deadline);
+            }
+        }
+        e.touch();
+        let value = e.value.clone();
+        drop(data);
+        if self.ordered_reads.load(Relaxed) && shard.reads.record(idx) {
+            self.drain_if_free(shard);
+        }
+        if let Some(s) = &self.stats {
+            s.record_hits(1);
+        }
+        self.read_maintenance(shard);
+        Some(value)
+    }
+
+    fn refresh_on_read(&self, e: &Entry<K, V>, now: Timestamp, deadline: Timestamp) {
+        if let Some(x) = &self.expiry {
+            let current = Some(Duration::from_nanos(deadline - now));
+            let next = x.expire_after_read(&e.key, &e.value, now, current);
+            e.deadline.store(next.map_or(NEVER, |d| add_nanos(now, d)), Relaxed);
+        }
+    }
+
+    #[inline]
+    fn record_miss(&self) {
+        if let Some(s) = &self.stats {
+            s.record_misses(1);
+        }
+    }
+
+    pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let data = self.shard(hash).data.read();
+        let found = data.table.find(hash, |&i| match &data.slots[i as usize] {
+            Some(e) => e.key.borrow() == key,
+            None => false,
+        });
+        match found.and_then(|&i| data.slots[i as usize].as_ref()) {
+            Some(e) => {
+                let d = e.deadline();
+                d == NEVER || self.clock.now() < d
+            }
+            None => false,
+        }
+    }
+
+    /// Every few hundred reads per thread, try to drain the read buffer and sweep a few slots.
+    #[inline]
+    fn read_maintenance(&self, shard: &Shard<K, V>) {
+        #[cfg(not(loom))]
+        {
+            thread_local! {
+                static READS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+            }
+            let due = READS.with(|c| {
+                let n = c.get().wrapping_add(1);
+                c.set(n);
+                n % 512 == 0
+            });
+            if due && (self.has_deadlines.load(Relaxed) || self.ordered_reads.load(Relaxed)) {
+                if let Some(mut data) = shard.data.try_write() {
+                    let mut removed = Removed::None;
+                    shard.reads.drain(&mut *data.policy);
+                    self.sweep(&mut data, SWEEP_PER_READ_TASK, &mut removed);
+                    drop(data);
+                    self.notify(removed);
+                }
+            }
+        }
+        #[cfg(loom)]
+        let _ = shard;
+    }
+
+    fn drain_if_free(&self, shard: &Shard<K, V>) {
+        if let Some(mut data) = shard.data.try_write() {
+            shard.reads.drain(&mut *data.policy);
+        }
+    }
+
+    // ---- writes ----
+
+    /// Inserts or replaces. `ttl` overrides the cache's expiry rules for this entry.
+    pub(crate) fn insert(&self, key: K, value: V, ttl: Option<Duration>) {
+        let hash = self.hash(&key);
+        let weight = self.weigher.as_ref().map_or(1, |w| w(&key, &value)).max(1);
+        let weight = NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN);
+        let timed = ttl.is_some()
+            || self.ttl != NEVER
+            || self.tti != NEVER
+            || self.expiry.is_some()
+            || self.has_deadlines.load(Relaxed);
+        let now = if timed { self.clock.now() } else { 0 };
+        let shard = self.shard(hash);
+        let mut removed = Removed::None;
+        {
+            let mut guard = shard.data.write();
+            let data = &mut *guard;
+            if self.ordered_reads.load(Relaxed) {
+                shard.reads.drain(&mut *data.policy);
+            }
+            let existing = data.table.find(hash, |&i| match &data.slots[i as usize] {
+                Some(e) => e.key == key,
+                None => false,
+            });
+            match existing.copied() {
+                Some(idx) => self.replace(data, idx, key, value, weight, now, ttl, &mut removed),
+                None => self.add(data, hash, key, value, weight, now, ttl, &mut removed),
+            }
+            self.evict_to_budget(data, &mut removed);
+            if self.has_deadlines.load(Relaxed) {
+                // `now` was read before the lock; deadlines set under it are not older.
+                let now = if timed { now } else { self.clock.now() };
+                self.sweep_at(data, SWEEP_PER_WRITE, now, &mut removed);
+            }
+        }
+        self.notify(removed);
+    }
+
+    /// The (soft, hard) deadlines of a new or updated entry.
+    fn deadlines(
+        &self,
+        key: &K,
+        value: &V,
+        now: Timestamp,
+        ttl: Option<Duration>,
+        previous: Option<Timestamp>,
+    ) -> (Timestamp, Timestamp) {
+        let hard = if let Some(d) = ttl {
+            add_nanos(now, d)
+        } else if let Some(x) = &self.expiry {
+            let life = match previous {
+                None => x.expire_after_create(key, value, now),
+                Some(p) => {
+                    let current = (p != NEVER).then(|| Duration::from_nanos(p.saturating_sub(now)));
+                    x.expire_after_update(key, value, now, current)
+                }
+            };
+            life.map_or(NEVER, |d| add_nanos(now, d))
+        } else {
+            now.saturating_add(self.ttl)
+        };
+        let soft = if self.tti != NEVER { hard.min(now.saturating_add(self.tti)) } else { hard };
+        (soft, hard)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &self,
+        data: &mut ShardData<K, V>,
+        hash: u64,
+        key: K,
+        value: V,
+        weight: NonZeroU32,
+        now: Timestamp,
+        ttl: Option<Duration>,
+        removed: &mut Removed<K, V>,
+    ) {
+        let (soft, hard) = self.deadlines(&key, &value, now, ttl, None);
+        let w = u64::from(weight.get());
+        if soft != NEVER && soft <= now {
+            removed.push(key, value, RemovalCause::Expired, w);
+            return;
+        }
+        if w > data.max_weight {
+            removed.push(key, value, RemovalCause::Capacity, w);
+            return;
+        }
+        if soft != NEVER {
+            self.has_deadlines.store(true, Relaxed);
+        }
+        let entry = Entry {
+            key,
+            value,
+            deadline: AtomicU64::new(soft),
+            weight,
+            accesses: AtomicU8::new(0),
+        };
+        let idx = match data.free.pop() {
+            Some(i) => {
+                data.slots[i as usize] = Some(entry);
+                i
+            }
+            None => {
+                data.slots.push(Some(entry));
+                (data.slots.len() - 1) as u32
+            }
+        };
+        if self.tti != NEVER {
+            if data.hard.len() <= idx as usize {
+                data.hard.resize(idx as usize + 1, NEVER);
+            }
+            data.hard[idx as usize] = hard;
+        }
+        let slots = &data.slots;
+        let hasher = &self.hasher;
+        data.table.insert_unique(hash, idx, |&i| match &slots[i as usize] {
+            Some(e) => hasher.hash_one(&e.key),
+            None => 0,
+        });
+        data.len += 1;
+        data.weight += w;
+        data.policy.on_insert(
+            idx,
+            EntryInfo { hash, weight: w, expires: (soft != NEVER).then_some(soft) },
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn replace(
+        &self,
+        data: &mut ShardData<K, V>,
+        idx: u32,
+        key: K,
+        value: V,
+        weight: NonZeroU32,
+        now: Timestamp,
+        ttl: Option<Duration>,
+        removed: &mut Removed<K, V>,
+    ) {
+        let Some(e) = data.slots[idx as usize].as_ref() else { return };
+        let previous = e.deadline();
+        let was_expired = previous != NEVER && now >= previous;
+        let (soft, hard) =
+            self.deadlines(&key, &value, now, ttl, (!was_expired).then_some(previous));
+        let new_w = u64::from(weight.get());
+        let old_cause = if was_expired { RemovalCause::Expired } else { RemovalCause::Replaced };
+        if (soft != NEVER && soft <= now) || new_w > data.max_weight {
+            // The new value cannot stay: the old one leaves, the new one is reported too.
+            let (k, v, w) = self.remove_slot(data, idx);
+            data.policy.on_remove(idx);
+            removed.push(k, v, old_cause, w);
+            let cause = if new_w > data.max_weight {
+                RemovalCause::Capacity
+            } else {
+                RemovalCause::Expired
+            };
+            removed.push(key, value, cause, new_w);
+            return;
+        }
+        if soft != NEVER {
+            self.has_deadlines.store(true, Relaxed);
+        }
+        let Some(e) = data.slots[idx as usize].as_mut() else { return };
+        let old_key = std::mem::replace(&mut e.key, key);
+        let old_value = std::mem::replace(&mut e.value, value);
+        let old_w = u64::from(e.weight.get());
+        e.weight = weight;
+        e.deadline.store(soft, Relaxed);
+        if self.tti != NEVER {
+            data.hard[idx as usize] = hard;
+        }
+        data.weight = data.weight - old_w + new_w;
+        let hash = self.hasher.hash_one(&old_key);
+        data.policy.on_update(
+            idx,
+            EntryInfo { hash, weight: new_w, expires: (soft != NEVER).then_some(soft) },
+        );
+        removed.push(old_key, old_value, old_cause, old_w);
+    }
+
+    /// Takes the entry out of `idx` and the table. The caller tells the policy.
+    fn remove_slot(&self, data: &mut ShardData<K, V>, idx: u32) -> (K, V, u64) {
+        let Some(e) = data.slots[idx as usize].take() else {
+            unreachable!("slot {idx} is in the table but empty")
+        };
+        let hash = self.hasher.hash_one(&e.key);
+        if let Ok(entry) = data.table.find_entry(hash, |&i| i == idx) {
+            entry.remove();
+        }
+        data.free.push(idx);
+        data.len -= 1;
+        let w = u64::from(e.weight.get());
+        data.weight -= w;
+        (e.key, e.value, w)
+    }
+
+    fn evict_to_budget(&self, data: &mut ShardData<K, V>, removed: &mut Removed<K, V>) {
+        while data.weight > data.max_weight {
+            let victim = {
+                let mut view = View { slots: &data.slots, hasher: &self.hasher };
+                data.policy.evict(&mut view)
+            };
+            let Some(idx) = victim else { break };
+            if data.slots.get(idx as usize).is_none_or(Option::is_none) {
+                continue; // a policy bug; never loop on it forever
+            }
+            let d = data.slots[idx as usize].as_ref().map_or(NEVER, Entry::deadline);
+            let (k, v, w) = self.remove_slot(data, idx);
+            // A victim that had already expired is reported as such.
+            let cause = if d != NEVER && self.clock.now() >= d {
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Capacity
+            };
+            removed.push(k, v, cause, w);
+        }
+    }
+
+    fn sweep(&self, data: &mut ShardData<K, V>, budget: usize, removed: &mut Removed<K, V>) {
+        if self.has_deadlines.load(Relaxed) {
+            let now = self.clock.now();
+            self.sweep_at(data, budget, now, removed);
+        }
+    }
+
+    /// Looks at up to `budget` slots from the sweep hand and reclaims the expired ones.
+    fn sweep_at(
+        &self,
+        data: &mut ShardData<K, V>,
+        budget: usize,
+        now: Timestamp,
+        removed: &mut Removed<K, V>,
+    ) {
+        let n = data.slots.len();
+        if n == 0 {
+            return;
+        }
+        for _ in 0..budget.min(n) {
+            let idx = data.hand % n;
+            data.hand = (idx + 1) % n;
+            let expired = match &data.slots[idx] {
+                Some(e) => {
+                    let d = e.deadline();
+                    d != NEVER && now >= d
+                }
+                None => false,
+            };
+            if expired {
+                let (k, v, w) = self.remove_slot(data, idx as u32);
+                data.policy.on_remove(idx as u32);
+                removed.push(k, v, RemovalCause::Expired, w);
+            }
+        }
+    }
+
+    /// Removes `key`, returning its value if it was live.
+    pub(crate) fn remove<Q>(&self, key: &Q, cause: RemovalCause) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let shard = self.shard(hash);
+        let mut removed = Removed::None;
+        let out = {
+            let mut guard = shard.data.write();
+            let data = &mut *guard;
+            let found = data.table.find(hash, |&i| match &data.slots[i as usize] {
+                Some(e) => e.key.borrow() == key,
+                None => false,
+            });
+            match found.copied() {
+                None => None,
+                Some(idx) => {
+                    let d = data.slots[idx as usize].as_ref().map_or(NEVER, Entry::deadline);
+                    let expired = d != NEVER && self.clock.now() >= d;
+                    let (k, v, w) = self.remove_slot(data, idx);
+                    data.policy.on_remove(idx);
+                    if expired {
+                        removed.push(k, v, RemovalCause::Expired, w);
+                        None
+                    } else {
+                        let out = v.clone();
+                        removed.push(k, v, cause, w);
+                        Some(out)
+                    }
+                }
+            }
+        };
+        self.notify(removed);
+        out
+    }
+
+    /// Removes every entry for which `pred` is true (all if `None`).
+    pub(crate) fn remove_where(&self, pred: Option<Predicate<'_, K, V>>, cause: RemovalCause) {
+        for shard in self.shards.iter() {
+            let mut removed = Removed::None;
+            {
+                let mut guard = shard.data.write();
+                let data = &mut *guard;
+                shard.reads.drain(&mut *data.policy);
+                let now = if self.has_deadlines.load(Relaxed) { self.clock.now() } else { 0 };
+                for idx in 0..data.slots.len() {
+                    let hit = match &data.slots[idx] {
+                        Some(e) => pred.is_none_or(|p| p(&e.key, &e.value)),
+                        None => false,
+                    };
+                    if hit {
+                        let d = data.slots[idx].as_ref().map_or(NEVER, Entry::deadline);
+                        let (k, v, w) = self.remove_slot(data, idx as u32);
+                        data.policy.on_remove(idx as u32);
+                        let c = if d != NEVER && now >= d { RemovalCause::Expired } else { cause };
+                        removed.push(k, v, c, w);
+                    }
+                }
+            }
+            self.notify(removed);
+        }
+    }
+
+    /// Drains read buffers and reclaims every expired entry now.
+    pub(crate) fn run_pending_tasks(&self) {
+        for shard in self.shards.iter() {
+            let mut removed = Removed::None;
+            {
+                let mut data = shard.data.write();
+                shard.reads.drain(&mut *data.policy);
+                let n = data.slots.len();
+                self.sweep(&mut data, n, &mut removed);
+            }
+            self.notify(removed);
+        }
+    }
+
+    /// Replaces the eviction policy of every shard; the new one adopts every resident entry.
+    pub(crate) fn set_policy(&self, factory: Arc<dyn PolicyFactory>) {
+        let mut current = self.policy.lock();
+        self.ordered_reads.store(factory.build(1).read_tracking() == ReadTracking::Events, Release);
+        for shard in self.shards.iter() {
+            let mut guard = shard.data.write();
+            let data = &mut *guard;
+            shard.reads.drain(&mut *data.policy);
+            let mut policy = factory.build(data.max_weight);
+            for (idx, slot) in data.slots.iter().enumerate() {
+                if let Some(e) = slot {
+                    let d = e.deadline();
+                    policy.on_insert(
+                        idx as u32,
+                        EntryInfo {
+                            hash: self.hasher.hash_one(&e.key),
+                            weight: u64::from(e.weight.get()),
+                            expires: (d != NEVER).then_some(d),
+                        },
+                    );
+                }
+            }
+            data.policy = policy;
+        }
+        *current = factory;
+    }
+
+    pub(crate) fn policy_name(&self) -> String {
+        self.policy.lock().name().to_string()
+    }
+
+    pub(crate) fn policy_factory(&self) -> Arc<dyn PolicyFactory> {
+        self.policy.lock().clone()
+    }
+
+    pub(crate) fn stats(&self) -> Option<&Arc<dyn StatsRecorder>> {
+        self.stats.as_ref()
+    }
+
+    /// Entries held, including expired ones not yet reclaimed.
+    pub(crate) fn entry_count(&self) -> u64 {
+        self.shards.iter().map(|s| s.data.read().len as u64).sum()
+    }
+
+    pub(crate) fn weighted_size(&self) -> u64 {
+        self.shards.iter().map(|s| s.data.read().weight).sum()
+    }
+
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Live entries of shard `i`, cloned under its read lock.
+    pub(crate) fn snapshot_shard(&self, i: usize) -> Vec<(K, V)>
+    where
+        K: Clone,
+    {
+        let data = self.shards[i].data.read();
+        let now = if self.has_deadlines.load(Acquire) { self.clock.now() } else { 0 };
+        data.slots
+            .iter()
+            .flatten()
+            .filter(|e| {
+                let d = e.deadline();
+                d == NEVER || now < d
+            })
+            .map(|e| (e.key.clone(), e.value.clone()))
+            .collect()
+    }
+
+    /// Checks internal consistency; for tests. Returns a description of the first problem.
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
+        for (i, shard) in self.shards.iter().enumerate() {
+            let data = shard.data.read();
+            let live = data.slots.iter().flatten().count();
+            if live != data.len {
+                return Err(format!("shard {i}: len {} but {live} live slots", data.len));
+            }
+            if data.table.len() != live {
+                return Err(format!("shard {i}: table {} but {live} live slots", data.table.len()));
+            }
+            if data.policy.len() != live {
+                return Err(format!("shard {i}: policy tracks {} of {live}", data.policy.len()));
+            }
+            let w: u64 = data.slots.iter().flatten().map(|e| u64::from(e.weight.get())).sum();
+            if w != data.weight {
+                return Err(format!("shard {i}: weight {} but entries weigh {w}", data.weight));
+            }
+            if data.weight > data.max_weight {
+                return Err(format!(
+                    "shard {i}: weight {} over budget {}",
+                    data.weight, data.max_weight
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn notify(&self, removed: Removed<K, V>) {
+        match removed {
+            Removed::None => {}
+            Removed::One(k, v, c, w) => self.notify_one(k, v, c, w),
+            Removed::Many(all) => {
+                for (k, v, c, w) in all {
+                    self.notify_one(k, v, c, w);
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn notify_one(&self, k: K, v: V, cause: RemovalCause, weight: u64) {
+        if let Some(s) = &self.stats {
+            s.record_removal(cause, weight);
+        }
+        if let Some(l) = &self.listener {
+            l(k, v, cause);
+        }
+    }
+}

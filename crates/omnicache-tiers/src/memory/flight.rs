@@ -1,0 +1,179 @@
+//! Single flight: one loader run per key, however many callers wait for it.
+
+use std::any::Any;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+
+/// What waiters learn when the leader finishes.
+pub(crate) enum Outcome<V> {
+    Value(V),
+    /// The loader's error, type-erased so one map serves every error type.
+    Error(Arc<dyn Any + Send + Sync>),
+    /// The leader panicked or was cancelled: waiters try again, one of them leading.
+    Abandoned,
+}
+
+impl<V: Clone> Clone for Outcome<V> {
+    fn clone(&self) -> Self {
+        match self {
+            Outcome::Value(v) => Outcome::Value(v.clone()),
+            Outcome::Error(e) => Outcome::Error(e.clone()),
+            Outcome::Abandoned => Outcome::Abandoned,
+        }
+    }
+}
+
+/// How waiters block: a condition variable for threads, a watch channel for tasks.
+pub(crate) trait Waiter<V>: Default + Send + Sync + 'static {
+    fn complete(&self, outcome: Outcome<V>);
+}
+
+/// The loads in progress, by key.
+pub(crate) struct Flights<K, W, S> {
+    map: parking_lot::Mutex<hashbrown::HashMap<K, Arc<W>, S>>,
+}
+
+impl<K, W, S> Flights<K, W, S> {
+    pub(crate) fn new(hasher: S) -> Self {
+        Flights { map: parking_lot::Mutex::new(hashbrown::HashMap::with_hasher(hasher)) }
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.map.lock().len()
+    }
+}
+
+impl<K, W, S> Flights<K, W, S>
+where
+    K: Hash + Eq + Clone,
+    S: BuildHasher,
+{
+    /// The waiter for `key`, and whether the caller leads the load.
+    pub(crate) fn join_or_lead(&self, key: &K) -> (Arc<W>, bool)
+    where
+        W: Default,
+    {
+        let mut map = self.map.lock();
+        if let Some(w) = map.get(key) {
+            return (w.clone(), false);
+        }
+        let w = Arc::new(W::default());
+        map.insert(key.clone(), w.clone());
+        (w, true)
+    }
+
+    fn finish(&self, key: &K, w: &Arc<W>) {
+        let mut map = self.map.lock();
+        if map.get(key).is_some_and(|x| Arc::ptr_eq(x, w)) {
+            map.remove(key);
+        }
+    }
+}
+
+/// Held by the leader. Completing it wakes the waiters; dropping it uncompleted (the loader
+/// panicked, or its future was dropped) releases them with [`Outcome::Abandoned`].
+pub(crate) struct Lead<'a, K, V, W, S>
+where
+    K: Hash + Eq + Clone,
+    S: BuildHasher,
+    W: Waiter<V>,
+{
+    flights: &'a Flights<K, W, S>,
+    key: &'a K,
+    waiter: Arc<W>,
+    done: bool,
+    _v: std::marker::PhantomData<fn() -> V>,
+}
+
+impl<'a, K, V, W, S> Lead<'a, K, V, W, S>
+where
+    K: Hash + Eq + Clone,
+    S: BuildHasher,
+    W: Waiter<V>,
+{
+    pub(crate) fn new(flights: &'a Flights<K, W, S>, key: &'a K, waiter: Arc<W>) -> Self {
+        Lead { flights, key, waiter, done: false, _v: std::marker::PhantomData }
+    }
+
+    pub(crate) fn complete(mut self, outcome: Outcome<V>) {
+        self.done = true;
+        self.flights.finish(self.key, &self.waiter);
+        self.waiter.complete(outcome);
+    }
+}
+
+impl<K, V, W, S> Drop for Lead<'_, K, V, W, S>
+where
+    K: Hash + Eq + Clone,
+    S: BuildHasher,
+    W: Waiter<V>,
+{
+    fn drop(&mut self) {
+        if !self.done {
+            self.flights.finish(self.key, &self.waiter);
+            self.waiter.complete(Outcome::Abandoned);
+        }
+    }
+}
+
+/// A waiter for threads.
+pub(crate) struct BlockingWaiter<V> {
+    state: std::sync::Mutex<Option<Outcome<V>>>,
+    cond: std::sync::Condvar,
+}
+
+impl<V> Default for BlockingWaiter<V> {
+    fn default() -> Self {
+        BlockingWaiter { state: std::sync::Mutex::new(None), cond: std::sync::Condvar::new() }
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> Waiter<V> for BlockingWaiter<V> {
+    fn complete(&self, outcome: Outcome<V>) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+        self.cond.notify_all();
+    }
+}
+
+impl<V: Clone> BlockingWaiter<V> {
+    pub(crate) fn wait(&self) -> Outcome<V> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(o) = &*state {
+                return o.clone();
+            }
+            state = self.cond.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// A waiter for async tasks.
+pub(crate) struct AsyncWaiter<V> {
+    tx: tokio::sync::watch::Sender<Option<Outcome<V>>>,
+}
+
+impl<V> Default for AsyncWaiter<V> {
+    fn default() -> Self {
+        AsyncWaiter { tx: tokio::sync::watch::Sender::new(None) }
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> Waiter<V> for AsyncWaiter<V> {
+    fn complete(&self, outcome: Outcome<V>) {
+        self.tx.send_replace(Some(outcome));
+    }
+}
+
+impl<V: Clone> AsyncWaiter<V> {
+    pub(crate) async fn wait(&self) -> Outcome<V> {
+        let mut rx = self.tx.subscribe();
+        loop {
+            if let Some(o) = &*rx.borrow_and_update() {
+                return o.clone();
+            }
+            if rx.changed().await.is_err() {
+                return Outcome::Abandoned;
+            }
+        }
+    }
+}

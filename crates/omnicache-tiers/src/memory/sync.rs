@@ -1,0 +1,158 @@
+//! The memory cache for threads: loaders are closures.
+
+use super::builder::CacheBuilder;
+use super::engine::Engine;
+use super::flight::{BlockingWaiter, Flights, Lead, Outcome};
+use super::DefaultHashBuilder;
+use std::convert::Infallible;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+
+/// A concurrent, bounded, expiring in-memory cache. Cloning is cheap and shares the cache.
+///
+/// ```
+/// use omnicache_tiers::memory::sync::Cache;
+///
+/// let cache: Cache<u32, String> = Cache::builder().max_capacity(100).build();
+/// cache.insert(1, "one".to_string());
+/// assert_eq!(cache.get(&1).as_deref(), Some("one"));
+///
+/// // One loader run per key, however many threads ask at once.
+/// let v = cache.get_with(2, || "two".to_string());
+/// assert_eq!(v, "two");
+/// let err = cache.try_get_with(3, || Err::<String, _>("backend down")).unwrap_err();
+/// assert_eq!(*err, "backend down");
+/// assert!(!cache.contains_key(&3), "errors are not cached");
+/// ```
+pub struct Cache<K, V, S = DefaultHashBuilder> {
+    pub(crate) engine: Arc<Engine<K, V, S>>,
+    flights: Arc<Flights<K, BlockingWaiter<V>, S>>,
+}
+
+impl<K, V, S> Clone for Cache<K, V, S> {
+    fn clone(&self) -> Self {
+        Cache { engine: self.engine.clone(), flights: self.flights.clone() }
+    }
+}
+
+impl<K, V, S> fmt::Debug for Cache<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("sync::Cache").field(&self.engine).finish()
+    }
+}
+
+impl<K, V> Cache<K, V, DefaultHashBuilder>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A cache bounded to `max_capacity` entries, with the default policy.
+    pub fn new(max_capacity: u64) -> Self {
+        Self::builder().max_capacity(max_capacity).build()
+    }
+
+    /// A builder; see [`CacheBuilder`].
+    pub fn builder() -> CacheBuilder<K, V, Self> {
+        CacheBuilder::default()
+    }
+}
+
+impl<K, V> CacheBuilder<K, V, Cache<K, V, DefaultHashBuilder>>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Builds the cache.
+    pub fn build(self) -> Cache<K, V, DefaultHashBuilder> {
+        self.build_with_hasher(Self::default_hasher())
+    }
+
+    /// Builds the cache with a hasher of your choice.
+    pub fn build_with_hasher<S>(self, hasher: S) -> Cache<K, V, S>
+    where
+        S: BuildHasher + Clone + Send + Sync + 'static,
+    {
+        Cache {
+            flights: Arc::new(Flights::new(hasher.clone())),
+            engine: Arc::new(self.engine(hasher)),
+        }
+    }
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    super::shared_methods!();
+
+    /// The value for `key`, running `init` to produce and cache it on a miss. Concurrent callers
+    /// for the same key wait for a single run. If `init` panics, the panic reaches this caller
+    /// and the waiters are released to try again themselves.
+    pub fn get_with(&self, key: K, init: impl FnOnce() -> V) -> V
+    where
+        K: Clone,
+    {
+        match self.try_get_with(key, || Ok::<V, Infallible>(init())) {
+            Ok(v) => v,
+            Err(e) => match *e {},
+        }
+    }
+
+    /// Like [`get_with`](Self::get_with) for fallible loaders. An error is not cached; it is
+    /// returned, shared as `Arc<E>`, to the caller and to every waiter of that run.
+    pub fn try_get_with<E>(&self, key: K, init: impl FnOnce() -> Result<V, E>) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        E: Send + Sync + 'static,
+    {
+        let mut init = Some(init);
+        loop {
+            if let Some(v) = self.engine.get(&key) {
+                return Ok(v);
+            }
+            let (waiter, leader) = self.flights.join_or_lead(&key);
+            if !leader {
+                match waiter.wait() {
+                    Outcome::Value(v) => return Ok(v),
+                    Outcome::Error(e) => match e.downcast::<E>() {
+                        Ok(e) => return Err(e),
+                        Err(_) => continue, // a loader with another error type failed; retry
+                    },
+                    Outcome::Abandoned => continue,
+                }
+            }
+            let lead = Lead::new(&self.flights, &key, waiter);
+            let Some(init) = init.take() else {
+                // Only reachable if this caller led before, which returns or unwinds.
+                lead.complete(Outcome::Abandoned);
+                continue;
+            };
+            let started = std::time::Instant::now();
+            let result = init();
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            if let Some(s) = self.engine.stats() {
+                s.record_load(result.is_ok(), nanos);
+            }
+            return match result {
+                Ok(v) => {
+                    self.engine.insert(key.clone(), v.clone(), None);
+                    lead.complete(Outcome::Value(v.clone()));
+                    Ok(v)
+                }
+                Err(e) => {
+                    let e = Arc::new(e);
+                    lead.complete(Outcome::Error(e.clone()));
+                    Err(e)
+                }
+            };
+        }
+    }
+
+    /// Loads in progress (for tests and metrics).
+    pub fn loads_in_flight(&self) -> usize {
+        self.flights.in_flight()
+    }
+}
