@@ -62,7 +62,8 @@ pub use invalidation::Invalidation;
 pub use meta::{EntryMeta, RemovalCause};
 pub use policy::{
     default_policy, AccessView, AdmissionPolicy, AdmitAll, DefaultPolicy, EntryInfo,
-    EvictionPolicy, ExpiryPolicy, PolicyFactory, ReadTracking, S3Fifo, S3FifoFactory, SlotId,
+    EvictionPolicy, ExpiryPolicy, NoReads, PolicyFactory, ReadTracking, S3Fifo, S3FifoFactory,
+    SlotId,
 };
 pub use stats::{AtomicStats, StatsRecorder, StatsSnapshot};
 pub use tier::{DynTier, ScanPage, Tier, TierEntry, TierHealth};

@@ -54,6 +54,20 @@ pub trait AccessView {
     fn hash(&mut self, slot: SlotId) -> u64;
 }
 
+/// An [`AccessView`] that reports no reads and a hash of 0: for policies driven only by events,
+/// and for examples.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoReads;
+
+impl AccessView for NoReads {
+    fn take_accesses(&mut self, _slot: SlotId) -> u8 {
+        0
+    }
+    fn hash(&mut self, _slot: SlotId) -> u64 {
+        0
+    }
+}
+
 /// Chooses which resident entry leaves when the cache is over budget.
 ///
 /// Contract (checked by the conformance suite in `testkit`):

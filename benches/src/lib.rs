@@ -1,0 +1,111 @@
+//! Shared pieces of OmniCache's benchmarks: the peers behind one trait, and workload generators.
+// The wrappers hold peers whose Debug output is useless in a benchmark.
+#![allow(missing_debug_implementations)]
+
+use std::hash::Hash;
+use std::sync::Arc;
+
+/// A cache under test: the calls the race makes, nothing more.
+pub trait Contender: Send + Sync + 'static {
+    /// The column name in the CSV.
+    fn name(&self) -> &'static str;
+    /// A lookup; true on a hit.
+    fn get(&self, key: u64) -> bool;
+    /// An insert of an 8-byte value.
+    fn insert(&self, key: u64, value: u64);
+}
+
+/// OmniCache's memory cache with its default policy and TTL on.
+pub struct Omni(pub omnicache::sync::Cache<u64, u64>);
+/// moka 0.12 `sync::Cache`.
+pub struct Moka(pub moka::sync::Cache<u64, u64>);
+/// quick_cache 0.7 `sync::Cache`.
+pub struct Quick(pub quick_cache::sync::Cache<u64, u64>);
+/// `lru::LruCache` behind a `parking_lot::Mutex`.
+pub struct LruMutex(pub parking_lot::Mutex<lru::LruCache<u64, u64>>);
+
+impl Contender for Omni {
+    fn name(&self) -> &'static str {
+        "omnicache"
+    }
+    #[inline]
+    fn get(&self, key: u64) -> bool {
+        self.0.get(&key).is_some()
+    }
+    #[inline]
+    fn insert(&self, key: u64, value: u64) {
+        self.0.insert(key, value)
+    }
+}
+
+impl Contender for Moka {
+    fn name(&self) -> &'static str {
+        "moka"
+    }
+    fn get(&self, key: u64) -> bool {
+        self.0.get(&key).is_some()
+    }
+    fn insert(&self, key: u64, value: u64) {
+        self.0.insert(key, value)
+    }
+}
+
+impl Contender for Quick {
+    fn name(&self) -> &'static str {
+        "quick_cache"
+    }
+    fn get(&self, key: u64) -> bool {
+        self.0.get(&key).is_some()
+    }
+    fn insert(&self, key: u64, value: u64) {
+        self.0.insert(key, value)
+    }
+}
+
+impl Contender for LruMutex {
+    fn name(&self) -> &'static str {
+        "lru+mutex"
+    }
+    fn get(&self, key: u64) -> bool {
+        self.0.lock().get(&key).is_some()
+    }
+    fn insert(&self, key: u64, value: u64) {
+        self.0.lock().put(key, value);
+    }
+}
+
+/// Every contender, freshly built with the same capacity.
+pub fn contenders(capacity: u64) -> Vec<Arc<dyn Contender>> {
+    vec![
+        Arc::new(Omni(
+            omnicache::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(std::time::Duration::from_secs(3600))
+                .build(),
+        )),
+        Arc::new(Moka(moka::sync::Cache::new(capacity))),
+        Arc::new(Quick(quick_cache::sync::Cache::new(capacity as usize))),
+        Arc::new(LruMutex(parking_lot::Mutex::new(lru::LruCache::new(
+            std::num::NonZeroUsize::new(capacity as usize).unwrap_or(std::num::NonZeroUsize::MIN),
+        )))),
+    ]
+}
+
+/// `n` keys drawn from Zipf(s) over `1..=universe`, scrambled so hot keys are not adjacent.
+pub fn zipf_keys(n: usize, universe: u64, s: f64, seed: u64) -> Vec<u64> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let zipf = rand_distr::Zipf::new(universe, s).expect("valid Zipf parameters");
+    (0..n).map(|_| scramble(rng.sample(zipf) as u64)).collect()
+}
+
+/// A bijective mix so that key ranks do not map to neighbouring hashes.
+pub fn scramble(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Keys of any hashable type work the same; kept for the memory benchmark.
+pub fn _assert_hash<T: Hash>() {}

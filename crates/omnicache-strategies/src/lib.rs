@@ -1,0 +1,66 @@
+//! # omnicache-strategies
+//!
+//! Eviction policies for OmniCache's memory cache, each an
+//! [`EvictionPolicy`](omnicache_core::EvictionPolicy) made by a
+//! [`PolicyFactory`](omnicache_core::PolicyFactory), each passing the core conformance suite.
+//!
+//! | name | type | evicts | reads |
+//! |---|---|---|---|
+//! | `s3fifo` (`default`) | [`S3Fifo`] (from core) | one-hit wonders first, then by reinsertion | access bits |
+//! | `lru` | [`Lru`] | least recently used | ordered events |
+//! | `lfu` | [`Lfu`] | least frequently used, counts halving periodically | ordered events |
+//! | `ttl` | [`TtlOrdered`] | soonest expiry | ignored |
+//! | `gdsf` (`size`) | [`Gdsf`] | least value per byte (GreedyDual-Size-Frequency) | ordered events |
+//!
+//! Policies can be switched on a live cache; the new one adopts every entry.
+//!
+//! ## Features
+//!
+//! None yet; every policy is always built.
+//!
+//! ## Example
+//!
+//! ```
+//! use omnicache_strategies::by_name;
+//! use omnicache_core::{EntryInfo, NoReads};
+//!
+//! let factory = by_name("lru").expect("a known policy");
+//! let mut lru = factory.build(2);
+//! lru.on_insert(0, EntryInfo { hash: 10, weight: 1, expires: None });
+//! lru.on_insert(1, EntryInfo { hash: 11, weight: 1, expires: None });
+//! lru.on_access(0);
+//! assert_eq!(lru.evict(&mut NoReads), Some(1));
+//! assert!(by_name("nope").is_none());
+//! ```
+
+mod gdsf;
+mod lfu;
+mod list;
+mod lru;
+mod ordered;
+mod ttl;
+
+pub use gdsf::{Gdsf, GdsfFactory};
+pub use lfu::{Lfu, LfuFactory};
+pub use lru::{Lru, LruFactory};
+pub use omnicache_core::{S3Fifo, S3FifoFactory};
+pub use ttl::{TtlFactory, TtlOrdered};
+
+use omnicache_core::PolicyFactory;
+use std::sync::Arc;
+
+/// Every policy name [`by_name`] knows, canonical names first.
+pub const NAMES: &[&str] = &["s3fifo", "lru", "lfu", "ttl", "gdsf", "default", "size"];
+
+/// The factory for a policy name (case-insensitive), or `None` if unknown.
+pub fn by_name(name: &str) -> Option<Arc<dyn PolicyFactory>> {
+    let f: Arc<dyn PolicyFactory> = match name.to_ascii_lowercase().as_str() {
+        "s3fifo" | "s3-fifo" | "default" => Arc::new(S3FifoFactory::default()),
+        "lru" => Arc::new(LruFactory),
+        "lfu" => Arc::new(LfuFactory::default()),
+        "ttl" => Arc::new(TtlFactory),
+        "gdsf" | "size" => Arc::new(GdsfFactory),
+        _ => return None,
+    };
+    Some(f)
+}

@@ -1,0 +1,168 @@
+//! `cargo xtask`: OmniCache's automation, in plain Rust, never prompting.
+//!
+//! - `cargo xtask ci [--slow]`: everything CI checks, in order, stopping at the first failure:
+//!   fmt, clippy (default and all features, `-D warnings`), the dependency rule, nextest,
+//!   doctests, rustdoc (`-D warnings`), and the loom model of the memory cache. `--slow` adds
+//!   the tests marked `#[ignore = "slow"]`.
+//! - `cargo xtask deps`: the architecture invariant: a library crate depends on
+//!   `omnicache-core` and external crates only, never on a sibling.
+//! - `cargo xtask bench`: the throughput race (see docs/BENCHMARKS.md).
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// Packages allowed to depend on several OmniCache crates.
+const LEAVES: &[&str] = &[
+    "omnicache",
+    "omnicache-server",
+    "omnicache-cli",
+    "omnicache-bench",
+    "omnicache-tests",
+    "xtask",
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(args.iter().any(|a| a == "--slow")),
+        Some("deps") => deps(),
+        Some("bench") => run(
+            "race",
+            cargo(&[
+                "run",
+                "--release",
+                "-p",
+                "omnicache-bench",
+                "--bin",
+                "race",
+                "--",
+                "--secs",
+                "2",
+            ]),
+        ),
+        _ => {
+            eprintln!("usage: cargo xtask ci [--slow] | deps | bench");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.args(args);
+    c
+}
+
+fn run(step: &str, mut cmd: Command) -> Result<(), String> {
+    eprintln!("\n==> {step}: {cmd:?}");
+    let started = Instant::now();
+    let status = cmd.status().map_err(|e| format!("{step}: could not start: {e}"))?;
+    eprintln!("<== {step}: {status} in {:.0?}", started.elapsed());
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("step `{step}` failed ({status})"))
+    }
+}
+
+fn has_nextest() -> bool {
+    cargo(&["nextest", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn ci(slow: bool) -> Result<(), String> {
+    let started = Instant::now();
+    run("fmt", cargo(&["fmt", "--all", "--", "--check"]))?;
+    run(
+        "clippy (default features)",
+        cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    run(
+        "clippy (all features)",
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    deps()?;
+    if has_nextest() {
+        let mut args = vec!["nextest", "run", "--workspace", "--all-features", "--no-fail-fast"];
+        if slow {
+            args.extend(["--run-ignored", "all"]);
+        }
+        run("tests (nextest)", cargo(&args))?;
+    } else {
+        eprintln!("notice: cargo-nextest is not installed (cargo install cargo-nextest); using cargo test");
+        let mut args =
+            vec!["test", "--workspace", "--all-features", "--all-targets", "--no-fail-fast"];
+        if slow {
+            args.extend(["--", "--include-ignored"]);
+        }
+        run("tests (cargo test)", cargo(&args))?;
+    }
+    run("doctests", cargo(&["test", "--workspace", "--all-features", "--doc"]))?;
+    let mut doc = cargo(&["doc", "--workspace", "--all-features", "--no-deps"]);
+    doc.env("RUSTDOCFLAGS", "-D warnings");
+    run("rustdoc", doc)?;
+    let mut lm = cargo(&["test", "-p", "omnicache-tiers", "--test", "loom", "--release"]);
+    lm.env("RUSTFLAGS", "--cfg loom").env("CARGO_TARGET_DIR", "target/loom");
+    lm.env("LOOM_MAX_PREEMPTIONS", "2");
+    run("loom model of the memory cache", lm)?;
+    eprintln!("\nci: all steps passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn deps() -> Result<(), String> {
+    eprintln!("\n==> deps: the architecture invariant");
+    let out = cargo(&["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .map_err(|e| format!("cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata output: {e}"))?;
+    let packages = meta["packages"].as_array().ok_or("cargo metadata: no packages")?;
+    let mut violations = Vec::new();
+    for p in packages {
+        let name = p["name"].as_str().unwrap_or_default();
+        if LEAVES.contains(&name) || name == "omnicache-core" {
+            continue;
+        }
+        for d in p["dependencies"].as_array().into_iter().flatten() {
+            let dep = d["name"].as_str().unwrap_or_default();
+            let is_sibling = dep.starts_with("omnicache") && dep != "omnicache-core";
+            if is_sibling {
+                let kind = d["kind"].as_str().unwrap_or("normal");
+                violations.push(format!("{name} depends on {dep} ({kind})"));
+            }
+        }
+        if name.starts_with("omnicache") {
+            eprintln!("    {name}: ok");
+        }
+    }
+    if violations.is_empty() {
+        eprintln!("<== deps: library crates depend on omnicache-core only");
+        Ok(())
+    } else {
+        Err(format!(
+            "library crates must depend on omnicache-core only (docs/architecture.md):\n  {}",
+            violations.join("\n  ")
+        ))
+    }
+}
