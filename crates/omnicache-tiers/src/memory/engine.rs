@@ -1,5 +1,6 @@
 //! The sharded engine behind both cache flavours.
 
+use super::clock::EngineClock;
 use super::prims::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, RwLock};
 use super::{EvictionListener, Weigher};
 use crossbeam_utils::CachePadded;
@@ -142,7 +143,7 @@ pub(crate) struct Engine<K, V, S> {
     shards: Box<[CachePadded<Shard<K, V>>]>,
     mask: u64,
     hasher: S,
-    clock: SharedClock,
+    clock: EngineClock,
     ttl: u64,
     tti: u64,
     expiry: Option<Arc<dyn ExpiryPolicy<K, V>>>,
@@ -227,7 +228,7 @@ where
             shards: shards.into_boxed_slice(),
             mask: n as u64 - 1,
             hasher: cfg.hasher,
-            clock: cfg.clock,
+            clock: EngineClock::new(cfg.clock),
             ttl: cfg.ttl.map_or(NEVER, duration_nanos),
             tti: cfg.tti.map_or(NEVER, duration_nanos),
             expiry: cfg.expiry,
@@ -407,9 +408,9 @@ where
                 Some(idx) => self.replace(data, idx, key, value, weight, now, ttl, &mut removed),
                 None => self.add(data, hash, key, value, weight, now, ttl, &mut removed),
             }
-            self.evict_to_budget(data, &mut removed);
+            // `now` was read before the lock whenever any entry may have a deadline.
+            self.evict_to_budget(data, now, &mut removed);
             if self.has_deadlines.load(Relaxed) {
-                // `now` was read before the lock; deadlines set under it are not older.
                 let now = if timed { now } else { self.clock.now() };
                 self.sweep_at(data, SWEEP_PER_WRITE, now, &mut removed);
             }
@@ -575,7 +576,9 @@ where
         (e.key, e.value, w)
     }
 
-    fn evict_to_budget(&self, data: &mut ShardData<K, V>, removed: &mut Removed<K, V>) {
+    /// Evicts until the shard is within budget. `now` is only used for entries with a deadline,
+    /// which cannot exist unless the caller read the clock.
+    fn evict_to_budget(&self, data: &mut ShardData<K, V>, now: Timestamp, removed: &mut Removed<K, V>) {
         while data.weight > data.max_weight {
             let victim = {
                 let mut view = View { slots: &data.slots, hasher: &self.hasher };
@@ -588,7 +591,7 @@ where
             let d = data.slots[idx as usize].as_ref().map_or(NEVER, Entry::deadline);
             let (k, v, w) = self.remove_slot(data, idx);
             // A victim that had already expired is reported as such.
-            let cause = if d != NEVER && self.clock.now() >= d {
+            let cause = if d != NEVER && now >= d {
                 RemovalCause::Expired
             } else {
                 RemovalCause::Capacity

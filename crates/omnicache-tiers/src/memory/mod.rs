@@ -35,6 +35,7 @@
 //! sets the count for caches of few, large entries.
 
 mod builder;
+mod clock;
 mod engine;
 mod flight;
 pub mod future;
