@@ -33,17 +33,22 @@ impl Mix {
     }
 }
 
-fn run(c: &Arc<dyn Contender>, mix: Mix, threads: usize, secs: f64, keys: &Arc<Vec<u64>>) -> f64 {
+/// Runs one contender; returns (operations per second, hit ratio of its gets).
+fn run(c: &Arc<dyn Contender>, mix: Mix, threads: usize, secs: f64, keys: &Arc<Vec<u64>>) -> (f64, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicU64::new(0));
+    let misses = Arc::new(AtomicU64::new(0));
+    let gets = Arc::new(AtomicU64::new(0));
     let barrier = Arc::new(Barrier::new(threads + 1));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let (c, stop, ops, barrier, keys) =
                 (c.clone(), stop.clone(), ops.clone(), barrier.clone(), keys.clone());
+            let (misses, gets) = (misses.clone(), gets.clone());
             std::thread::spawn(move || {
                 let mut i = t * (KEYS / threads.max(1)) + t * 7919;
                 let mut n = 0u64;
+                let (mut m, mut g) = (0u64, 0u64);
                 barrier.wait();
                 while !stop.load(Ordering::Relaxed) {
                     for _ in 0..1024 {
@@ -51,17 +56,21 @@ fn run(c: &Arc<dyn Contender>, mix: Mix, threads: usize, secs: f64, keys: &Arc<V
                         i = i.wrapping_add(1);
                         match mix {
                             Mix::Read => {
-                                std::hint::black_box(c.get(k));
+                                g += 1;
+                                m += u64::from(!c.get(k));
                             }
                             Mix::Rw => {
                                 if i % 10 == 0 {
                                     c.insert(k, k);
                                 } else {
-                                    std::hint::black_box(c.get(k));
+                                    g += 1;
+                                    m += u64::from(!c.get(k));
                                 }
                             }
                             Mix::Aside => {
+                                g += 1;
                                 if !c.get(k) {
+                                    m += 1;
                                     c.insert(k, k);
                                 }
                             }
@@ -70,6 +79,8 @@ fn run(c: &Arc<dyn Contender>, mix: Mix, threads: usize, secs: f64, keys: &Arc<V
                     n += 1024;
                 }
                 ops.fetch_add(n, Ordering::Relaxed);
+                misses.fetch_add(m, Ordering::Relaxed);
+                gets.fetch_add(g, Ordering::Relaxed);
             })
         })
         .collect();
@@ -80,7 +91,9 @@ fn run(c: &Arc<dyn Contender>, mix: Mix, threads: usize, secs: f64, keys: &Arc<V
     for h in handles {
         h.join().expect("worker panicked");
     }
-    ops.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    let rate = ops.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    let g = gets.load(Ordering::Relaxed).max(1) as f64;
+    (rate, 1.0 - misses.load(Ordering::Relaxed) as f64 / g)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -136,22 +149,26 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             let mut best = vec![0f64; caches.len()];
+            let mut hit = vec![0f64; caches.len()];
             for _ in 0..rounds {
                 for (i, c) in caches.iter().enumerate() {
-                    best[i] = best[i].max(run(c, mix, threads, secs / rounds as f64, &keys));
+                    let (ops, h) = run(c, mix, threads, secs / rounds as f64, &keys);
+                    best[i] = best[i].max(ops);
+                    hit[i] = h;
                 }
             }
-            for (c, ops) in caches.iter().zip(&best) {
+            for ((c, ops), h) in caches.iter().zip(&best).zip(&hit) {
                 if csv {
                     println!("{},{},{},8,{:.0}", c.name(), mix.name(), threads, ops);
                 } else {
                     println!(
-                        "{:<12} {:<6} {} threads  {:>14.0} ops/s  ({:.2}x quick_cache)",
+                        "{:<12} {:<6} {} threads  {:>14.0} ops/s  ({:.2}x quick_cache)  hit ratio {:.3}",
                         c.name(),
                         mix.name(),
                         threads,
                         ops,
-                        ops / best[2]
+                        ops / best[2],
+                        h
                     );
                 }
             }

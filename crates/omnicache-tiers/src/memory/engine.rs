@@ -177,7 +177,15 @@ struct View<'a, K, V, S> {
 impl<K: Hash, V, S: BuildHasher> AccessView for View<'_, K, V, S> {
     fn take_accesses(&mut self, slot: SlotId) -> u8 {
         match self.slots.get(slot as usize) {
-            Some(Some(e)) => e.accesses.swap(0, Relaxed),
+            // Under the write lock; a plain load and store avoids a locked instruction, and a
+            // read racing with it may be lost, which access counting tolerates.
+            Some(Some(e)) => {
+                let a = e.accesses.load(Relaxed);
+                if a != 0 {
+                    e.accesses.store(0, Relaxed);
+                }
+                a
+            }
             _ => 0,
         }
     }

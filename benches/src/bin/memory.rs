@@ -1,0 +1,90 @@
+//! Bytes per entry at 1,000,000 `u64 -> u64` entries, counted by a global allocator, for
+//! omnicache, quick_cache, moka, lru and a plain `HashMap`, each in a fresh process phase.
+//!
+//! `cargo run --release -p omnicache-bench --bin memory`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const N: u64 = 1_000_000;
+
+fn measure<T>(name: &str, build: impl FnOnce() -> T, fill: impl Fn(&T, u64)) {
+    let before = LIVE.load(Ordering::SeqCst);
+    let c = build();
+    for i in 0..N {
+        fill(&c, omnicache_bench::scramble(i));
+    }
+    let after = LIVE.load(Ordering::SeqCst);
+    println!("{name},{},{:.1}", N, (after - before) as f64 / N as f64);
+    drop(c);
+}
+
+fn main() {
+    println!("cache,entries,bytes_per_entry");
+    measure(
+        "omnicache",
+        || omnicache::sync::Cache::<u64, u64>::builder().max_capacity(N).build(),
+        |c, k| c.insert(k, k),
+    );
+    measure(
+        "omnicache (ttl)",
+        || {
+            omnicache::sync::Cache::<u64, u64>::builder()
+                .max_capacity(N)
+                .time_to_live(std::time::Duration::from_secs(3600))
+                .build()
+        },
+        |c, k| c.insert(k, k),
+    );
+    measure("quick_cache", || quick_cache::sync::Cache::<u64, u64>::new(N as usize), |c, k| {
+        c.insert(k, k)
+    });
+    measure(
+        "moka",
+        || moka::sync::Cache::<u64, u64>::new(N),
+        |c, k| {
+            c.insert(k, k);
+        },
+    );
+    measure(
+        "lru",
+        || std::cell::RefCell::new(lru::LruCache::<u64, u64>::new(std::num::NonZeroUsize::new(N as usize).unwrap())),
+        |c, k| {
+            c.borrow_mut().put(k, k);
+        },
+    );
+    measure(
+        "HashMap",
+        || std::cell::RefCell::new(std::collections::HashMap::<u64, u64>::new()),
+        |c, k| {
+            c.borrow_mut().insert(k, k);
+        },
+    );
+}
