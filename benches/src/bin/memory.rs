@@ -63,9 +63,11 @@ fn main() {
         },
         |c, k| c.insert(k, k),
     );
-    measure("quick_cache", || quick_cache::sync::Cache::<u64, u64>::new(N as usize), |c, k| {
-        c.insert(k, k)
-    });
+    measure(
+        "quick_cache",
+        || quick_cache::sync::Cache::<u64, u64>::new(N as usize),
+        |c, k| c.insert(k, k),
+    );
     measure(
         "moka",
         || moka::sync::Cache::<u64, u64>::new(N),
@@ -75,7 +77,11 @@ fn main() {
     );
     measure(
         "lru",
-        || std::cell::RefCell::new(lru::LruCache::<u64, u64>::new(std::num::NonZeroUsize::new(N as usize).unwrap())),
+        || {
+            std::cell::RefCell::new(lru::LruCache::<u64, u64>::new(
+                std::num::NonZeroUsize::new(N as usize).unwrap(),
+            ))
+        },
         |c, k| {
             c.borrow_mut().put(k, k);
         },

@@ -34,7 +34,13 @@ impl Mix {
 }
 
 /// Runs one contender; returns (operations per second, hit ratio of its gets).
-fn run(c: &Arc<dyn Contender>, mix: Mix, threads: usize, secs: f64, keys: &Arc<Vec<u64>>) -> (f64, f64) {
+fn run(
+    c: &Arc<dyn Contender>,
+    mix: Mix,
+    threads: usize,
+    secs: f64,
+    keys: &Arc<Vec<u64>>,
+) -> (f64, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicU64::new(0));
     let misses = Arc::new(AtomicU64::new(0));

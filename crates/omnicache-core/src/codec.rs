@@ -1,6 +1,8 @@
 //! Typed values to bytes ([`Codec`]) and bytes to bytes ([`Transform`]).
 
-use crate::error::{Error, ErrorKind, Result};
+#[cfg(feature = "json")]
+use crate::error::{Error, ErrorKind};
+use crate::error::Result;
 use std::fmt;
 
 /// Turns typed values into bytes and back. The `id` is stored in each [`Envelope`], so a reader
@@ -83,6 +85,8 @@ pub trait Transform: Send + Sync + fmt::Debug + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(feature = "json")]
+    use crate::error::ErrorKind;
 
     #[test]
     fn raw_codec_round_trips() {

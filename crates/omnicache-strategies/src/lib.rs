@@ -2,7 +2,7 @@
 //!
 //! Eviction policies for OmniCache's memory cache, each an
 //! [`EvictionPolicy`](omnicache_core::EvictionPolicy) made by a
-//! [`PolicyFactory`](omnicache_core::PolicyFactory), each passing the core conformance suite.
+//! [`PolicyFactory`], each passing the core conformance suite.
 //!
 //! | name | type | evicts | reads |
 //! |---|---|---|---|

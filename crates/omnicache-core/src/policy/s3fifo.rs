@@ -93,7 +93,10 @@ impl Ghost {
     }
 }
 
-/// The S3-FIFO eviction policy; see the [module docs](self).
+/// The S3-FIFO eviction policy (Yang et al., SOSP'23): new entries enter a small FIFO; those
+/// read while there move to the main FIFO, the rest leave and are remembered in a ghost FIFO;
+/// the main FIFO reinserts entries with a non-zero frequency. Weighted: budgets are in weight
+/// units, 10% for the small queue by default.
 pub struct S3Fifo {
     nodes: Vec<Node>,
     small: List,

@@ -586,7 +586,12 @@ where
 
     /// Evicts until the shard is within budget. `now` is only used for entries with a deadline,
     /// which cannot exist unless the caller read the clock.
-    fn evict_to_budget(&self, data: &mut ShardData<K, V>, now: Timestamp, removed: &mut Removed<K, V>) {
+    fn evict_to_budget(
+        &self,
+        data: &mut ShardData<K, V>,
+        now: Timestamp,
+        removed: &mut Removed<K, V>,
+    ) {
         while data.weight > data.max_weight {
             let victim = {
                 let mut view = View { slots: &data.slots, hasher: &self.hasher };
@@ -599,11 +604,8 @@ where
             let d = data.slots[idx as usize].as_ref().map_or(NEVER, Entry::deadline);
             let (k, v, w) = self.remove_slot(data, idx);
             // A victim that had already expired is reported as such.
-            let cause = if d != NEVER && now >= d {
-                RemovalCause::Expired
-            } else {
-                RemovalCause::Capacity
-            };
+            let cause =
+                if d != NEVER && now >= d { RemovalCause::Expired } else { RemovalCause::Capacity };
             removed.push(k, v, cause, w);
         }
     }
