@@ -13,8 +13,6 @@
 //! takes no lock.
 
 use super::{AccessView, EntryInfo, EvictionPolicy, PolicyFactory, ReadTracking, SlotId};
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 
 const NIL: u32 = u32::MAX;
 const NONE: u8 = 0;
@@ -47,49 +45,66 @@ impl List {
     }
 }
 
-/// Identity hasher for the ghost map: keys are already well-mixed 64-bit hashes.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// A FIFO of recently evicted hashes with O(1) membership.
+/// The ghost queue: the hashes of the last `bound` entries evicted from the small queue, with
+/// O(1) membership and no per-entry allocation. A 4-way set-associative table of
+/// (32-bit tag, 32-bit eviction sequence number); an entry is a ghost while fewer than `bound`
+/// evictions have happened since it was recorded. A full set overwrites its oldest entry, which
+/// only makes the ghost forget a little early.
 #[derive(Default)]
 struct Ghost {
-    order: VecDeque<u64>,
-    count: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+    slots: Vec<u64>,
+    seq: u32,
 }
 
+const WAYS: usize = 4;
+
 impl Ghost {
-    fn push(&mut self, hash: u64, bound: usize) {
-        self.order.push_back(hash);
-        *self.count.entry(hash).or_default() += 1;
-        while self.order.len() > bound.max(1) {
-            if let Some(old) = self.order.pop_front() {
-                if let Some(c) = self.count.get_mut(&old) {
-                    *c -= 1;
-                    if *c == 0 {
-                        self.count.remove(&old);
-                    }
-                }
-            }
-        }
+    fn tag(hash: u64) -> u32 {
+        ((hash >> 32) as u32) | 1
     }
 
-    fn contains(&self, hash: u64) -> bool {
-        self.count.contains_key(&hash)
+    fn set(&self, hash: u64) -> usize {
+        (hash as usize & (self.slots.len() - 1)) & !(WAYS - 1)
+    }
+
+    fn push(&mut self, hash: u64, bound: usize) {
+        let want = (bound.saturating_mul(2)).next_power_of_two().clamp(16, 1 << 30);
+        if self.slots.len() < want {
+            // Grows only while the cache is still filling; forgetting the few ghosts is fine.
+            self.slots = vec![0; want];
+        }
+        self.seq = self.seq.wrapping_add(1);
+        let base = self.set(hash);
+        let mut victim = base;
+        let mut oldest = 0u32;
+        for i in base..base + WAYS {
+            let e = self.slots[i];
+            if e == 0 {
+                victim = i;
+                break;
+            }
+            let age = self.seq.wrapping_sub(e as u32);
+            if age > oldest {
+                oldest = age;
+                victim = i;
+            }
+        }
+        self.slots[victim] = (u64::from(Self::tag(hash)) << 32) | u64::from(self.seq);
+    }
+
+    fn contains(&self, hash: u64, bound: usize) -> bool {
+        if self.slots.is_empty() {
+            return false;
+        }
+        let tag = Self::tag(hash);
+        let base = self.set(hash);
+        self.slots[base..base + WAYS].iter().any(|&e| {
+            (e >> 32) as u32 == tag && (self.seq.wrapping_sub(e as u32) as usize) < bound.max(1)
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.slots.iter().filter(|&&e| e != 0).count()
     }
 }
 
@@ -113,7 +128,7 @@ impl std::fmt::Debug for S3Fifo {
             .field("max_weight", &self.max_weight)
             .field("small", &(self.small.len, self.small.weight))
             .field("main", &(self.main.len, self.main.weight))
-            .field("ghost", &self.ghost.order.len())
+            .field("ghost", &self.ghost.len())
             .finish()
     }
 }
@@ -254,7 +269,7 @@ impl EvictionPolicy for S3Fifo {
             self.unlink(slot);
         }
         self.nodes[i] = Node { weight: clamp_weight(info.weight), ..EMPTY };
-        let q = if self.ghost.contains(info.hash) { MAIN } else { SMALL };
+        let q = if self.ghost.contains(info.hash, self.peak_len) { MAIN } else { SMALL };
         self.push_head(slot, q);
         self.peak_len = self.peak_len.max(self.small.len + self.main.len);
     }
