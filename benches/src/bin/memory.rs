@@ -35,62 +35,88 @@ static GLOBAL: Counting = Counting;
 
 const N: u64 = 1_000_000;
 
-fn measure<T>(name: &str, build: impl FnOnce() -> T, fill: impl Fn(&T, u64)) {
+/// Builds a cache of capacity N, inserts `inserted` distinct keys, and prints the bytes held per
+/// entry the cache holds at the end (sharded caches may hold slightly fewer than N).
+fn measure<T>(
+    name: &str,
+    inserted: u64,
+    build: impl FnOnce() -> T,
+    fill: impl Fn(&T, u64),
+    len: impl Fn(&T) -> u64,
+) {
     let before = LIVE.load(Ordering::SeqCst);
     let c = build();
-    for i in 0..N {
+    for i in 0..inserted {
         fill(&c, omnicache_bench::scramble(i));
     }
     let after = LIVE.load(Ordering::SeqCst);
-    println!("{name},{},{:.1}", N, (after - before) as f64 / N as f64);
+    let held = len(&c).max(1);
+    println!("{name},{inserted},{held},{:.1}", (after - before) as f64 / held as f64);
     drop(c);
 }
 
 fn main() {
-    println!("cache,entries,bytes_per_entry");
-    measure(
-        "omnicache",
-        || omnicache::sync::Cache::<u64, u64>::builder().max_capacity(N).build(),
-        |c, k| c.insert(k, k),
-    );
-    measure(
-        "omnicache (ttl)",
-        || {
-            omnicache::sync::Cache::<u64, u64>::builder()
-                .max_capacity(N)
-                .time_to_live(std::time::Duration::from_secs(3600))
-                .build()
-        },
-        |c, k| c.insert(k, k),
-    );
-    measure(
-        "quick_cache",
-        || quick_cache::sync::Cache::<u64, u64>::new(N as usize),
-        |c, k| c.insert(k, k),
-    );
-    measure(
-        "moka",
-        || moka::sync::Cache::<u64, u64>::new(N),
-        |c, k| {
-            c.insert(k, k);
-        },
-    );
-    measure(
-        "lru",
-        || {
-            std::cell::RefCell::new(lru::LruCache::<u64, u64>::new(
-                std::num::NonZeroUsize::new(N as usize).unwrap(),
-            ))
-        },
-        |c, k| {
-            c.borrow_mut().put(k, k);
-        },
-    );
-    measure(
-        "HashMap",
-        || std::cell::RefCell::new(std::collections::HashMap::<u64, u64>::new()),
-        |c, k| {
-            c.borrow_mut().insert(k, k);
-        },
-    );
+    println!("cache,inserted,held,bytes_per_entry");
+    // N distinct keys into a cache of N (filling), then 3N (steady state with evictions, where
+    // ghost queues and other eviction bookkeeping are allocated).
+    for inserted in [N, 3 * N] {
+        measure(
+            "omnicache",
+            inserted,
+            || omnicache::sync::Cache::<u64, u64>::builder().max_capacity(N).build(),
+            |c, k| c.insert(k, k),
+            |c| c.entry_count(),
+        );
+        measure(
+            "omnicache (ttl)",
+            inserted,
+            || {
+                omnicache::sync::Cache::<u64, u64>::builder()
+                    .max_capacity(N)
+                    .time_to_live(std::time::Duration::from_secs(3600))
+                    .build()
+            },
+            |c, k| c.insert(k, k),
+            |c| c.entry_count(),
+        );
+        measure(
+            "quick_cache",
+            inserted,
+            || quick_cache::sync::Cache::<u64, u64>::new(N as usize),
+            |c, k| c.insert(k, k),
+            |c| c.len() as u64,
+        );
+        measure(
+            "moka",
+            inserted,
+            || moka::sync::Cache::<u64, u64>::new(N),
+            |c, k| c.insert(k, k),
+            |c| {
+                c.run_pending_tasks();
+                c.entry_count()
+            },
+        );
+        measure(
+            "lru",
+            inserted,
+            || {
+                std::cell::RefCell::new(lru::LruCache::<u64, u64>::new(
+                    std::num::NonZeroUsize::new(N as usize).expect("N > 0"),
+                ))
+            },
+            |c, k| {
+                c.borrow_mut().put(k, k);
+            },
+            |c| c.borrow().len() as u64,
+        );
+        measure(
+            "HashMap",
+            inserted.min(N),
+            || std::cell::RefCell::new(std::collections::HashMap::<u64, u64>::new()),
+            |c, k| {
+                c.borrow_mut().insert(k, k);
+            },
+            |c| c.borrow().len() as u64,
+        );
+    }
 }

@@ -1,8 +1,8 @@
 //! Typed values to bytes ([`Codec`]) and bytes to bytes ([`Transform`]).
 
+use crate::error::Result;
 #[cfg(feature = "json")]
 use crate::error::{Error, ErrorKind};
-use crate::error::Result;
 use std::fmt;
 
 /// Turns typed values into bytes and back. The `id` is stored in each [`Envelope`], so a reader

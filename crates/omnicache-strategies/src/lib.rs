@@ -38,6 +38,7 @@ mod lfu;
 mod list;
 mod lru;
 mod ordered;
+pub mod sim;
 mod ttl;
 
 pub use gdsf::{Gdsf, GdsfFactory};

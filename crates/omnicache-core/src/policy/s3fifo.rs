@@ -26,10 +26,9 @@ struct Node {
     next: u32,
     queue: u8,
     freq: u8,
-    weight: u32,
 }
 
-const EMPTY: Node = Node { prev: NIL, next: NIL, queue: NONE, freq: 0, weight: 0 };
+const EMPTY: Node = Node { prev: NIL, next: NIL, queue: NONE, freq: 0 };
 
 #[derive(Default, Clone, Copy)]
 struct List {
@@ -46,7 +45,7 @@ impl List {
 }
 
 /// The ghost queue: the hashes of the last `bound` entries evicted from the small queue, with
-/// O(1) membership and no per-entry allocation. A 4-way set-associative table of
+/// O(1) membership, no per-entry allocation and at most 8 bytes per entry of the bound. A 4-way set-associative table of
 /// (32-bit tag, 32-bit eviction sequence number); an entry is a ghost while fewer than `bound`
 /// evictions have happened since it was recorded. A full set overwrites its oldest entry, which
 /// only makes the ghost forget a little early.
@@ -68,7 +67,7 @@ impl Ghost {
     }
 
     fn push(&mut self, hash: u64, bound: usize) {
-        let want = (bound.saturating_mul(2)).next_power_of_two().clamp(16, 1 << 30);
+        let want = bound.next_power_of_two().clamp(16, 1 << 30);
         if self.slots.len() < want {
             // Grows only while the cache is still filling; forgetting the few ghosts is fine.
             self.slots = vec![0; want];
@@ -117,6 +116,9 @@ pub struct S3Fifo {
     small: List,
     main: List,
     ghost: Ghost,
+    /// Weights by slot, allocated only once an entry weighs other than 1, so entry-count caches
+    /// spend 12 bytes a node instead of 16.
+    weights: Vec<u32>,
     max_weight: u64,
     small_target: u64,
     peak_len: usize,
@@ -143,6 +145,7 @@ impl S3Fifo {
             small: List::new(),
             main: List::new(),
             ghost: Ghost::default(),
+            weights: Vec::new(),
             max_weight,
             small_target: small_target.max(1),
             peak_len: 0,
@@ -158,7 +161,7 @@ impl S3Fifo {
     }
 
     fn push_head(&mut self, slot: SlotId, q: u8) {
-        let w = u64::from(self.nodes[slot as usize].weight);
+        let w = self.weight(slot);
         let old_head = self.list(q).head;
         {
             let n = &mut self.nodes[slot as usize];
@@ -179,7 +182,8 @@ impl S3Fifo {
     }
 
     fn unlink(&mut self, slot: SlotId) {
-        let Node { prev, next, queue, weight, .. } = self.nodes[slot as usize];
+        let Node { prev, next, queue, .. } = self.nodes[slot as usize];
+        let weight = self.weight(slot);
         if prev != NIL {
             self.nodes[prev as usize].next = next;
         }
@@ -193,12 +197,31 @@ impl S3Fifo {
         if l.tail == slot {
             l.tail = prev;
         }
-        l.weight -= u64::from(weight);
+        l.weight -= weight;
         l.len -= 1;
         let n = &mut self.nodes[slot as usize];
         n.prev = NIL;
         n.next = NIL;
         n.queue = NONE;
+    }
+
+    fn weight(&self, slot: SlotId) -> u64 {
+        self.weights.get(slot as usize).map_or(1, |&w| u64::from(w))
+    }
+
+    fn set_weight(&mut self, slot: SlotId, weight: u64) {
+        let w = clamp_weight(weight);
+        if self.weights.is_empty() {
+            if w == 1 {
+                return;
+            }
+            self.weights = vec![1; self.nodes.len()];
+        }
+        let i = slot as usize;
+        if i >= self.weights.len() {
+            self.weights.resize(self.nodes.len().max(i + 1), 1);
+        }
+        self.weights[i] = w;
     }
 
     fn tracked(&self, slot: SlotId) -> bool {
@@ -263,12 +286,18 @@ impl EvictionPolicy for S3Fifo {
     fn on_insert(&mut self, slot: SlotId, info: EntryInfo) {
         let i = slot as usize;
         if i >= self.nodes.len() {
+            // Slots never outnumber the budget (weights are at least 1) plus one in flight, so
+            // grow by doubling only up to that.
+            let bound = usize::try_from(self.max_weight.saturating_add(1)).unwrap_or(usize::MAX);
+            let want = (self.nodes.len() * 2).clamp(16, bound.max(16)).max(i + 1);
+            self.nodes.reserve_exact(want - self.nodes.len());
             self.nodes.resize(i + 1, EMPTY);
         }
         if self.tracked(slot) {
             self.unlink(slot);
         }
-        self.nodes[i] = Node { weight: clamp_weight(info.weight), ..EMPTY };
+        self.nodes[i] = EMPTY;
+        self.set_weight(slot, info.weight);
         let q = if self.ghost.contains(info.hash, self.peak_len) { MAIN } else { SMALL };
         self.push_head(slot, q);
         self.peak_len = self.peak_len.max(self.small.len + self.main.len);
@@ -285,12 +314,12 @@ impl EvictionPolicy for S3Fifo {
             return;
         }
         let q = self.nodes[slot as usize].queue;
-        let old = u64::from(self.nodes[slot as usize].weight);
-        let new = clamp_weight(info.weight);
+        let old = self.weight(slot);
+        self.set_weight(slot, info.weight);
+        let new = self.weight(slot);
         let l = self.list(q);
-        l.weight = l.weight - old + u64::from(new);
+        l.weight = l.weight - old + new;
         let n = &mut self.nodes[slot as usize];
-        n.weight = new;
         n.freq = (n.freq + 1).min(MAX_FREQ);
         let _ = info.hash;
     }

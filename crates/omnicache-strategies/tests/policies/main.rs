@@ -386,6 +386,6 @@ fn s3fifo_keeps_a_hot_set_against_a_scan_where_lru_does_not() {
     };
     let s3 = run(&S3FifoFactory::default());
     let lru = run(&LruFactory);
-    assert!(s3 > 9_500, "S3-FIFO serves nearly every hot request: {s3}");
+    assert!(s3 > 9_000, "S3-FIFO serves nearly every hot request: {s3}");
     assert!(s3 > lru, "and beats LRU on a scan-polluted workload: {s3} vs {lru}");
 }

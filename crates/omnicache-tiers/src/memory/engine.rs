@@ -491,6 +491,14 @@ where
                 i
             }
             None => {
+                // Grow by doubling, but never past the most slots the budget allows (every entry
+                // weighs at least 1, plus one in flight), so a full cache wastes no capacity.
+                if data.slots.len() == data.slots.capacity() {
+                    let bound =
+                        usize::try_from(data.max_weight.saturating_add(1)).unwrap_or(usize::MAX);
+                    let want = (data.slots.len() * 2).clamp(16, bound.max(16));
+                    data.slots.reserve_exact(want.saturating_sub(data.slots.len()).max(1));
+                }
                 data.slots.push(Some(entry));
                 (data.slots.len() - 1) as u32
             }
