@@ -11,6 +11,10 @@
 //! | `lfu` | [`Lfu`] | least frequently used, counts halving periodically | ordered events |
 //! | `ttl` | [`TtlOrdered`] | soonest expiry | ignored |
 //! | `gdsf` (`size`) | [`Gdsf`] | least value per byte (GreedyDual-Size-Frequency) | ordered events |
+//! | `arc` | [`ArcPolicy`] | ARC: recency vs frequency, adaptive target, ghost lists | ordered events |
+//! | `sieve` | [`Sieve`] | SIEVE: FIFO with a hand that skips visited entries | access bits |
+//! | `wtinylfu` | [`WTinyLfu`] | W-TinyLFU: window + SLRU, sketch admission, adaptive window | ordered events |
+//! | `wtinylfu-fixed` | [`WTinyLfu`] | the same with the window fixed at 1% | ordered events |
 //!
 //! Policies can be switched on a live cache; the new one adopts every entry.
 //!
@@ -33,25 +37,45 @@
 //! assert!(by_name("nope").is_none());
 //! ```
 
+mod arc;
 mod gdsf;
+mod ghost;
 mod lfu;
 mod list;
 mod lru;
 mod ordered;
+mod sieve;
 pub mod sim;
+mod sketch;
+mod tinylfu;
 mod ttl;
 
+pub use arc::{ArcFactory, ArcPolicy};
 pub use gdsf::{Gdsf, GdsfFactory};
 pub use lfu::{Lfu, LfuFactory};
 pub use lru::{Lru, LruFactory};
 pub use omnicache_core::{S3Fifo, S3FifoFactory};
+pub use sieve::{Sieve, SieveFactory};
+pub use tinylfu::{WTinyLfu, WTinyLfuFactory};
 pub use ttl::{TtlFactory, TtlOrdered};
 
 use omnicache_core::PolicyFactory;
 use std::sync::Arc;
 
 /// Every policy name [`by_name`] knows, canonical names first.
-pub const NAMES: &[&str] = &["s3fifo", "lru", "lfu", "ttl", "gdsf", "default", "size"];
+pub const NAMES: &[&str] = &[
+    "s3fifo",
+    "lru",
+    "lfu",
+    "ttl",
+    "gdsf",
+    "arc",
+    "sieve",
+    "wtinylfu",
+    "wtinylfu-fixed",
+    "default",
+    "size",
+];
 
 /// The factory for a policy name (case-insensitive), or `None` if unknown.
 pub fn by_name(name: &str) -> Option<Arc<dyn PolicyFactory>> {
@@ -61,6 +85,10 @@ pub fn by_name(name: &str) -> Option<Arc<dyn PolicyFactory>> {
         "lfu" => Arc::new(LfuFactory::default()),
         "ttl" => Arc::new(TtlFactory),
         "gdsf" | "size" => Arc::new(GdsfFactory),
+        "arc" => Arc::new(ArcFactory),
+        "sieve" => Arc::new(SieveFactory),
+        "wtinylfu" | "w-tinylfu" | "tinylfu" => Arc::new(WTinyLfuFactory::default()),
+        "wtinylfu-fixed" => Arc::new(WTinyLfuFactory { adaptive: false, ..Default::default() }),
         _ => return None,
     };
     Some(f)

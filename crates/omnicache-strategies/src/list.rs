@@ -71,6 +71,21 @@ impl SlotList {
         true
     }
 
+    pub(crate) fn contains(&self, slot: SlotId) -> bool {
+        self.links.get(slot as usize).is_some_and(|l| l.linked)
+    }
+
+    /// The least recent slot.
+    pub(crate) fn back(&self) -> Option<SlotId> {
+        (self.tail != NIL).then_some(self.tail)
+    }
+
+    /// The next more recent slot than `slot` (towards the front).
+    pub(crate) fn newer(&self, slot: SlotId) -> Option<SlotId> {
+        let p = self.links.get(slot as usize)?.prev;
+        (p != NIL).then_some(p)
+    }
+
     pub(crate) fn move_to_front(&mut self, slot: SlotId) {
         if self.unlink(slot) {
             self.push_front(slot);

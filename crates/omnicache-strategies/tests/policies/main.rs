@@ -1,6 +1,8 @@
 //! Every strategy: the core conformance suite, hand-worked sequences, and property tests that
 //! compare each victim with a brute-force reference model.
 
+mod published;
+
 use omnicache_core::testkit::{check_policy, SplitMix};
 use omnicache_core::{AccessView, EntryInfo, EvictionPolicy, NoReads, PolicyFactory, SlotId};
 use omnicache_strategies::*;

@@ -1,0 +1,188 @@
+//! ARC, SIEVE and W-TinyLFU: hand-worked sequences, brute-force references, bounded ghosts.
+
+use omnicache_core::testkit::SplitMix;
+use omnicache_core::{AccessView, EntryInfo, EvictionPolicy, NoReads, SlotId};
+use omnicache_strategies::sim::{mix, replay};
+use omnicache_strategies::*;
+
+fn info(slot: SlotId) -> EntryInfo {
+    EntryInfo { hash: mix(u64::from(slot)), weight: 1, expires: None }
+}
+
+/// Hashes by slot, as the cache would give them.
+struct Hashes;
+impl AccessView for Hashes {
+    fn take_accesses(&mut self, _slot: SlotId) -> u8 {
+        0
+    }
+    fn hash(&mut self, slot: SlotId) -> u64 {
+        mix(u64::from(slot))
+    }
+}
+
+#[test]
+fn arc_adapts_p_up_on_a_b1_hit_and_down_on_a_b2_hit() {
+    // Slot ids double as keys here: slot s holds the key whose hash is mix(s).
+    let mut p = ArcPolicy::new(4);
+    p.on_insert(0, info(0));
+    p.on_insert(1, info(1));
+    p.on_access(1); // 1 is frequent: T2
+    for s in 2..5 {
+        p.on_insert(s, info(s));
+    }
+    assert_eq!(p.evict(&mut Hashes), Some(0), "T1's least recent leaves first");
+    assert_eq!(p.sizes(), (3, 1, 1, 0), "and is remembered in B1");
+    // Key 0 again: a B1 hit means T1 was too small: p grows by max(|B2|/|B1|, 1) = 1.
+    p.on_insert(0, info(0));
+    assert_eq!(p.target(), 1.0);
+    assert_eq!(p.sizes(), (3, 2, 0, 0), "a ghost hit goes to T2");
+    assert_eq!(p.evict(&mut Hashes), Some(2), "T1 (3) is above p (1): evict from T1");
+    // Make T1's entries frequent, then bring in a new key: T1 (1 entry) is not above p, so the
+    // victim comes from T2 and is remembered in B2.
+    p.on_access(3);
+    p.on_access(4);
+    p.on_insert(5, info(5));
+    assert_eq!(p.evict(&mut Hashes), Some(1), "T2's least recent");
+    assert_eq!(p.sizes().3, 1, "remembered in B2");
+    // Key 1 again: a B2 hit means T2 was too small: p shrinks by max(|B1|/|B2|, 1) = 1.
+    p.on_insert(1, info(1));
+    assert_eq!(p.target(), 0.0);
+}
+
+#[test]
+fn arc_ghost_lists_stay_bounded() {
+    let mut rng = SplitMix(3);
+    let c = 50u64;
+    let mut p = ArcPolicy::new(c);
+    let mut resident = std::collections::HashMap::new();
+    let mut slots: Vec<Option<u64>> = vec![None; 100];
+    let mut free: Vec<u32> = (0..100).rev().collect();
+    for _ in 0..20_000 {
+        let key = rng.below(400);
+        if let Some(&s) = resident.get(&key) {
+            p.on_access(s);
+            continue;
+        }
+        let s = free.pop().unwrap();
+        slots[s as usize] = Some(key);
+        resident.insert(key, s);
+        p.on_insert(s, EntryInfo { hash: mix(key), weight: 1, expires: None });
+        while resident.len() as u64 > c {
+            struct V<'a>(&'a [Option<u64>]);
+            impl AccessView for V<'_> {
+                fn take_accesses(&mut self, _: SlotId) -> u8 {
+                    0
+                }
+                fn hash(&mut self, s: SlotId) -> u64 {
+                    mix(self.0[s as usize].unwrap())
+                }
+            }
+            let v = p.evict(&mut V(&slots)).unwrap();
+            resident.remove(&slots[v as usize].take().unwrap());
+            free.push(v);
+        }
+        let (t1, t2, b1, b2) = p.sizes();
+        assert!(t1 + b1 <= c as usize, "|T1| + |B1| <= c");
+        assert!(t1 + t2 + b1 + b2 <= 2 * c as usize, "everything <= 2c");
+        assert!(p.target() >= 0.0 && p.target() <= c as f64);
+    }
+}
+
+/// SIEVE by the paper: evict before insert; the hand walks from the tail towards the head.
+fn brute_sieve(keys: &[u64], cap: usize) -> u64 {
+    let mut queue: Vec<(u64, bool)> = Vec::new(); // index 0 = tail (oldest)
+    let mut hand: Option<usize> = None;
+    let mut hits = 0;
+    for &k in keys {
+        if let Some(e) = queue.iter_mut().find(|e| e.0 == k) {
+            e.1 = true;
+            hits += 1;
+            continue;
+        }
+        if cap == 0 {
+            continue;
+        }
+        if queue.len() == cap {
+            let mut h = hand.unwrap_or(0);
+            while queue[h].1 {
+                queue[h].1 = false;
+                h = if h + 1 < queue.len() { h + 1 } else { 0 };
+            }
+            queue.remove(h);
+            hand = (h < queue.len()).then_some(h);
+        }
+        queue.push((k, false));
+    }
+    hits
+}
+
+#[test]
+fn sieve_matches_the_paper_on_random_traces() {
+    for seed in 0..40 {
+        let mut rng = SplitMix(seed);
+        let universe = 1 + rng.below(50);
+        let keys: Vec<u64> = (0..1_500).map(|_| rng.below(universe)).collect();
+        let cap = rng.below(30);
+        let got = replay(&SieveFactory, &keys, cap).hits;
+        assert_eq!(got, brute_sieve(&keys, cap as usize), "seed {seed} cap {cap}");
+    }
+}
+
+#[test]
+fn sieve_hand_keeps_its_place() {
+    let mut p = Sieve::new();
+    for s in 0..5 {
+        p.on_insert(s, info(s)); // tail..head: 0 1 2 3 4, with 4 the newcomer
+    }
+    p.on_access(0);
+    p.on_access(1);
+    // The hand starts at the tail: 0 and 1 were visited (cleared, passed), 2 is evicted.
+    assert_eq!(p.evict(&mut NoReads), Some(2));
+    assert_eq!(p.hand(), Some(3), "the hand stays where it stopped, it does not go back");
+    p.on_insert(5, info(5));
+    p.on_access(3);
+    // 3 visited: cleared and passed; 4 was never read: evicted, although 0 and 1 are older.
+    assert_eq!(p.evict(&mut NoReads), Some(4));
+    // 4 was the oldest entry on the head side (5 had only just come in), so the hand wraps to
+    // the tail, where 0's bit was cleared in the first round: 0 goes.
+    p.on_insert(6, info(6));
+    assert_eq!(p.evict(&mut NoReads), Some(0));
+}
+
+#[test]
+fn wtinylfu_admits_by_frequency() {
+    // Budget 100, window 1: the window's overflow duels with probation's oldest.
+    let mut p = WTinyLfu::new(100, 0.01, false);
+    for s in 0..100 {
+        p.on_insert(s, info(s));
+    }
+    // Make the main entries popular.
+    for _ in 0..3 {
+        for s in 0..100 {
+            p.on_access(s);
+        }
+    }
+    // A stream of one-hit wonders. At the first eviction the window's older entries move into
+    // the empty main space until it is full; the window keeps 99 and the newcomer 100, and 99
+    // (as frequent as main's victim, not more) loses its duel. From then on each newcomer,
+    // seen once, loses to main's popular victim when it leaves the window.
+    for s in 100..200 {
+        p.on_insert(s, info(s));
+        let expected = if s == 100 { 99 } else { s - 1 };
+        assert_eq!(p.evict(&mut NoReads), Some(expected), "newcomer {s}");
+    }
+}
+
+#[test]
+fn wtinylfu_window_adapts() {
+    // A trace where recency wins (a loop slightly larger than the window plus a hot set is
+    // not needed): the climber must move the window away from its initial 1%.
+    let mut rng = SplitMix(9);
+    let keys: Vec<u64> =
+        (0..200_000).map(|i| if i % 2 == 0 { i / 2 % 700 } else { rng.below(100_000) }).collect();
+    let f = WTinyLfuFactory::default();
+    let fixed = WTinyLfuFactory { adaptive: false, ..Default::default() };
+    let a = replay(&f, &keys, 1_000).hit_ratio();
+    let b = replay(&fixed, &keys, 1_000).hit_ratio();
+    assert!(a >= b - 0.01, "adaptive {a} is not much worse than fixed {b}");
+}
