@@ -109,3 +109,57 @@ pub fn scramble(x: u64) -> u64 {
 
 /// Keys of any hashable type work the same; kept for the memory benchmark.
 pub fn _assert_hash<T: Hash>() {}
+
+/// Peer caches as trace replayers, so the simulator measures them in the same run.
+pub mod peers {
+    use omnicache::strategies::sim::{Replay, Replayer, Trace};
+
+    /// moka 0.12 `sync::Cache` (TinyLFU admission, LRU eviction), replayed get / insert on miss.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct MokaReplayer;
+
+    impl Replayer for MokaReplayer {
+        fn name(&self) -> String {
+            "moka".into()
+        }
+        fn replay(&self, trace: &Trace, capacity: u64) -> Replay {
+            let cache: moka::sync::Cache<u32, ()> = moka::sync::Cache::new(capacity);
+            let mut out = Replay::default();
+            for &id in &trace.ids {
+                out.requests += 1;
+                if cache.get(&id).is_some() {
+                    out.hits += 1;
+                } else {
+                    cache.insert(id, ());
+                }
+            }
+            out
+        }
+    }
+
+    /// quick_cache 0.7 `unsync::Cache` (its S3-FIFO/CLOCK-Pro-like policy), replayed the same way.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct QuickCacheReplayer;
+
+    impl Replayer for QuickCacheReplayer {
+        fn name(&self) -> String {
+            "quick_cache".into()
+        }
+        fn replay(&self, trace: &Trace, capacity: u64) -> Replay {
+            let mut out = Replay { requests: trace.len() as u64, hits: 0 };
+            if capacity == 0 {
+                return out;
+            }
+            let mut cache: quick_cache::unsync::Cache<u32, ()> =
+                quick_cache::unsync::Cache::new(capacity as usize);
+            for &id in &trace.ids {
+                if cache.get(&id).is_some() {
+                    out.hits += 1;
+                } else {
+                    cache.insert(id, ());
+                }
+            }
+            out
+        }
+    }
+}

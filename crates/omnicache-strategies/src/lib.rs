@@ -45,6 +45,7 @@ mod list;
 mod lru;
 mod ordered;
 mod sieve;
+#[cfg(feature = "sim")]
 pub mod sim;
 mod sketch;
 mod tinylfu;
