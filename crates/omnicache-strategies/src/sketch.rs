@@ -14,6 +14,7 @@ pub(crate) struct Sketch {
     door: Vec<u64>,
     additions: u64,
     sample: u64,
+    doorkeeper: bool,
 }
 
 const SEEDS: [u64; 4] =
@@ -27,13 +28,14 @@ fn rehash(h: u64, seed: u64) -> u64 {
 
 impl Sketch {
     /// A sketch for a cache of about `entries` entries.
-    pub(crate) fn new(entries: u64) -> Self {
+    pub(crate) fn new(entries: u64, doorkeeper: bool) -> Self {
         let words = entries.clamp(8, 1 << 24).next_power_of_two() as usize;
         Sketch {
             table: vec![0; words],
             door: vec![0; (words / 2).max(4)],
             additions: 0,
             sample: 10 * words as u64,
+            doorkeeper,
         }
     }
 
@@ -52,12 +54,12 @@ impl Sketch {
     }
 
     fn in_door(&self, h: u64) -> bool {
-        self.door_bits(h).iter().all(|&(w, m)| self.door[w] & m != 0)
+        self.doorkeeper && self.door_bits(h).iter().all(|&(w, m)| self.door[w] & m != 0)
     }
 
     /// Counts one occurrence of `h`.
     pub(crate) fn increment(&mut self, h: u64) {
-        if !self.in_door(h) {
+        if self.doorkeeper && !self.in_door(h) {
             for (w, m) in self.door_bits(h) {
                 self.door[w] |= m;
             }
@@ -100,7 +102,7 @@ mod tests {
 
     #[test]
     fn counts_and_decays() {
-        let mut s = Sketch::new(64);
+        let mut s = Sketch::new(64, true);
         assert_eq!(s.frequency(7), 0);
         s.increment(7);
         assert_eq!(s.frequency(7), 1, "first sight is absorbed by the doorkeeper");

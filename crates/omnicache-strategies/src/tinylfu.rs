@@ -59,6 +59,16 @@ impl WTinyLfu {
     /// A W-TinyLFU for a cache of `max_weight`, with the window starting at `window_share`
     /// (clamped to 0..=1) and adapting if `adaptive`.
     pub fn new(max_weight: u64, window_share: f64, adaptive: bool) -> Self {
+        Self::with_doorkeeper(max_weight, window_share, adaptive, false)
+    }
+
+    /// As [`new`](Self::new), choosing whether the sketch has a doorkeeper.
+    pub fn with_doorkeeper(
+        max_weight: u64,
+        window_share: f64,
+        adaptive: bool,
+        doorkeeper: bool,
+    ) -> Self {
         let max = max_weight.max(1);
         let share = if window_share.is_finite() { window_share.clamp(0.0, 1.0) } else { 0.01 };
         WTinyLfu {
@@ -67,16 +77,18 @@ impl WTinyLfu {
             protected: SlotList::new(),
             meta: Vec::new(),
             weights: [0; 4],
-            sketch: Sketch::new(max),
+            sketch: Sketch::new(max, doorkeeper),
             max,
-            window_max: ((max as f64 * share).round() as u64).clamp(1, max),
+            window_max: ((max as f64 * share).round() as u64).min(max),
             protected_share: 0.8,
             adaptive,
             hits: 0,
             misses: 0,
             sample: (10 * max).clamp(1_000, 1 << 32),
             previous_rate: 0.0,
-            step: -STEP_PERCENT * max as f64,
+            // The window starts at its smallest useful size, so the first move is to grow it;
+            // the climber reverses as soon as that lowers the hit rate.
+            step: STEP_PERCENT * max as f64,
             rng: 0x2545_F491_4F6C_DD1D,
         }
     }
@@ -163,7 +175,7 @@ impl WTinyLfu {
         self.hits = 0;
         self.misses = 0;
         let target = (self.window_max as f64 + amount).round();
-        self.window_max = (target.max(1.0) as u64).min(self.max);
+        self.window_max = (target.max(0.0) as u64).min(self.max);
         self.demote_protected();
     }
 
@@ -263,11 +275,21 @@ pub struct WTinyLfuFactory {
     pub window_share: f64,
     /// Whether the window adapts (hill climbing). Default true.
     pub adaptive: bool,
+    /// Whether the sketch has a doorkeeper (a Bloom filter absorbing first sightings). Default
+    /// false: without it the policy closed more of the LRU-to-OPT gap on the shared traces.
+    pub doorkeeper: bool,
+    /// The protected segment's share of the main space. Default 0.8.
+    pub protected_share: f64,
 }
 
 impl Default for WTinyLfuFactory {
     fn default() -> Self {
-        WTinyLfuFactory { window_share: 0.01, adaptive: true }
+        WTinyLfuFactory {
+            window_share: 0.01,
+            adaptive: true,
+            doorkeeper: false,
+            protected_share: 0.8,
+        }
     }
 }
 
@@ -280,6 +302,13 @@ impl PolicyFactory for WTinyLfuFactory {
         }
     }
     fn build(&self, max_weight: u64) -> Box<dyn EvictionPolicy> {
-        Box::new(WTinyLfu::new(max_weight, self.window_share, self.adaptive))
+        let mut p = WTinyLfu::with_doorkeeper(
+            max_weight,
+            self.window_share,
+            self.adaptive,
+            self.doorkeeper,
+        );
+        p.protected_share = self.protected_share.clamp(0.0, 1.0);
+        Box::new(p)
     }
 }
