@@ -20,7 +20,8 @@ const USAGE: &str = "usage: sim TRACE... [--policy default,lru,arc,s3fifo,sieve,
 fn replayer(name: &str) -> Option<Arc<dyn Replayer>> {
     match name {
         "opt" => Some(Arc::new(Opt)),
-        "moka" => Some(Arc::new(MokaReplayer)),
+        "moka" => Some(Arc::new(MokaReplayer { strict: false })),
+        "moka-strict" => Some(Arc::new(MokaReplayer { strict: true })),
         "quick_cache" | "quickcache" => Some(Arc::new(QuickCacheReplayer)),
         _ => omnicache::strategies::by_name(name).map(|factory| {
             Arc::new(PolicyReplayer { name: name.to_string(), factory }) as Arc<dyn Replayer>
