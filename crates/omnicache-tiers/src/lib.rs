@@ -9,6 +9,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `memory` | yes | [`memory`]: the concurrent in-memory cache |
+//! | `disk` | no | `disk`: the SQLite disk tier (bundled SQLite, WAL) |
 //!
 //! ## Example
 //!
@@ -26,5 +27,7 @@
 //! assert_eq!(v, 7);
 //! ```
 
+#[cfg(feature = "disk")]
+pub mod disk;
 #[cfg(feature = "memory")]
 pub mod memory;

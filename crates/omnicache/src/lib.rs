@@ -11,7 +11,8 @@
 //! |---|---|---|
 //! | `memory` | yes | [`sync::Cache`] and [`future::Cache`], the memory cache |
 //! | `tiers` | with `memory` | [`tiers`]: `omnicache-tiers` |
-//! | `strategies` | no | [`strategies`]: LRU, LFU, TTL-ordered and size-aware policies |
+//! | `strategies` | no | [`strategies`]: S3-FIFO, LRU, LFU, TTL-ordered, GDSF, ARC, SIEVE, W-TinyLFU, and the trace simulator |
+//! | `disk` | no | `tiers::disk`: the SQLite disk tier |
 //! | `full` | no | everything |
 //!
 //! The core vocabulary (errors, clock, policies, tiers, envelope) is always there as [`core`],
