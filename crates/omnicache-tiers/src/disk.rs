@@ -373,7 +373,18 @@ impl DiskTier {
             c.query_row(
                 "SELECT envelope, expires, accessed FROM entries WHERE key = ?1",
                 [key],
-                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
+                |r| {
+                    // A value of the wrong type in the envelope column is corruption too.
+                    let bytes = match r.get_ref(0)? {
+                        rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => {
+                            b.to_vec()
+                        }
+                        _ => Vec::new(),
+                    };
+                    let expires = r.get::<_, Option<i64>>(1)?.unwrap_or(0);
+                    let accessed = r.get::<_, Option<i64>>(2)?.unwrap_or(0);
+                    Ok((bytes, expires, accessed))
+                },
             )
             .optional()
         })?;

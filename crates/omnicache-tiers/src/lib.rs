@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | `memory` | yes | [`memory`]: the concurrent in-memory cache |
 //! | `disk` | no | `disk`: the SQLite disk tier (bundled SQLite, WAL) |
+//! | `tiered` | no | `tiered`: L1 over lower tiers, with promotion, write policies, breakers |
 //!
 //! ## Example
 //!
@@ -27,7 +28,13 @@
 //! assert_eq!(v, 7);
 //! ```
 
+#[cfg(feature = "tiered")]
+mod breaker;
 #[cfg(feature = "disk")]
 pub mod disk;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "tiered")]
+pub mod tiered;
+#[cfg(feature = "tiered")]
+pub use breaker::BreakerState;

@@ -1,0 +1,700 @@
+//! The tiered cache: the memory cache (L1) over any stack of lower tiers.
+//!
+//! - **Reads** try L1, then each tier in order, each behind a timeout and a circuit breaker. A
+//!   hit below is promoted into L1 and into the tiers above it, and returned. A tier that fails,
+//!   times out or returns a corrupt entry counts as a miss: callers never see its error.
+//! - **Writes** go to L1 and then to each tier by its [`WritePolicy`]: awaited
+//!   ([`WritePolicy::Through`]), queued to a background task ([`WritePolicy::Behind`], a bounded
+//!   queue flushed by [`TieredCache::flush`] and [`TieredCache::shutdown`]), or written only
+//!   when L1 evicts the entry ([`WritePolicy::OnEvict`], demotion). A tier's TTL cap shortens
+//!   what it stores.
+//! - **Failures**: a tier failing `threshold` times in a row is skipped (breaker open) until its
+//!   cooldown passes, then tried once (half-open). [`TieredCache::report_failure`] counts a
+//!   caller's complaint about an entry; after `failure_threshold` complaints it is invalidated
+//!   everywhere.
+//!
+//! ```
+//! use omnicache_core::testkit::MemoryTier;
+//! use omnicache_tiers::tiered::{PutOptions, TieredCache, WritePolicy};
+//! use std::sync::Arc;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let remote = Arc::new(MemoryTier::default());
+//! let cache = TieredCache::builder()
+//!     .l1_capacity(1_000)
+//!     .tier(remote.clone(), WritePolicy::Through)
+//!     .build()?;
+//! cache.put(b"user:1", b"Ada".to_vec(), PutOptions::default()).await?;
+//! assert_eq!(remote.len(), 1, "written through to the tier");
+//! assert_eq!(cache.get(b"user:1").await.unwrap().value, b"Ada");
+//! # Ok::<(), omnicache_core::Error>(())
+//! # }).unwrap();
+//! ```
+
+use crate::breaker::{Breaker, BreakerState};
+use crate::memory::sync::Cache;
+use omnicache_core::clock::duration_nanos;
+use omnicache_core::{
+    DynTier, EntryMeta, Error, ErrorKind, Invalidation, RemovalCause, Result, SharedClock,
+    TierEntry, TierHealth, Timestamp,
+};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How writes reach a tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WritePolicy {
+    /// `put` awaits the tier's write.
+    Through,
+    /// `put` queues the write; a background task performs it.
+    Behind,
+    /// Only entries evicted from L1 are written (demotion).
+    OnEvict,
+}
+
+/// A value with its metadata, as the tiered cache returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The value bytes.
+    pub value: Vec<u8>,
+    /// Its metadata.
+    pub meta: EntryMeta,
+}
+
+/// Options of one `put`.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Time to live; the cache's default when `None`.
+    pub ttl: Option<Duration>,
+    /// Tags for group invalidation.
+    pub tags: Vec<String>,
+    /// The data subject the value belongs to.
+    pub subject: Option<String>,
+}
+
+/// Counters of one tier, as seen by the tiered cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TierStats {
+    /// Reads that found the entry.
+    pub hits: u64,
+    /// Reads that did not.
+    pub misses: u64,
+    /// Calls that failed or timed out.
+    pub errors: u64,
+    /// Calls skipped because the breaker was open.
+    pub skipped: u64,
+    /// Entries found corrupt.
+    pub corrupt: u64,
+    /// Entries promoted from this tier.
+    pub promotions: u64,
+    /// Entries written to this tier by demotion from L1.
+    pub demotions: u64,
+    /// Writes that succeeded.
+    pub writes: u64,
+    /// Demotions that could not be written (queue full or tier failing).
+    pub dropped: u64,
+    /// Total time in calls to the tier, in nanoseconds, and their number.
+    pub latency_nanos: u64,
+    /// Calls timed.
+    pub calls: u64,
+}
+
+#[derive(Debug, Default)]
+struct AtomicTierStats([AtomicU64; 11]);
+
+impl AtomicTierStats {
+    fn add(&self, i: usize, n: u64) {
+        self.0[i].fetch_add(n, Ordering::Relaxed);
+    }
+    fn snapshot(&self) -> TierStats {
+        let g = |i: usize| self.0[i].load(Ordering::Relaxed);
+        TierStats {
+            hits: g(HITS),
+            misses: g(MISSES),
+            errors: g(ERRORS),
+            skipped: g(SKIPPED),
+            corrupt: g(CORRUPT),
+            promotions: g(PROMOTIONS),
+            demotions: g(DEMOTIONS),
+            writes: g(WRITES),
+            dropped: g(DROPPED),
+            latency_nanos: g(LATENCY),
+            calls: g(CALLS),
+        }
+    }
+}
+
+const HITS: usize = 0;
+const MISSES: usize = 1;
+const ERRORS: usize = 2;
+const SKIPPED: usize = 3;
+const CORRUPT: usize = 4;
+const PROMOTIONS: usize = 5;
+const DEMOTIONS: usize = 6;
+const WRITES: usize = 7;
+const DROPPED: usize = 8;
+const LATENCY: usize = 9;
+const CALLS: usize = 10;
+
+/// The state of one tier, for health and readiness reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierStatus {
+    /// The tier's name.
+    pub name: String,
+    /// What the tier says of itself.
+    pub health: TierHealth,
+    /// The breaker in front of it.
+    pub breaker: BreakerState,
+    /// Its counters.
+    pub stats: TierStats,
+}
+
+struct Slot {
+    tier: Arc<dyn DynTier>,
+    write: WritePolicy,
+    ttl_cap: Option<u64>,
+    timeout: Duration,
+    breaker: Breaker,
+    stats: AtomicTierStats,
+}
+
+enum Job {
+    /// A write to `tier`; for a demotion, the evicted L1 entry, served from `pending` until the
+    /// write is done.
+    Put {
+        tier: usize,
+        key: Vec<u8>,
+        entry: TierEntry,
+        demotion: Option<Arc<Entry>>,
+    },
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+struct Inner {
+    l1: Cache<Vec<u8>, Arc<Entry>>,
+    slots: Vec<Slot>,
+    clock: SharedClock,
+    default_ttl: Option<Duration>,
+    failures: Mutex<HashMap<Vec<u8>, u32>>,
+    failure_threshold: u32,
+    queue: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
+    /// Entries evicted from L1 whose demotion has not been written yet: still served.
+    pending: Arc<Mutex<HashMap<Vec<u8>, Arc<Entry>>>>,
+    worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    version: AtomicU64,
+}
+
+/// See the [module docs](self).
+#[derive(Clone)]
+pub struct TieredCache {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for TieredCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TieredCache")
+            .field("l1_entries", &self.inner.l1.entry_count())
+            .field(
+                "tiers",
+                &self.inner.slots.iter().map(|s| s.tier.name().to_string()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// One tier as configured in a [`TieredCacheBuilder`].
+#[derive(Clone)]
+struct TierSpec {
+    tier: Arc<dyn DynTier>,
+    write: WritePolicy,
+    ttl_cap: Option<Duration>,
+    timeout: Duration,
+    threshold: u32,
+    cooldown: Duration,
+}
+
+/// Builds a [`TieredCache`].
+#[must_use]
+pub struct TieredCacheBuilder {
+    l1_capacity: u64,
+    l1_max_bytes: Option<u64>,
+    default_ttl: Option<Duration>,
+    clock: SharedClock,
+    tiers: Vec<TierSpec>,
+    failure_threshold: u32,
+    queue_capacity: usize,
+}
+
+impl fmt::Debug for TieredCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TieredCacheBuilder")
+            .field("l1_capacity", &self.l1_capacity)
+            .field("tiers", &self.tiers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TieredCacheBuilder {
+    /// Entries L1 holds. Default: 10,000.
+    pub fn l1_capacity(mut self, entries: u64) -> Self {
+        self.l1_capacity = entries;
+        self
+    }
+
+    /// Bounds L1 by value bytes instead of entries. Default: by entries.
+    pub fn l1_max_bytes(mut self, bytes: u64) -> Self {
+        self.l1_max_bytes = Some(bytes);
+        self
+    }
+
+    /// The TTL of entries put without one. Default: none.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// The clock for expiry and breakers. Default: the system clock.
+    pub fn clock(mut self, clock: impl Into<SharedClock>) -> Self {
+        self.clock = clock.into();
+        self
+    }
+
+    /// Adds a tier below the previous ones, with a 1 s timeout and a breaker that opens after 5
+    /// consecutive failures for 60 s.
+    pub fn tier(self, tier: Arc<dyn DynTier>, write: WritePolicy) -> Self {
+        self.tier_with(tier, write, |t| t)
+    }
+
+    /// Adds a tier and adjusts its settings.
+    pub fn tier_with(
+        mut self,
+        tier: Arc<dyn DynTier>,
+        write: WritePolicy,
+        configure: impl FnOnce(TierSettings) -> TierSettings,
+    ) -> Self {
+        let s = configure(TierSettings::default());
+        self.tiers.push(TierSpec {
+            tier,
+            write,
+            ttl_cap: s.ttl_cap,
+            timeout: s.timeout,
+            threshold: s.breaker_threshold,
+            cooldown: s.breaker_cooldown,
+        });
+        self
+    }
+
+    /// Complaints ([`TieredCache::report_failure`]) that invalidate an entry. Default: 3.
+    pub fn failure_threshold(mut self, n: u32) -> Self {
+        self.failure_threshold = n.max(1);
+        self
+    }
+
+    /// Capacity of the write-behind and demotion queue. Default: 10,000 jobs.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n.max(1);
+        self
+    }
+
+    /// Builds the cache and starts its background writer on the current Tokio runtime.
+    pub fn build(self) -> Result<TieredCache> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::invalid_input("TieredCache::build must be called inside a Tokio runtime")
+        })?;
+        let (tx, rx) = mpsc::channel::<Job>(self.queue_capacity);
+        let demote_to: Option<usize> =
+            self.tiers.iter().position(|t| t.write == WritePolicy::OnEvict);
+        let queue = Arc::new(Mutex::new(Some(tx)));
+        let demote_queue = queue.clone();
+        let pending: Arc<Mutex<HashMap<Vec<u8>, Arc<Entry>>>> = Arc::default();
+        let demote_pending = pending.clone();
+        let clock = self.clock.clone();
+        let mut l1 = Cache::builder()
+            .max_capacity(self.l1_max_bytes.unwrap_or(self.l1_capacity))
+            .clock(self.clock.clone())
+            .eviction_listener(move |key: Vec<u8>, e: Arc<Entry>, cause| {
+                if cause != RemovalCause::Capacity {
+                    return;
+                }
+                if let Some(tier) = demote_to {
+                    let entry = TierEntry { value: e.value.clone(), meta: e.meta.clone() };
+                    if let Some(tx) = demote_queue.lock().as_ref() {
+                        demote_pending.lock().insert(key.clone(), e.clone());
+                        if let Err(mpsc::error::TrySendError::Full(Job::Put { key, .. })) =
+                            tx.try_send(Job::Put { tier, key, entry, demotion: Some(e) })
+                        {
+                            // Queue full: the entry is dropped like a plain eviction.
+                            demote_pending.lock().remove(&key);
+                        }
+                    }
+                }
+            });
+        if self.l1_max_bytes.is_some() {
+            l1 = l1.weigher(|k: &Vec<u8>, v: &Arc<Entry>| {
+                u32::try_from(k.len() + v.value.len()).unwrap_or(u32::MAX)
+            });
+        }
+        let slots = self
+            .tiers
+            .into_iter()
+            .map(|t| Slot {
+                tier: t.tier,
+                write: t.write,
+                ttl_cap: t.ttl_cap.map(duration_nanos),
+                timeout: t.timeout,
+                breaker: Breaker::new(t.threshold, t.cooldown, clock.clone()),
+                stats: AtomicTierStats::default(),
+            })
+            .collect();
+        let inner = Arc::new(Inner {
+            l1: l1.build(),
+            slots,
+            clock,
+            default_ttl: self.default_ttl,
+            failures: Mutex::default(),
+            failure_threshold: self.failure_threshold,
+            queue,
+            pending,
+            worker: Mutex::new(None),
+            version: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&inner);
+        let worker = handle.spawn(async move {
+            let mut rx = rx;
+            while let Some(job) = rx.recv().await {
+                match job {
+                    Job::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                    Job::Put { tier, key, entry, demotion } => {
+                        let Some(inner) = weak.upgrade() else { break };
+                        let ok = inner.put_to(tier, &key, entry).await;
+                        if let Some(demoted) = demotion {
+                            if ok {
+                                inner.slots[tier].stats.add(DEMOTIONS, 1);
+                            } else {
+                                inner.slots[tier].stats.add(DROPPED, 1);
+                            }
+                            let mut pending = inner.pending.lock();
+                            if pending.get(&key).is_some_and(|p| Arc::ptr_eq(p, &demoted)) {
+                                pending.remove(&key);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        *inner.worker.lock() = Some(worker);
+        Ok(TieredCache { inner })
+    }
+}
+
+/// Settings of one tier; see [`TieredCacheBuilder::tier_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct TierSettings {
+    /// The longest this tier keeps an entry. Default: as long as the entry's TTL.
+    pub ttl_cap: Option<Duration>,
+    /// Each call's time limit. Default: 1 s.
+    pub timeout: Duration,
+    /// Consecutive failures that open the breaker. Default: 5.
+    pub breaker_threshold: u32,
+    /// How long the breaker stays open before a trial call. Default: 60 s.
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for TierSettings {
+    fn default() -> Self {
+        TierSettings {
+            ttl_cap: None,
+            timeout: Duration::from_secs(1),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Inner {
+    fn remaining(&self, meta: &EntryMeta, now: Timestamp) -> Option<Duration> {
+        meta.remaining(now).map(Duration::from_nanos)
+    }
+
+    /// Runs `call` on tier `i` behind its breaker and timeout; `None` when skipped or failed.
+    async fn call<T, F>(&self, i: usize, call: F) -> Option<Result<T>>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let slot = &self.slots[i];
+        if !slot.breaker.allow() {
+            slot.stats.add(SKIPPED, 1);
+            return None;
+        }
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(slot.timeout, call).await {
+            Ok(r) => r,
+            Err(_) => {
+                Err(Error::new(ErrorKind::Timeout, format!("tier {} timed out", slot.tier.name())))
+            }
+        };
+        slot.stats.add(LATENCY, u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        slot.stats.add(CALLS, 1);
+        match &result {
+            Ok(_) => slot.breaker.success(),
+            // Corruption is the entry's fault, not the tier's.
+            Err(e) if e.kind() == ErrorKind::Corrupt => slot.breaker.success(),
+            Err(_) => {
+                slot.stats.add(ERRORS, 1);
+                slot.breaker.failure();
+            }
+        }
+        Some(result)
+    }
+
+    fn tier_entry(&self, i: usize, entry: TierEntry, now: Timestamp) -> TierEntry {
+        let mut entry = entry;
+        if let Some(cap) = self.slots[i].ttl_cap {
+            let capped = now.saturating_add(cap);
+            entry.meta.expires = Some(entry.meta.expires.map_or(capped, |e| e.min(capped)));
+        }
+        entry
+    }
+
+    /// Writes to tier `i`; true on success.
+    async fn put_to(&self, i: usize, key: &[u8], entry: TierEntry) -> bool {
+        let entry = self.tier_entry(i, entry, self.clock.now());
+        let tier = self.slots[i].tier.clone();
+        match self.call(i, tier.put(key, entry)).await {
+            Some(Ok(())) => {
+                self.slots[i].stats.add(WRITES, 1);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl TieredCache {
+    /// A builder.
+    pub fn builder() -> TieredCacheBuilder {
+        TieredCacheBuilder {
+            l1_capacity: 10_000,
+            l1_max_bytes: None,
+            default_ttl: None,
+            clock: SharedClock::System,
+            tiers: Vec::new(),
+            failure_threshold: 3,
+            queue_capacity: 10_000,
+        }
+    }
+
+    /// The entry for `key`, from the fastest tier that has it; `None` on a miss anywhere, or
+    /// when every tier that might have it is failing.
+    pub async fn get(&self, key: &[u8]) -> Option<Arc<Entry>> {
+        let inner = &self.inner;
+        if let Some(e) = inner.l1.get(key) {
+            return Some(e);
+        }
+        let pending = inner.pending.lock().get(key).cloned();
+        if let Some(e) = pending.filter(|e| !e.meta.is_expired(inner.clock.now())) {
+            return Some(e);
+        }
+        for i in 0..inner.slots.len() {
+            let tier = inner.slots[i].tier.clone();
+            match inner.call(i, tier.get(key)).await {
+                Some(Ok(Some(found))) => {
+                    let now = inner.clock.now();
+                    if found.meta.is_expired(now) {
+                        inner.slots[i].stats.add(MISSES, 1);
+                        continue;
+                    }
+                    inner.slots[i].stats.add(HITS, 1);
+                    inner.slots[i].stats.add(PROMOTIONS, 1);
+                    let entry =
+                        Arc::new(Entry { value: found.value.clone(), meta: found.meta.clone() });
+                    // Promote: into L1, and into the tiers above that write eagerly.
+                    match inner.remaining(&entry.meta, now) {
+                        Some(left) => inner.l1.insert_with_ttl(key.to_vec(), entry.clone(), left),
+                        None => inner.l1.insert(key.to_vec(), entry.clone()),
+                    }
+                    for j in 0..i {
+                        if inner.slots[j].write != WritePolicy::OnEvict {
+                            inner.put_to(j, key, found.clone()).await;
+                        }
+                    }
+                    return Some(entry);
+                }
+                Some(Ok(None)) => inner.slots[i].stats.add(MISSES, 1),
+                Some(Err(e)) if e.kind() == ErrorKind::Corrupt => {
+                    inner.slots[i].stats.add(CORRUPT, 1);
+                    // The tier normally deletes what it finds corrupt; make sure.
+                    let _ = inner.call(i, tier.remove(key)).await;
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Stores `value` under `key` in L1 and in every tier by its write policy. Tier failures are
+    /// counted, not returned; the only errors are for input no tier could store (an empty key).
+    pub async fn put(&self, key: &[u8], value: Vec<u8>, options: PutOptions) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::invalid_input("a cache key must not be empty"));
+        }
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let ttl = options.ttl.or(inner.default_ttl);
+        inner.pending.lock().remove(key);
+        let meta = EntryMeta {
+            created: now,
+            expires: ttl.map(|t| now.saturating_add(duration_nanos(t))),
+            tags: options.tags,
+            subject: options.subject,
+            version: inner.version.fetch_add(1, Ordering::Relaxed) + 1,
+            weight: u32::try_from(value.len()).unwrap_or(u32::MAX),
+        };
+        let entry = Arc::new(Entry { value, meta });
+        match ttl {
+            Some(t) => inner.l1.insert_with_ttl(key.to_vec(), entry.clone(), t),
+            None => inner.l1.insert(key.to_vec(), entry.clone()),
+        }
+        let tier_entry = TierEntry { value: entry.value.clone(), meta: entry.meta.clone() };
+        for i in 0..inner.slots.len() {
+            match inner.slots[i].write {
+                WritePolicy::Through => {
+                    inner.put_to(i, key, tier_entry.clone()).await;
+                }
+                WritePolicy::Behind => {
+                    let job = Job::Put {
+                        tier: i,
+                        key: key.to_vec(),
+                        entry: tier_entry.clone(),
+                        demotion: None,
+                    };
+                    let sender = inner.queue.lock().clone();
+                    match sender {
+                        Some(tx) => {
+                            if let Err(mpsc::error::TrySendError::Full(Job::Put {
+                                key,
+                                entry,
+                                ..
+                            })) = tx.try_send(job)
+                            {
+                                // Queue full: write inline rather than lose the write.
+                                inner.put_to(i, &key, entry).await;
+                            }
+                        }
+                        None => {
+                            inner.put_to(i, key, tier_entry.clone()).await;
+                        }
+                    }
+                }
+                WritePolicy::OnEvict => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `key` from L1 and every tier; true if any had it.
+    pub async fn remove(&self, key: &[u8]) -> bool {
+        let inner = &self.inner;
+        let mut found = inner.l1.remove(key).is_some();
+        found |= inner.pending.lock().remove(key).is_some();
+        for i in 0..inner.slots.len() {
+            let tier = inner.slots[i].tier.clone();
+            if let Some(Ok(true)) = inner.call(i, tier.remove(key)).await {
+                found = true;
+            }
+        }
+        found
+    }
+
+    /// Removes every entry `what` covers from L1 and every tier; returns how many the tiers
+    /// reported (L1's copies included in none of them are not counted twice).
+    pub async fn invalidate(&self, what: &Invalidation) -> u64 {
+        let inner = &self.inner;
+        let before = inner.l1.entry_count();
+        inner.l1.invalidate_if(|k, v| what.matches(k, &v.meta));
+        inner.pending.lock().retain(|k, v| !what.matches(k, &v.meta));
+        let l1_removed = before.saturating_sub(inner.l1.entry_count());
+        let mut most = l1_removed;
+        for i in 0..inner.slots.len() {
+            let tier = inner.slots[i].tier.clone();
+            if let Some(Ok(n)) = inner.call(i, tier.invalidate(what)).await {
+                most = most.max(n);
+            }
+        }
+        most
+    }
+
+    /// Counts a complaint about `key` (a caller found its value bad). After the configured
+    /// number of complaints the entry is invalidated everywhere; returns whether it was.
+    pub async fn report_failure(&self, key: &[u8]) -> bool {
+        let reached = {
+            let mut f = self.inner.failures.lock();
+            let n = f.entry(key.to_vec()).or_insert(0);
+            *n += 1;
+            if *n >= self.inner.failure_threshold {
+                f.remove(key);
+                true
+            } else {
+                false
+            }
+        };
+        if reached {
+            self.remove(key).await;
+        }
+        reached
+    }
+
+    /// Waits until every write queued so far (write-behind, demotion) has been attempted.
+    pub async fn flush(&self) {
+        let sender = self.inner.queue.lock().clone();
+        if let Some(tx) = sender {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            if tx.send(Job::Flush(done)).await.is_ok() {
+                let _ = wait.await;
+            }
+        }
+    }
+
+    /// Flushes the queue and stops the background writer; later writes go straight to the
+    /// tiers.
+    pub async fn shutdown(&self) {
+        self.flush().await;
+        let tx = self.inner.queue.lock().take();
+        drop(tx);
+        let worker = self.inner.worker.lock().take();
+        if let Some(w) = worker {
+            let _ = w.await;
+        }
+    }
+
+    /// The state of every tier, in order.
+    pub fn tiers(&self) -> Vec<TierStatus> {
+        self.inner
+            .slots
+            .iter()
+            .map(|s| TierStatus {
+                name: s.tier.name().to_string(),
+                health: s.tier.health(),
+                breaker: s.breaker.state(),
+                stats: s.stats.snapshot(),
+            })
+            .collect()
+    }
+
+    /// Entries in L1.
+    pub fn l1_entry_count(&self) -> u64 {
+        self.inner.l1.entry_count()
+    }
+
+    /// Drops `key` from L1 only (for tests and for memory pressure), leaving the tiers.
+    pub fn evict_from_l1(&self, key: &[u8]) {
+        self.inner.l1.invalidate(key);
+    }
+}
