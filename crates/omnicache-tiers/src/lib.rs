@@ -38,3 +38,5 @@ pub mod memory;
 pub mod tiered;
 #[cfg(feature = "tiered")]
 pub use breaker::BreakerState;
+#[cfg(feature = "tiered")]
+pub mod warm;

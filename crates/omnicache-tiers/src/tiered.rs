@@ -693,6 +693,38 @@ impl TieredCache {
         self.inner.l1.entry_count()
     }
 
+    /// Keys in L1 under `prefix`.
+    pub fn l1_keys(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
+        self.inner.l1.iter().map(|(k, _)| k).filter(|k| k.starts_with(prefix)).collect()
+    }
+
+    /// Keys under `prefix` in every tier that answers (failing tiers are skipped).
+    pub async fn tier_keys(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
+        let inner = &self.inner;
+        let mut keys = Vec::new();
+        for i in 0..inner.slots.len() {
+            let tier = inner.slots[i].tier.clone();
+            let mut cursor: Option<Vec<u8>> = None;
+            loop {
+                let page = match inner.call(i, tier.scan(prefix, cursor.as_deref(), 1_000)).await {
+                    Some(Ok(p)) => p,
+                    _ => break,
+                };
+                keys.extend(page.keys);
+                match page.next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+        keys
+    }
+
+    /// Now, by the cache's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
     /// Drops `key` from L1 only (for tests and for memory pressure), leaving the tiers.
     pub fn evict_from_l1(&self, key: &[u8]) {
         self.inner.l1.invalidate(key);

@@ -1,6 +1,8 @@
 //! The tiered cache over the reference tier and the real disk tier: promotion, write policies,
 //! demotion, breakers, timeouts, corruption, complaints, TTL caps.
 
+mod warm;
+
 use omnicache_core::testkit::MemoryTier;
 use omnicache_core::{DynTier, Invalidation, MockClock, Tier, TierEntry};
 use omnicache_tiers::disk::DiskTier;
