@@ -80,6 +80,19 @@ pub trait Tier: Send + Sync + fmt::Debug + 'static {
         }
     }
 
+    /// Several puts; tiers that can batch (one transaction, one pipeline) override it.
+    fn put_many(
+        &self,
+        entries: Vec<(Vec<u8>, TierEntry)>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            for (k, e) in entries {
+                self.put(&k, e).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// Current health; cheap, no I/O.
     fn health(&self) -> TierHealth {
         TierHealth::Healthy
@@ -114,6 +127,8 @@ pub trait DynTier: Send + Sync + fmt::Debug + 'static {
         &'a self,
         keys: &'a [&'a [u8]],
     ) -> BoxFuture<'a, Result<Vec<Option<TierEntry>>>>;
+    /// See [`Tier::put_many`].
+    fn put_many<'a>(&'a self, entries: Vec<(Vec<u8>, TierEntry)>) -> BoxFuture<'a, Result<()>>;
     /// See [`Tier::health`].
     fn health(&self) -> TierHealth;
 }
@@ -147,6 +162,9 @@ impl<T: Tier> DynTier for T {
         keys: &'a [&'a [u8]],
     ) -> BoxFuture<'a, Result<Vec<Option<TierEntry>>>> {
         Box::pin(Tier::get_many(self, keys))
+    }
+    fn put_many<'a>(&'a self, entries: Vec<(Vec<u8>, TierEntry)>) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Tier::put_many(self, entries))
     }
     fn health(&self) -> TierHealth {
         Tier::health(self)

@@ -140,6 +140,7 @@ impl DiskTierBuilder {
             evicted: AtomicU64::new(0),
             expired: AtomicU64::new(0),
             name: self.name,
+            touched: Mutex::new(Vec::new()),
         })
     }
 }
@@ -171,7 +172,11 @@ pub struct DiskTier {
     evicted: AtomicU64,
     expired: AtomicU64,
     name: String,
+    touched: Mutex<Vec<Vec<u8>>>,
 }
+
+/// Reads whose access times are written together.
+const TOUCH_BATCH: usize = 256;
 
 impl fmt::Debug for DiskTier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -398,12 +403,7 @@ impl DiskTier {
             Ok(env) => {
                 // Reads refresh the eviction order at most once a second per entry.
                 if now.saturating_sub(accessed) > 1_000_000_000 {
-                    let _ = self.with(|c| {
-                        c.execute(
-                            "UPDATE entries SET accessed = ?2 WHERE key = ?1",
-                            params![key, now],
-                        )
-                    });
+                    self.touch(key);
                 }
                 Ok(Some(TierEntry { value: env.payload, meta: env.meta }))
             }
@@ -415,38 +415,78 @@ impl DiskTier {
         }
     }
 
-    fn put_blocking(&self, key: &[u8], entry: TierEntry) -> Result<()> {
+    /// Writes entries in one transaction.
+    fn put_batch(&self, entries: Vec<(Vec<u8>, TierEntry)>) -> Result<()> {
         let now = ts(self.clock.now());
-        let expires = entry.meta.expires.map_or(0, ts);
-        let subject = entry.meta.subject.clone();
-        let tags = entry.meta.tags.clone();
-        let bytes = Envelope::new(entry.meta, entry.value).encode()?;
-        let size = bytes.len() as i64;
-        let old = self.with(|c| {
+        let mut rows = Vec::with_capacity(entries.len());
+        for (key, entry) in entries {
+            let expires = entry.meta.expires.map_or(0, ts);
+            let subject = entry.meta.subject.clone();
+            let tags = entry.meta.tags.clone();
+            let bytes = Envelope::new(entry.meta, entry.value).encode()?;
+            rows.push((key, bytes, expires, subject, tags));
+        }
+        let (added, removed) = self.with(|c| {
             let tx = c.transaction()?;
-            let old: Option<i64> = tx
-                .query_row("SELECT size FROM entries WHERE key = ?1", [key], |r| r.get(0))
-                .optional()?;
-            tx.execute(
-                "INSERT OR REPLACE INTO entries (key, envelope, expires, size, accessed, subject)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![key, bytes, expires, size, now, subject],
-            )?;
-            tx.execute("DELETE FROM tags WHERE key = ?1", [key])?;
-            for t in &tags {
-                tx.execute(
-                    "INSERT OR IGNORE INTO tags (tag, key) VALUES (?1, ?2)",
-                    params![t, key],
+            let (mut added, mut removed) = (0i64, 0i64);
+            {
+                let mut old_size = tx.prepare_cached("SELECT size FROM entries WHERE key = ?1")?;
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO entries (key, envelope, expires, size, accessed, subject)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
+                let mut clear_tags = tx.prepare_cached("DELETE FROM tags WHERE key = ?1")?;
+                let mut add_tag =
+                    tx.prepare_cached("INSERT OR IGNORE INTO tags (tag, key) VALUES (?1, ?2)")?;
+                for (key, bytes, expires, subject, tags) in &rows {
+                    let old: Option<i64> = old_size.query_row([key], |r| r.get(0)).optional()?;
+                    removed += old.unwrap_or(0);
+                    let size = bytes.len() as i64;
+                    insert.execute(params![key, bytes, expires, size, now, subject])?;
+                    added += size;
+                    if old.is_some() {
+                        clear_tags.execute([key])?;
+                    }
+                    for t in tags {
+                        add_tag.execute(params![t, key])?;
+                    }
+                }
             }
             tx.commit()?;
-            Ok(old)
+            Ok((added, removed))
         })?;
-        self.bytes.fetch_add(size as u64, Ordering::Relaxed);
-        if let Some(old) = old {
-            self.bytes.fetch_sub(old.max(0) as u64, Ordering::Relaxed);
-        }
+        self.bytes.fetch_add(added.max(0) as u64, Ordering::Relaxed);
+        self.bytes.fetch_sub(removed.max(0) as u64, Ordering::Relaxed);
         self.enforce_budget()
+    }
+
+    fn put_blocking(&self, key: &[u8], entry: TierEntry) -> Result<()> {
+        self.put_batch(vec![(key.to_vec(), entry)])
+    }
+
+    /// Records that `key` was read; access times are written in batches, so reads do not each
+    /// cost a write transaction.
+    fn touch(&self, key: &[u8]) {
+        let batch = {
+            let mut t = self.touched.lock();
+            t.push(key.to_vec());
+            if t.len() < TOUCH_BATCH {
+                return;
+            }
+            std::mem::take(&mut *t)
+        };
+        let now = ts(self.clock.now());
+        let _ = self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut st =
+                    tx.prepare_cached("UPDATE entries SET accessed = ?2 WHERE key = ?1")?;
+                for k in &batch {
+                    st.execute(params![k, now])?;
+                }
+            }
+            tx.commit()
+        });
     }
 }
 
@@ -461,6 +501,10 @@ impl Tier for DiskTier {
 
     async fn put(&self, key: &[u8], entry: TierEntry) -> Result<()> {
         self.put_blocking(key, entry)
+    }
+
+    async fn put_many(&self, entries: Vec<(Vec<u8>, TierEntry)>) -> Result<()> {
+        self.put_batch(entries)
     }
 
     async fn remove(&self, key: &[u8]) -> Result<bool> {

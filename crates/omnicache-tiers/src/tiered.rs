@@ -599,6 +599,52 @@ impl TieredCache {
         Ok(())
     }
 
+    /// Stores several entries: L1 each, and each tier in one batch by its write policy (one
+    /// transaction for the disk tier). Used by warming and import.
+    pub async fn put_many(&self, items: Vec<(Vec<u8>, Vec<u8>, PutOptions)>) -> Result<()> {
+        if items.iter().any(|(k, _, _)| k.is_empty()) {
+            return Err(Error::invalid_input("a cache key must not be empty"));
+        }
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let mut batch = Vec::with_capacity(items.len());
+        for (key, value, options) in items {
+            let ttl = options.ttl.or(inner.default_ttl);
+            let meta = EntryMeta {
+                created: now,
+                expires: ttl.map(|t| now.saturating_add(duration_nanos(t))),
+                tags: options.tags,
+                subject: options.subject,
+                version: inner.version.fetch_add(1, Ordering::Relaxed) + 1,
+                weight: u32::try_from(value.len()).unwrap_or(u32::MAX),
+            };
+            inner.pending.lock().remove(&key);
+            let entry = Arc::new(Entry { value, meta });
+            match ttl {
+                Some(t) => inner.l1.insert_with_ttl(key.clone(), entry.clone(), t),
+                None => inner.l1.insert(key.clone(), entry.clone()),
+            }
+            batch.push((key, TierEntry { value: entry.value.clone(), meta: entry.meta.clone() }));
+        }
+        for i in 0..inner.slots.len() {
+            match inner.slots[i].write {
+                WritePolicy::Through | WritePolicy::Behind => {
+                    let capped: Vec<_> = batch
+                        .iter()
+                        .map(|(k, e)| (k.clone(), inner.tier_entry(i, e.clone(), now)))
+                        .collect();
+                    let n = capped.len() as u64;
+                    let tier = inner.slots[i].tier.clone();
+                    if let Some(Ok(())) = inner.call(i, tier.put_many(capped)).await {
+                        inner.slots[i].stats.add(WRITES, n);
+                    }
+                }
+                WritePolicy::OnEvict => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Removes `key` from L1 and every tier; true if any had it.
     pub async fn remove(&self, key: &[u8]) -> bool {
         let inner = &self.inner;

@@ -96,6 +96,9 @@ pub struct Record {
     pub subject: Option<String>,
 }
 
+/// Entries written to the tiers per batch while warming.
+const BATCH: usize = 1_000;
+
 fn hex_decode(s: &str) -> std::result::Result<Vec<u8>, String> {
     if s.len() % 2 != 0 {
         return Err("value_hex has an odd number of digits".into());
@@ -239,12 +242,16 @@ pub async fn warm(
             out
         }
     };
+    let mut batch = Vec::with_capacity(BATCH);
     for (line, rec) in records {
         report.rows += 1;
         match rec.and_then(|r| r.into_put(options.ttl_override)) {
             Ok((key, value, opts)) => {
-                cache.put(key.as_bytes(), value, opts).await?;
-                report.loaded += 1;
+                batch.push((key.into_bytes(), value, opts));
+                if batch.len() == BATCH {
+                    report.loaded += batch.len() as u64;
+                    cache.put_many(std::mem::take(&mut batch)).await?;
+                }
             }
             Err(reason) => report.skipped.push((line, reason)),
         }
@@ -254,6 +261,8 @@ pub async fn warm(
             }
         }
     }
+    report.loaded += batch.len() as u64;
+    cache.put_many(batch).await?;
     Ok(report)
 }
 

@@ -145,6 +145,19 @@ where
         "{name}: get_many"
     );
 
+    // Batch writes land like single ones.
+    let batch: Vec<(Vec<u8>, TierEntry)> =
+        (0..5u8).map(|i| (vec![b'b', i], entry(&[i], meta(None, &["batch"], None)))).collect();
+    tier.put_many(batch).await.unwrap();
+    for i in 0..5u8 {
+        assert_eq!(tier.get(&[b'b', i]).await.unwrap().unwrap().value, vec![i], "{name}: put_many");
+    }
+    assert_eq!(
+        tier.invalidate(&Invalidation::Tag("batch".into())).await.unwrap(),
+        5,
+        "{name}: batch tags"
+    );
+
     // The object-safe twin behaves the same.
     let dynamic: &dyn DynTier = &tier;
     assert_eq!(DynTier::name(dynamic), name);
