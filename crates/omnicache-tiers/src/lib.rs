@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | `memory` | yes | [`memory`]: the concurrent in-memory cache |
 //! | `disk` | no | `disk`: the SQLite disk tier (bundled SQLite, WAL) |
+//! | `redis` | no | `redis`: the Redis tier (namespaced keys, native TTLs, MGET, timeouts) |
 //! | `tiered` | no | `tiered`: L1 over lower tiers, with promotion, write policies, breakers |
 //!
 //! ## Example
@@ -34,6 +35,8 @@ mod breaker;
 pub mod disk;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "tiered")]
 pub mod tiered;
 #[cfg(feature = "tiered")]

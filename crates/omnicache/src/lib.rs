@@ -13,6 +13,7 @@
 //! | `tiers` | with `memory` | [`tiers`]: `omnicache-tiers` |
 //! | `strategies` | no | [`strategies`]: S3-FIFO, LRU, LFU, TTL-ordered, GDSF, ARC, SIEVE, W-TinyLFU, and the trace simulator |
 //! | `disk` | no | `tiers::disk`: the SQLite disk tier |
+//! | `redis` | no | `tiers::redis`: the Redis tier |
 //! | `tiered` | no | `tiers::tiered`: L1 over lower tiers with promotion, write policies, breakers |
 //! | `full` | no | everything |
 //!

@@ -1,0 +1,265 @@
+//! The Redis tier against a real `redis-server` started on a free loopback port: the tier
+//! conformance suite, batch reads, corruption, a hung server, and killing Redis in the middle of
+//! 100,000 mixed operations on a tiered cache.
+
+use omnicache_core::testkit::check_tier;
+use omnicache_core::{EntryMeta, ErrorKind, MockClock, Tier, TierEntry};
+use omnicache_tiers::disk::DiskTier;
+use omnicache_tiers::redis::RedisTier;
+use omnicache_tiers::tiered::{PutOptions, TieredCache, WritePolicy};
+use omnicache_tiers::BreakerState;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A `redis-server` child process on a free port, killed on drop.
+struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut s = RedisServer { child: None, port };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("could not start redis-server ({e}): install it with `apt-get install redis-server` (cargo xtask ci does)")
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start listening on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// SIGKILL, as a crash would.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGSTOP: the process stays, the port stays open, nothing answers.
+    fn pause(&self) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    }
+
+    fn resume(&self) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").args(["-CONT", &c.id().to_string()]).status();
+        }
+        self.kill();
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+#[test]
+fn passes_the_tier_conformance_suite() {
+    let server = RedisServer::start();
+    rt().block_on(async {
+        let url = server.url();
+        check_tier(|clock| {
+            // The suite makes its tier synchronously; connect on this runtime, so the
+            // connection's background task lives as long as the test.
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(
+                    RedisTier::builder(url.clone()).namespace("conformance").clock(clock).connect(),
+                )
+            })
+            .expect("connect")
+        })
+        .await;
+    });
+}
+
+#[test]
+fn batch_reads_expiry_and_namespaces() {
+    let server = RedisServer::start();
+    rt().block_on(async {
+        let a = RedisTier::builder(server.url()).namespace("a").connect().await.unwrap();
+        let b = RedisTier::builder(server.url()).namespace("b").connect().await.unwrap();
+        let e = |v: &[u8]| TierEntry { value: v.to_vec(), meta: EntryMeta::new(1) };
+        a.put_many(vec![(b"x".to_vec(), e(b"1")), (b"y".to_vec(), e(b"2"))]).await.unwrap();
+        let got = a.get_many(&[b"x", b"nope", b"y"]).await.unwrap();
+        assert_eq!(
+            got.iter().map(|g| g.as_ref().map(|t| t.value.clone())).collect::<Vec<_>>(),
+            vec![Some(b"1".to_vec()), None, Some(b"2".to_vec())]
+        );
+        assert!(b.get(b"x").await.unwrap().is_none(), "namespaces do not see each other");
+        assert_eq!(b.invalidate(&omnicache_core::Invalidation::All).await.unwrap(), 0);
+        assert!(a.get(b"x").await.unwrap().is_some(), "clearing b leaves a alone");
+        // Redis's own TTL: an entry that expires in 50 ms is gone from Redis itself.
+        let mut meta = EntryMeta::new(1);
+        meta.expires = Some(omnicache_core::SystemClock.now_ns() + 50_000_000);
+        a.put(b"short", TierEntry { value: b"s".to_vec(), meta }).await.unwrap();
+        let mut conn = redis::Client::open(server.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let pttl: i64 = redis::cmd("PTTL").arg("a:e:short").query_async(&mut conn).await.unwrap();
+        assert!(pttl > 0 && pttl <= 50, "native TTL set: {pttl} ms");
+    });
+}
+
+trait NowNs {
+    fn now_ns(&self) -> u64;
+}
+impl NowNs for omnicache_core::SystemClock {
+    fn now_ns(&self) -> u64 {
+        omnicache_core::Clock::now(self)
+    }
+}
+
+#[test]
+fn flipped_bytes_in_redis_are_detected_and_deleted() {
+    let server = RedisServer::start();
+    rt().block_on(async {
+        let tier = RedisTier::builder(server.url()).namespace("c").connect().await.unwrap();
+        tier.put(b"k", TierEntry { value: b"value".to_vec(), meta: EntryMeta::new(1) })
+            .await
+            .unwrap();
+        let mut conn = redis::Client::open(server.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let mut raw: Vec<u8> = redis::cmd("GET").arg("c:e:k").query_async(&mut conn).await.unwrap();
+        let last = raw.len() - 5;
+        raw[last] ^= 1;
+        let _: () = redis::cmd("SET").arg("c:e:k").arg(raw).query_async(&mut conn).await.unwrap();
+        assert_eq!(tier.get(b"k").await.unwrap_err().kind(), ErrorKind::Corrupt);
+        let exists: i64 = redis::cmd("EXISTS").arg("c:e:k").query_async(&mut conn).await.unwrap();
+        assert_eq!(exists, 0, "the corrupt entry was deleted");
+    });
+}
+
+#[test]
+fn a_hung_redis_times_out() {
+    let server = RedisServer::start();
+    rt().block_on(async {
+        let tier = RedisTier::builder(server.url())
+            .timeout(Duration::from_millis(200))
+            .connect()
+            .await
+            .unwrap();
+        tier.put(b"k", TierEntry { value: b"v".to_vec(), meta: EntryMeta::new(1) }).await.unwrap();
+        server.pause();
+        let started = Instant::now();
+        let err = tier.get(b"k").await.unwrap_err();
+        let waited = started.elapsed();
+        server.resume();
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert!(waited < Duration::from_secs(5), "the get did not hang ({waited:?})");
+        assert_eq!(omnicache_core::Tier::health(&tier), omnicache_core::TierHealth::Degraded);
+    });
+}
+
+#[test]
+fn killing_redis_during_100k_operations_loses_nothing_and_returns_no_error() {
+    let mut server = RedisServer::start();
+    let clock = MockClock::default();
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let redis = Arc::new(
+            RedisTier::builder(server.url())
+                .timeout(Duration::from_millis(300))
+                .connect()
+                .await
+                .unwrap(),
+        );
+        let disk = Arc::new(DiskTier::open(dir.path().join("below.db")).unwrap());
+        let cache = TieredCache::builder()
+            .clock(clock.clone())
+            .l1_capacity(1_000)
+            .tier(redis.clone(), WritePolicy::Through)
+            .tier(disk.clone(), WritePolicy::Through)
+            .build()
+            .unwrap();
+        let mut written = std::collections::HashMap::new();
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for i in 0..100_000u64 {
+            if i == 30_000 {
+                server.kill();
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = format!("key:{}", x % 20_000);
+            if i % 4 == 0 {
+                let v = format!("v{i}");
+                // `put` returns Ok whatever Redis does: the entry is in L1 and on disk.
+                cache
+                    .put(k.as_bytes(), v.clone().into_bytes(), PutOptions::default())
+                    .await
+                    .expect("no error for a dead tier");
+                written.insert(k, v);
+            } else if let Some(e) = cache.get(k.as_bytes()).await {
+                assert_eq!(
+                    Some(&String::from_utf8(e.value.to_vec()).unwrap()),
+                    written.get(&k),
+                    "never a stale or foreign value"
+                );
+            }
+        }
+        let status = &cache.tiers()[0];
+        assert_eq!(status.breaker, BreakerState::Open, "the breaker opened when Redis died");
+        assert!(
+            status.stats.skipped > 10_000,
+            "and calls skipped the dead tier: {:?}",
+            status.stats
+        );
+        // Nothing acknowledged is lost: every last write is served (from L1 or disk).
+        for (k, v) in &written {
+            let e = cache.get(k.as_bytes()).await.expect("acknowledged write present");
+            assert_eq!(&e.value, v.as_bytes());
+        }
+        // Redis comes back on the same port; after the cooldown the breaker closes.
+        server.spawn();
+        clock.advance(Duration::from_secs(61));
+        let mut closed = false;
+        for _ in 0..50 {
+            cache.put(b"probe", b"p".to_vec(), PutOptions::default()).await.unwrap();
+            if cache.tiers()[0].breaker == BreakerState::Closed {
+                closed = true;
+                break;
+            }
+            clock.advance(Duration::from_secs(61));
+            tokio::time::sleep(Duration::from_millis(100)).await; // let the connection manager reconnect
+        }
+        assert!(closed, "the breaker closed once Redis was back: {:?}", cache.tiers()[0]);
+        assert!(redis.get(b"probe").await.unwrap().is_some(), "and writes reach Redis again");
+    });
+}
