@@ -90,6 +90,7 @@ fn provision() {
             .status()
             .is_ok_and(|s| s.success())
     };
+    provision_s3s_fs();
     if have("redis-server") {
         return;
     }
@@ -111,6 +112,48 @@ fn provision() {
         if !install() {
             eprintln!("notice: installing redis-server failed; the Redis tests will say so");
         }
+    }
+}
+
+/// The folder for tools `cargo install`ed by xtask, reused across runs on one machine.
+fn tools_dir() -> std::path::PathBuf {
+    std::env::var_os("OMNICACHE_TOOLS").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/omnicache-tools")
+    })
+}
+
+/// Installs `s3s-fs`, the S3-compatible server the S3 tests start, unless present.
+fn provision_s3s_fs() {
+    let root = tools_dir();
+    if root.join("bin/s3s-fs").exists() {
+        return;
+    }
+    let on_path = Command::new("s3s-fs")
+        .arg("--help")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if on_path {
+        return;
+    }
+    eprintln!("==> provisioning: cargo install s3s-fs 0.14.1 into {}", root.display());
+    let ok = cargo(&[
+        "install",
+        "s3s-fs",
+        "--version",
+        "0.14.1",
+        "--locked",
+        "--features",
+        "binary",
+        "--root",
+    ])
+    .arg(&root)
+    .status()
+    .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("notice: installing s3s-fs failed; the S3 tests will say so");
     }
 }
 

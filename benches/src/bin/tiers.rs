@@ -138,7 +138,16 @@ fn redis_race(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     use omnicache::tiers::redis::RedisTier;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut server = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .map_err(|e| anyhow::anyhow!("redis-server: {e} (apt-get install redis-server)"))?;
@@ -154,7 +163,8 @@ fn redis_race(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         for i in 0..n {
             let e = TierEntry { value: vec![1u8; 100], meta: EntryMeta::new(i) };
             tier.put(format!("k{i}").as_bytes(), e).await?;
-            let _: () = redis::AsyncCommands::set(&mut bare, format!("bare:{i}"), vec![1u8; 100]).await?;
+            let _: () =
+                redis::AsyncCommands::set(&mut bare, format!("bare:{i}"), vec![1u8; 100]).await?;
         }
         let gets = 20_000u64;
         let (mut best_tier, mut best_bare) = (f64::MAX, f64::MAX);
@@ -167,7 +177,8 @@ fn redis_race(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             best_tier = best_tier.min(t.elapsed().as_secs_f64() / gets as f64);
             let t = Instant::now();
             for i in 0..gets {
-                let got: Option<Vec<u8>> = redis::AsyncCommands::get(&mut bare, format!("bare:{}", i % n)).await?;
+                let got: Option<Vec<u8>> =
+                    redis::AsyncCommands::get(&mut bare, format!("bare:{}", i % n)).await?;
                 assert!(got.is_some());
             }
             best_bare = best_bare.min(t.elapsed().as_secs_f64() / gets as f64);

@@ -11,6 +11,7 @@
 //! | `memory` | yes | [`memory`]: the concurrent in-memory cache |
 //! | `disk` | no | `disk`: the SQLite disk tier (bundled SQLite, WAL) |
 //! | `redis` | no | `redis`: the Redis tier (namespaced keys, native TTLs, MGET, timeouts) |
+//! | `s3` | no | `s3`: the S3 tier (any S3-compatible endpoint, path-style) |
 //! | `tiered` | no | `tiered`: L1 over lower tiers, with promotion, write policies, breakers |
 //!
 //! ## Example
@@ -37,6 +38,8 @@ pub mod disk;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "s3")]
+pub mod s3;
 #[cfg(feature = "tiered")]
 pub mod tiered;
 #[cfg(feature = "tiered")]

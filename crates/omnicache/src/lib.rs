@@ -14,6 +14,7 @@
 //! | `strategies` | no | [`strategies`]: S3-FIFO, LRU, LFU, TTL-ordered, GDSF, ARC, SIEVE, W-TinyLFU, and the trace simulator |
 //! | `disk` | no | `tiers::disk`: the SQLite disk tier |
 //! | `redis` | no | `tiers::redis`: the Redis tier |
+//! | `s3` | no | `tiers::s3`: the S3 tier |
 //! | `tiered` | no | `tiers::tiered`: L1 over lower tiers with promotion, write policies, breakers |
 //! | `full` | no | everything |
 //!

@@ -1,0 +1,176 @@
+//! The S3 tier against a real S3-compatible server (`s3s-fs`, which checks SigV4 signatures)
+//! started on a free loopback port: the tier conformance suite, flipped bytes in a stored
+//! object, wrong credentials, a server that is gone, and S3 under a tiered cache.
+
+use omnicache_core::testkit::check_tier;
+use omnicache_core::{EntryMeta, ErrorKind, Tier, TierEntry};
+use omnicache_tiers::s3::S3Tier;
+use omnicache_tiers::tiered::{PutOptions, TieredCache, WritePolicy};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const AK: &str = "omnicache-test-ak";
+const SK: &str = "omnicache-test-secret-key";
+const BUCKET: &str = "cache";
+
+/// Where `cargo xtask ci` installs `s3s-fs`, or anywhere on PATH.
+fn s3s_fs() -> PathBuf {
+    let tools = std::env::var_os("OMNICACHE_TOOLS").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/omnicache-tools")
+    });
+    let installed = tools.join("bin/s3s-fs");
+    if installed.exists() {
+        return installed;
+    }
+    PathBuf::from("s3s-fs")
+}
+
+/// An `s3s-fs` child process serving a temporary directory, killed on drop.
+struct S3Server {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl S3Server {
+    fn start() -> S3Server {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(BUCKET)).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(s3s_fs())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", AK, "--secret-key", SK])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "could not start s3s-fs ({e}): install it with `cargo install s3s-fs --version 0.14.1 --locked --features binary` (cargo xtask ci does, into ~/.cache/omnicache-tools)"
+                )
+            });
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start listening on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        S3Server { child, port, dir }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn tier(&self, prefix: &str) -> S3Tier {
+        S3Tier::builder(self.endpoint(), BUCKET).credentials(AK, SK).prefix(prefix).build().unwrap()
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+#[test]
+fn passes_the_tier_conformance_suite() {
+    let server = S3Server::start();
+    rt().block_on(check_tier(|clock| {
+        S3Tier::builder(server.endpoint(), BUCKET)
+            .credentials(AK, SK)
+            .prefix("conformance/")
+            .clock(clock)
+            .build()
+            .unwrap()
+    }));
+}
+
+#[test]
+fn a_flipped_byte_in_a_stored_object_is_detected_and_deleted() {
+    let server = S3Server::start();
+    rt().block_on(async {
+        let tier = server.tier("flip/");
+        tier.put(b"k", TierEntry { value: vec![42; 1000], meta: EntryMeta::new(1) }).await.unwrap();
+        // s3s-fs keeps each object as a file: flip a byte in it, as bit rot would.
+        let file = walk(server.root())
+            .into_iter()
+            .find(|p| p.ends_with("flip/k"))
+            .expect("the object's file");
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[500] ^= 0x10;
+        std::fs::write(&file, bytes).unwrap();
+        assert_eq!(tier.get(b"k").await.unwrap_err().kind(), ErrorKind::Corrupt);
+        assert_eq!(tier.get(b"k").await.unwrap(), None, "the corrupt object was deleted");
+    });
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn wrong_credentials_and_a_dead_server_are_errors_not_panics() {
+    let server = S3Server::start();
+    rt().block_on(async {
+        let bad =
+            S3Tier::builder(server.endpoint(), BUCKET).credentials(AK, "wrong").build().unwrap();
+        let e =
+            bad.put(b"k", TierEntry { value: vec![1], meta: EntryMeta::new(1) }).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dead = S3Tier::builder(format!("http://127.0.0.1:{port}"), BUCKET)
+            .credentials(AK, SK)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let e = dead.get(b"k").await.unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout), "{e}");
+        assert!(
+            S3Tier::builder(server.endpoint(), "").credentials(AK, SK).build().is_err(),
+            "empty bucket refused"
+        );
+    });
+}
+
+#[test]
+fn s3_under_a_tiered_cache_serves_after_l1_loses_the_entry() {
+    let server = S3Server::start();
+    rt().block_on(async {
+        let s3 = Arc::new(server.tier("tiered/"));
+        let cache = TieredCache::builder().tier(s3.clone(), WritePolicy::Through).build().unwrap();
+        cache
+            .put(
+                b"doc:1",
+                b"big document".to_vec(),
+                PutOptions { tags: vec!["docs".into()], ..Default::default() },
+            )
+            .await
+            .unwrap();
+        cache.evict_from_l1(b"doc:1");
+        assert_eq!(cache.get(b"doc:1").await.unwrap().value, b"big document");
+        assert_eq!(cache.tiers()[0].stats.promotions, 1);
+        assert_eq!(cache.invalidate(&omnicache_core::Invalidation::Tag("docs".into())).await, 1);
+        cache.evict_from_l1(b"doc:1");
+        assert!(cache.get(b"doc:1").await.is_none());
+    });
+}
