@@ -66,4 +66,4 @@ pub use policy::{
     SlotId,
 };
 pub use stats::{AtomicStats, StatsRecorder, StatsSnapshot};
-pub use tier::{DynTier, ScanPage, Tier, TierEntry, TierHealth};
+pub use tier::{DynTier, ScanPage, Tier, TierEntry, TierHealth, TierUsage};

@@ -30,6 +30,15 @@ pub struct ScanPage {
     pub next: Option<Vec<u8>>,
 }
 
+/// What a tier holds, for cost reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TierUsage {
+    /// Entries stored (expired ones not yet deleted included).
+    pub entries: u64,
+    /// Bytes stored.
+    pub bytes: u64,
+}
+
 /// How a tier is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TierHealth {
@@ -93,6 +102,17 @@ pub trait Tier: Send + Sync + fmt::Debug + 'static {
         }
     }
 
+    /// Deletes expired entries now; returns how many. Tiers whose store expires entries by
+    /// itself (Redis) keep the default, which does nothing.
+    fn sweep_expired(&self) -> impl Future<Output = Result<u64>> + Send {
+        async { Ok(0) }
+    }
+
+    /// What the tier holds, if it can tell cheaply enough; `None` when it cannot.
+    fn usage(&self) -> impl Future<Output = Result<Option<TierUsage>>> + Send {
+        async { Ok(None) }
+    }
+
     /// Current health; cheap, no I/O.
     fn health(&self) -> TierHealth {
         TierHealth::Healthy
@@ -129,6 +149,10 @@ pub trait DynTier: Send + Sync + fmt::Debug + 'static {
     ) -> BoxFuture<'a, Result<Vec<Option<TierEntry>>>>;
     /// See [`Tier::put_many`].
     fn put_many<'a>(&'a self, entries: Vec<(Vec<u8>, TierEntry)>) -> BoxFuture<'a, Result<()>>;
+    /// See [`Tier::sweep_expired`].
+    fn sweep_expired(&self) -> BoxFuture<'_, Result<u64>>;
+    /// See [`Tier::usage`].
+    fn usage(&self) -> BoxFuture<'_, Result<Option<TierUsage>>>;
     /// See [`Tier::health`].
     fn health(&self) -> TierHealth;
 }
@@ -165,6 +189,12 @@ impl<T: Tier> DynTier for T {
     }
     fn put_many<'a>(&'a self, entries: Vec<(Vec<u8>, TierEntry)>) -> BoxFuture<'a, Result<()>> {
         Box::pin(Tier::put_many(self, entries))
+    }
+    fn sweep_expired(&self) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(Tier::sweep_expired(self))
+    }
+    fn usage(&self) -> BoxFuture<'_, Result<Option<TierUsage>>> {
+        Box::pin(Tier::usage(self))
     }
     fn health(&self) -> TierHealth {
         Tier::health(self)

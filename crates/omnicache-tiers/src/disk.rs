@@ -507,6 +507,19 @@ impl Tier for DiskTier {
         self.put_batch(entries)
     }
 
+    async fn sweep_expired(&self) -> Result<u64> {
+        DiskTier::sweep_expired(self)
+    }
+
+    async fn usage(&self) -> Result<Option<omnicache_core::TierUsage>> {
+        let entries: i64 =
+            self.with(|c| c.query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0)))?;
+        Ok(Some(omnicache_core::TierUsage {
+            entries: entries.max(0) as u64,
+            bytes: self.stats().bytes,
+        }))
+    }
+
     async fn remove(&self, key: &[u8]) -> Result<bool> {
         Ok(self.delete_where("key = ?1", &[&key])? > 0)
     }

@@ -490,6 +490,34 @@ impl Tier for S3Tier {
         }
     }
 
+    async fn sweep_expired(&self) -> Result<u64> {
+        S3Tier::sweep_expired(self).await
+    }
+
+    async fn usage(&self) -> Result<Option<omnicache_core::TierUsage>> {
+        let mut usage = omnicache_core::TierUsage::default();
+        let mut after: Option<String> = None;
+        loop {
+            let mut req = self.client.list_objects_v2().bucket(&self.bucket).prefix(&self.prefix);
+            if let Some(a) = &after {
+                req = req.start_after(a);
+            }
+            let out = match self.run("list", req.send()).await? {
+                Ok(o) => o,
+                Err(e) => return Err(self.fail("list", e.into_service_error())),
+            };
+            for o in out.contents() {
+                usage.entries += 1;
+                usage.bytes += o.size().unwrap_or(0).max(0) as u64;
+            }
+            match (out.is_truncated().unwrap_or(false), out.contents().last().and_then(|o| o.key()))
+            {
+                (true, Some(k)) => after = Some(k.to_string()),
+                _ => return Ok(Some(usage)),
+            }
+        }
+    }
+
     fn health(&self) -> TierHealth {
         if self.failing.load(Ordering::Relaxed) {
             TierHealth::Degraded

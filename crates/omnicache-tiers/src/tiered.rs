@@ -75,6 +75,8 @@ pub struct PutOptions {
     pub tags: Vec<String>,
     /// The data subject the value belongs to.
     pub subject: Option<String>,
+    /// A cold entry: stored only in the tier with the cheapest storage, not in L1.
+    pub cold: bool,
 }
 
 /// Counters of one tier, as seen by the tiered cache.
@@ -157,6 +159,8 @@ pub struct TierStatus {
 struct Slot {
     tier: Arc<dyn DynTier>,
     write: WritePolicy,
+    max_value_bytes: Option<usize>,
+    cost: CostModel,
     ttl_cap: Option<u64>,
     timeout: Duration,
     breaker: Breaker,
@@ -186,7 +190,10 @@ struct Inner {
     /// Entries evicted from L1 whose demotion has not been written yet: still served.
     pending: Arc<Mutex<HashMap<Vec<u8>, Arc<Entry>>>>,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    sweeper: Mutex<Option<tokio::task::JoinHandle<()>>>,
     version: AtomicU64,
+    l1_max_value_bytes: Option<usize>,
+    started: Timestamp,
 }
 
 /// See the [module docs](self).
@@ -212,10 +219,7 @@ impl fmt::Debug for TieredCache {
 struct TierSpec {
     tier: Arc<dyn DynTier>,
     write: WritePolicy,
-    ttl_cap: Option<Duration>,
-    timeout: Duration,
-    threshold: u32,
-    cooldown: Duration,
+    settings: TierSettings,
 }
 
 /// Builds a [`TieredCache`].
@@ -228,6 +232,8 @@ pub struct TieredCacheBuilder {
     tiers: Vec<TierSpec>,
     failure_threshold: u32,
     queue_capacity: usize,
+    l1_max_value_bytes: Option<usize>,
+    sweep_interval: Option<Duration>,
 }
 
 impl fmt::Debug for TieredCacheBuilder {
@@ -277,21 +283,27 @@ impl TieredCacheBuilder {
         write: WritePolicy,
         configure: impl FnOnce(TierSettings) -> TierSettings,
     ) -> Self {
-        let s = configure(TierSettings::default());
-        self.tiers.push(TierSpec {
-            tier,
-            write,
-            ttl_cap: s.ttl_cap,
-            timeout: s.timeout,
-            threshold: s.breaker_threshold,
-            cooldown: s.breaker_cooldown,
-        });
+        let settings = configure(TierSettings::default());
+        self.tiers.push(TierSpec { tier, write, settings });
         self
     }
 
     /// Complaints ([`TieredCache::report_failure`]) that invalidate an entry. Default: 3.
     pub fn failure_threshold(mut self, n: u32) -> Self {
         self.failure_threshold = n.max(1);
+        self
+    }
+
+    /// Values larger than this skip L1 and are served from the tiers. Default: no limit.
+    pub fn l1_max_value_bytes(mut self, bytes: usize) -> Self {
+        self.l1_max_value_bytes = Some(bytes);
+        self
+    }
+
+    /// How often a background task deletes expired entries from L1 and every tier; `None` to
+    /// sweep only on [`TieredCache::sweep`]. Default: every 60 s.
+    pub fn sweep_interval(mut self, every: Option<Duration>) -> Self {
+        self.sweep_interval = every;
         self
     }
 
@@ -345,9 +357,15 @@ impl TieredCacheBuilder {
             .map(|t| Slot {
                 tier: t.tier,
                 write: t.write,
-                ttl_cap: t.ttl_cap.map(duration_nanos),
-                timeout: t.timeout,
-                breaker: Breaker::new(t.threshold, t.cooldown, clock.clone()),
+                max_value_bytes: t.settings.max_value_bytes,
+                cost: t.settings.cost,
+                ttl_cap: t.settings.ttl_cap.map(duration_nanos),
+                timeout: t.settings.timeout,
+                breaker: Breaker::new(
+                    t.settings.breaker_threshold,
+                    t.settings.breaker_cooldown,
+                    clock.clone(),
+                ),
                 stats: AtomicTierStats::default(),
             })
             .collect();
@@ -361,7 +379,10 @@ impl TieredCacheBuilder {
             queue,
             pending,
             worker: Mutex::new(None),
+            sweeper: Mutex::new(None),
             version: AtomicU64::new(0),
+            l1_max_value_bytes: self.l1_max_value_bytes,
+            started: self.clock.now(),
         });
         let weak = Arc::downgrade(&inner);
         let worker = handle.spawn(async move {
@@ -390,8 +411,84 @@ impl TieredCacheBuilder {
             }
         });
         *inner.worker.lock() = Some(worker);
+        if let Some(every) = self.sweep_interval.filter(|d| !d.is_zero()) {
+            let weak = Arc::downgrade(&inner);
+            let sweeper = handle.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    TieredCache { inner }.sweep().await;
+                }
+            });
+            *inner.sweeper.lock() = Some(sweeper);
+        }
         Ok(TieredCache { inner })
     }
+}
+
+/// What storing in and reading from a tier costs, for placement and the monthly estimate.
+/// The presets are list prices at the time of writing, to be overridden with your own.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CostModel {
+    /// Storage, in US dollars per GB-month.
+    pub usd_per_gb_month: f64,
+    /// Requests, in US dollars per million.
+    pub usd_per_million_requests: f64,
+    /// A typical request's latency.
+    pub typical_latency: Duration,
+}
+
+impl CostModel {
+    /// A local SSD: about $0.08 per GB-month, requests free, ~50 µs.
+    pub fn local_disk() -> Self {
+        CostModel {
+            usd_per_gb_month: 0.08,
+            usd_per_million_requests: 0.0,
+            typical_latency: Duration::from_micros(50),
+        }
+    }
+    /// Managed Redis memory: about $10 per GB-month, requests free, ~0.5 ms.
+    pub fn redis() -> Self {
+        CostModel {
+            usd_per_gb_month: 10.0,
+            usd_per_million_requests: 0.0,
+            typical_latency: Duration::from_micros(500),
+        }
+    }
+    /// S3 Standard: $0.023 per GB-month, $0.40 per million GETs, ~20 ms.
+    pub fn s3_standard() -> Self {
+        CostModel {
+            usd_per_gb_month: 0.023,
+            usd_per_million_requests: 0.4,
+            typical_latency: Duration::from_millis(20),
+        }
+    }
+}
+
+/// The estimated monthly cost of one tier's current contents and request rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierCost {
+    /// The tier's name.
+    pub name: String,
+    /// What it holds, if it could tell.
+    pub usage: Option<omnicache_core::TierUsage>,
+    /// Storage cost of the current contents for a month.
+    pub storage_usd_month: f64,
+    /// Request cost if the request rate seen so far lasts a month.
+    pub requests_usd_month: f64,
+    /// The cost model used.
+    pub model: CostModel,
+}
+
+/// The estimated monthly cost of a tiered cache; see [`TieredCache::cost_report`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostReport {
+    /// Per tier, in order.
+    pub tiers: Vec<TierCost>,
+    /// The sum.
+    pub total_usd_month: f64,
 }
 
 /// Settings of one tier; see [`TieredCacheBuilder::tier_with`].
@@ -405,6 +502,10 @@ pub struct TierSettings {
     pub breaker_threshold: u32,
     /// How long the breaker stays open before a trial call. Default: 60 s.
     pub breaker_cooldown: Duration,
+    /// Values larger than this skip the tier. Default: no limit.
+    pub max_value_bytes: Option<usize>,
+    /// The tier's cost model. Default: free.
+    pub cost: CostModel,
 }
 
 impl Default for TierSettings {
@@ -414,11 +515,28 @@ impl Default for TierSettings {
             timeout: Duration::from_secs(1),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(60),
+            max_value_bytes: None,
+            cost: CostModel::default(),
         }
     }
 }
 
 impl Inner {
+    fn fits_l1(&self, len: usize) -> bool {
+        self.l1_max_value_bytes.is_none_or(|m| len <= m)
+    }
+
+    fn fits(&self, i: usize, len: usize) -> bool {
+        self.slots[i].max_value_bytes.is_none_or(|m| len <= m)
+    }
+
+    /// The tier with the cheapest storage that accepts a value of `len` bytes.
+    fn cheapest_tier(&self, len: usize) -> Option<usize> {
+        (0..self.slots.len()).filter(|&i| self.fits(i, len)).min_by(|&a, &b| {
+            self.slots[a].cost.usd_per_gb_month.total_cmp(&self.slots[b].cost.usd_per_gb_month)
+        })
+    }
+
     fn remaining(&self, meta: &EntryMeta, now: Timestamp) -> Option<Duration> {
         meta.remaining(now).map(Duration::from_nanos)
     }
@@ -488,6 +606,8 @@ impl TieredCache {
             tiers: Vec::new(),
             failure_threshold: 3,
             queue_capacity: 10_000,
+            l1_max_value_bytes: None,
+            sweep_interval: Some(Duration::from_secs(60)),
         }
     }
 
@@ -515,13 +635,20 @@ impl TieredCache {
                     inner.slots[i].stats.add(PROMOTIONS, 1);
                     let entry =
                         Arc::new(Entry { value: found.value.clone(), meta: found.meta.clone() });
-                    // Promote: into L1, and into the tiers above that write eagerly.
-                    match inner.remaining(&entry.meta, now) {
-                        Some(left) => inner.l1.insert_with_ttl(key.to_vec(), entry.clone(), left),
-                        None => inner.l1.insert(key.to_vec(), entry.clone()),
+                    // Promote: into L1, and into the tiers above that write eagerly, where the
+                    // value fits.
+                    if inner.fits_l1(entry.value.len()) {
+                        match inner.remaining(&entry.meta, now) {
+                            Some(left) => {
+                                inner.l1.insert_with_ttl(key.to_vec(), entry.clone(), left)
+                            }
+                            None => inner.l1.insert(key.to_vec(), entry.clone()),
+                        }
                     }
                     for j in 0..i {
-                        if inner.slots[j].write != WritePolicy::OnEvict {
+                        if inner.slots[j].write != WritePolicy::OnEvict
+                            && inner.fits(j, entry.value.len())
+                        {
                             inner.put_to(j, key, found.clone()).await;
                         }
                     }
@@ -541,6 +668,10 @@ impl TieredCache {
 
     /// Stores `value` under `key` in L1 and in every tier by its write policy. Tier failures are
     /// counted, not returned; the only errors are for input no tier could store (an empty key).
+    ///
+    /// Placement: a value larger than a tier's `max_value_bytes` skips that tier, and one larger
+    /// than `l1_max_value_bytes` skips L1; a [`PutOptions::cold`] entry goes only to the tier
+    /// with the cheapest storage (by its [`CostModel`]), not to L1.
     pub async fn put(&self, key: &[u8], value: Vec<u8>, options: PutOptions) -> Result<()> {
         if key.is_empty() {
             return Err(Error::invalid_input("a cache key must not be empty"));
@@ -557,14 +688,24 @@ impl TieredCache {
             version: inner.version.fetch_add(1, Ordering::Relaxed) + 1,
             weight: u32::try_from(value.len()).unwrap_or(u32::MAX),
         };
+        let cold = options.cold;
         let entry = Arc::new(Entry { value, meta });
-        match ttl {
-            Some(t) => inner.l1.insert_with_ttl(key.to_vec(), entry.clone(), t),
-            None => inner.l1.insert(key.to_vec(), entry.clone()),
+        if inner.fits_l1(entry.value.len()) && !cold {
+            match ttl {
+                Some(t) => inner.l1.insert_with_ttl(key.to_vec(), entry.clone(), t),
+                None => inner.l1.insert(key.to_vec(), entry.clone()),
+            }
+        } else {
+            inner.l1.invalidate(key);
         }
+        let cheapest = inner.cheapest_tier(entry.value.len());
         let tier_entry = TierEntry { value: entry.value.clone(), meta: entry.meta.clone() };
         for i in 0..inner.slots.len() {
-            match inner.slots[i].write {
+            if !inner.fits(i, entry.value.len()) || (cold && Some(i) != cheapest) {
+                continue;
+            }
+            let policy = if cold { WritePolicy::Through } else { inner.slots[i].write };
+            match policy {
                 WritePolicy::Through => {
                     inner.put_to(i, key, tier_entry.clone()).await;
                 }
@@ -711,6 +852,9 @@ impl TieredCache {
     /// Flushes the queue and stops the background writer; later writes go straight to the
     /// tiers.
     pub async fn shutdown(&self) {
+        if let Some(s) = self.inner.sweeper.lock().take() {
+            s.abort();
+        }
         self.flush().await;
         let tx = self.inner.queue.lock().take();
         drop(tx);
@@ -718,6 +862,51 @@ impl TieredCache {
         if let Some(w) = worker {
             let _ = w.await;
         }
+    }
+
+    /// Deletes expired entries from L1 and every tier now; returns how many the tiers deleted.
+    pub async fn sweep(&self) -> u64 {
+        let inner = &self.inner;
+        inner.l1.run_pending_tasks();
+        let mut n = 0;
+        for i in 0..inner.slots.len() {
+            let tier = inner.slots[i].tier.clone();
+            if let Some(Ok(k)) = inner.call(i, tier.sweep_expired()).await {
+                n += k;
+            }
+        }
+        n
+    }
+
+    /// The estimated monthly cost of what every tier holds now, and of its requests if the rate
+    /// seen since the cache started lasts a month.
+    pub async fn cost_report(&self) -> CostReport {
+        const MONTH_NANOS: f64 = 30.0 * 24.0 * 3600.0 * 1e9;
+        let inner = &self.inner;
+        let elapsed = inner.clock.now().saturating_sub(inner.started).max(1_000_000_000) as f64;
+        let mut tiers = Vec::new();
+        for i in 0..inner.slots.len() {
+            let slot = &inner.slots[i];
+            let tier = slot.tier.clone();
+            let usage = match inner.call(i, tier.usage()).await {
+                Some(Ok(u)) => u,
+                _ => None,
+            };
+            let storage = usage.map_or(0.0, |u| u.bytes as f64 / 1e9 * slot.cost.usd_per_gb_month);
+            let calls = slot.stats.snapshot().calls as f64;
+            let requests =
+                calls * (MONTH_NANOS / elapsed) / 1e6 * slot.cost.usd_per_million_requests;
+            tiers.push(TierCost {
+                name: tier.name().to_string(),
+                usage,
+                storage_usd_month: storage,
+                requests_usd_month: requests,
+                model: slot.cost,
+            });
+        }
+        let total_usd_month =
+            tiers.iter().map(|t| t.storage_usd_month + t.requests_usd_month).sum();
+        CostReport { tiers, total_usd_month }
     }
 
     /// The state of every tier, in order.

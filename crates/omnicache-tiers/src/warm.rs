@@ -143,7 +143,11 @@ impl Record {
             }
             (None, None, None) => None,
         };
-        Ok((self.key, value, PutOptions { ttl, tags: self.tags, subject: self.subject }))
+        Ok((
+            self.key,
+            value,
+            PutOptions { ttl, tags: self.tags, subject: self.subject, cold: false },
+        ))
     }
 }
 

@@ -108,6 +108,22 @@ impl Tier for MemoryTier {
         Ok(ScanPage { keys, next: None })
     }
 
+    async fn sweep_expired(&self) -> Result<u64> {
+        self.check()?;
+        let now = self.clock.now();
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|_, e| !e.meta.is_expired(now));
+        Ok((before - map.len()) as u64)
+    }
+
+    async fn usage(&self) -> Result<Option<crate::tier::TierUsage>> {
+        self.check()?;
+        let map = self.lock();
+        let bytes = map.iter().map(|(k, e)| (k.len() + e.value.len()) as u64).sum();
+        Ok(Some(crate::tier::TierUsage { entries: map.len() as u64, bytes }))
+    }
+
     fn health(&self) -> TierHealth {
         if self.down.load(Ordering::SeqCst) {
             TierHealth::Unavailable

@@ -145,6 +145,21 @@ where
         "{name}: get_many"
     );
 
+    // Sweeping deletes what expired and keeps the rest.
+    tier.put(b"sweep-old", entry(b"v", meta(Some(Duration::from_secs(1)), &[], None)))
+        .await
+        .unwrap();
+    tier.put(b"sweep-new", entry(b"v", meta(Some(Duration::from_secs(3600)), &[], None)))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(2));
+    tier.sweep_expired().await.unwrap();
+    assert!(tier.get(b"sweep-new").await.unwrap().is_some(), "{name}: sweep keeps live entries");
+    assert!(tier.get(b"sweep-old").await.unwrap().is_none(), "{name}: swept or expired");
+    if let Some(u) = tier.usage().await.unwrap() {
+        assert!(u.entries >= 1 && u.bytes > 0, "{name}: usage counts what is stored");
+    }
+
     // Batch writes land like single ones.
     let batch: Vec<(Vec<u8>, TierEntry)> =
         (0..5u8).map(|i| (vec![b'b', i], entry(&[i], meta(None, &["batch"], None)))).collect();

@@ -1,6 +1,7 @@
 //! The tiered cache over the reference tier and the real disk tier: promotion, write policies,
 //! demotion, breakers, timeouts, corruption, complaints, TTL caps.
 
+mod placement;
 mod warm;
 
 use omnicache_core::testkit::MemoryTier;
@@ -234,6 +235,7 @@ fn tier_ttl_caps_and_invalidation_by_tag() {
             ttl: Some(Duration::from_secs(100)),
             tags: vec!["users".into()],
             subject: None,
+            cold: false,
         };
         cache.put(b"u1", b"a".to_vec(), opts.clone()).await.unwrap();
         cache.put(b"u2", b"b".to_vec(), opts).await.unwrap();

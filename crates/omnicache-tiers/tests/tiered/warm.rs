@@ -111,6 +111,7 @@ fn export_then_import_round_trips_exactly() {
                 ttl: Some(Duration::from_secs(60)),
                 tags: vec!["users".into()],
                 subject: Some("ada".into()),
+                cold: false,
             },
         )
         .await
