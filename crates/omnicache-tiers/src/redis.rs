@@ -8,23 +8,63 @@
 //!
 //! [`Tier::scan`] walks the namespace with `SCAN` and sorts the keys, so each page costs a walk
 //! of the namespace: it is meant for export and administration, not the request path.
+//!
+//! **Redis Cluster** ([`RedisTierBuilder::cluster`]) goes through the cluster client: commands
+//! are routed by slot, batch reads and deletes become pipelines of single-key commands, and,
+//! since `SCAN` does not span nodes, the namespace keeps a set of its keys (`ns:a:`) for scans
+//! and clearing. Tag and subject sets clean up after invalidations as in single-node mode.
 
 use omnicache_core::{
     Envelope, Error, ErrorKind, Invalidation, Result, ScanPage, SharedClock, Tier, TierEntry,
     TierHealth,
 };
-use redis::aio::ConnectionManager;
-use redis::AsyncCommands;
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Value};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// One Redis, or a Redis Cluster through the cluster client.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
 
 /// Builds a [`RedisTier`].
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct RedisTierBuilder {
     url: String,
+    cluster: Vec<String>,
     namespace: String,
     timeout: Duration,
     clock: SharedClock,
@@ -32,6 +72,13 @@ pub struct RedisTierBuilder {
 }
 
 impl RedisTierBuilder {
+    /// Connects to a Redis Cluster through these nodes (`redis://host:port`) instead of the
+    /// single URL. Default: a single Redis.
+    pub fn cluster(mut self, nodes: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.cluster = nodes.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The key namespace, so several caches share one Redis. Default: `"omnicache"`.
     pub fn namespace(mut self, ns: impl Into<String>) -> Self {
         self.namespace = ns.into();
@@ -58,32 +105,51 @@ impl RedisTierBuilder {
 
     /// Connects. The connection manager reconnects by itself after Redis comes back.
     pub async fn connect(self) -> Result<RedisTier> {
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| Error::invalid_input(format!("redis URL {:?}: {e}", self.url)))?;
-        let manager = tokio::time::timeout(self.timeout, ConnectionManager::new(client))
-            .await
-            .map_err(|_| {
-                Error::new(ErrorKind::Timeout, format!("connecting to {} timed out", self.url))
-            })?
-            .map_err(|e| {
-                Error::new(ErrorKind::Unavailable, format!("connecting to {}", self.url))
-                    .with_source(e)
+        let timed_out =
+            || Error::new(ErrorKind::Timeout, format!("connecting to {} timed out", self.url));
+        let conn = if self.cluster.is_empty() {
+            let client = redis::Client::open(self.url.as_str())
+                .map_err(|e| Error::invalid_input(format!("redis URL {:?}: {e}", self.url)))?;
+            let manager = tokio::time::timeout(self.timeout, ConnectionManager::new(client))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|e| {
+                    Error::new(ErrorKind::Unavailable, format!("connecting to {}", self.url))
+                        .with_source(e)
+                })?;
+            Conn::Single(manager)
+        } else {
+            let client = redis::cluster::ClusterClient::new(self.cluster.clone()).map_err(|e| {
+                Error::invalid_input(format!("redis cluster nodes {:?}: {e}", self.cluster))
             })?;
+            let c = tokio::time::timeout(self.timeout, client.get_async_connection())
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        format!("connecting to the cluster {:?}", self.cluster),
+                    )
+                    .with_source(e)
+                })?;
+            Conn::Cluster(c)
+        };
+        let url = if self.cluster.is_empty() { self.url } else { self.cluster.join(",") };
         Ok(RedisTier {
-            conn: manager,
+            conn,
             prefix: format!("{}:", self.namespace),
             timeout: self.timeout,
             clock: self.clock,
             failing: AtomicBool::new(false),
             name: self.name,
-            url: self.url,
+            url,
         })
     }
 }
 
 /// The Redis tier; see the [module docs](self).
 pub struct RedisTier {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
     timeout: Duration,
     clock: SharedClock,
@@ -118,6 +184,7 @@ impl RedisTier {
     pub fn builder(url: impl Into<String>) -> RedisTierBuilder {
         RedisTierBuilder {
             url: url.into(),
+            cluster: Vec::new(),
             namespace: "omnicache".into(),
             timeout: Duration::from_millis(500),
             clock: SharedClock::System,
@@ -160,28 +227,74 @@ impl RedisTier {
         Ok(Some(TierEntry { value: env.payload, meta: env.meta }))
     }
 
-    fn add_put(&self, pipe: &mut redis::Pipeline, key: &[u8], entry: TierEntry) -> Result<()> {
+    /// The commands that store one entry: the value with its TTL, and its index entries.
+    fn put_cmds(&self, cmds: &mut Vec<(Cmd, bool)>, key: &[u8], entry: TierEntry) -> Result<()> {
         let now = self.clock.now();
         let ek = self.entry_key(key);
         let ttl_ms = entry.meta.expires.map(|e| (e.saturating_sub(now) / 1_000_000).max(1));
         let tags = entry.meta.tags.clone();
         let subject = entry.meta.subject.clone();
         let bytes = Envelope::new(entry.meta, entry.value).encode()?;
-        match ttl_ms {
-            Some(ms) => pipe.cmd("SET").arg(&ek).arg(bytes).arg("PX").arg(ms).ignore(),
-            None => pipe.cmd("SET").arg(&ek).arg(bytes).ignore(),
-        };
+        let mut set = redis::cmd("SET");
+        set.arg(&ek).arg(bytes);
+        if let Some(ms) = ttl_ms {
+            set.arg("PX").arg(ms);
+        }
+        cmds.push((set, false));
         for t in &tags {
-            pipe.cmd("SADD").arg(self.index_key("t", t)).arg(key).ignore();
+            cmds.push((redis::cmd("SADD").arg(self.index_key("t", t)).arg(key).clone(), false));
+        }
+        if self.is_cluster() {
+            // SCAN does not span a cluster's nodes; an index of every key does.
+            cmds.push((redis::cmd("SADD").arg(self.index_key("a", "")).arg(key).clone(), false));
         }
         if let Some(s) = &subject {
-            pipe.cmd("SADD").arg(self.index_key("s", s)).arg(key).ignore();
+            cmds.push((redis::cmd("SADD").arg(self.index_key("s", s)).arg(key).clone(), false));
         }
         Ok(())
     }
 
+    /// Runs commands: one pipeline (a transaction if `atomic`) on a single Redis; one by one on
+    /// a cluster, whose keys live in different slots. Returns the replies of the commands
+    /// flagged `true`.
+    async fn exec(&self, cmds: Vec<(Cmd, bool)>, atomic: bool) -> Result<Vec<Value>> {
+        let mut conn = self.conn.clone();
+        if self.is_cluster() {
+            let mut out = Vec::new();
+            for (cmd, keep) in cmds {
+                let v: Value = self.run(cmd.query_async(&mut conn)).await?;
+                if keep {
+                    out.push(v);
+                }
+            }
+            return Ok(out);
+        }
+        let mut pipe = redis::pipe();
+        if atomic {
+            pipe.atomic();
+        }
+        for (cmd, keep) in cmds {
+            pipe.add_command(cmd);
+            if !keep {
+                pipe.ignore();
+            }
+        }
+        self.run(pipe.query_async(&mut conn)).await
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
     /// Every entry key under `prefix`, without the namespace, sorted.
     async fn keys_under(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        if self.is_cluster() {
+            let mut conn = self.conn.clone();
+            let mut keys: Vec<Vec<u8>> = self.run(conn.smembers(self.index_key("a", ""))).await?;
+            keys.retain(|k| k.starts_with(prefix));
+            keys.sort_unstable();
+            return Ok(keys);
+        }
         let mut pattern = self.entry_key(b"");
         for &b in prefix {
             if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
@@ -219,11 +332,20 @@ impl RedisTier {
 
     async fn delete_keys(&self, keys: &[Vec<u8>]) -> Result<u64> {
         let mut n = 0u64;
-        let mut conn = self.conn.clone();
         for chunk in keys.chunks(500) {
-            let full: Vec<Vec<u8>> = chunk.iter().map(|k| self.entry_key(k)).collect();
-            let deleted: u64 = self.run(conn.del(full)).await?;
-            n += deleted;
+            let mut cmds = Vec::with_capacity(chunk.len() * 2);
+            for k in chunk {
+                cmds.push((redis::cmd("DEL").arg(self.entry_key(k)).clone(), true));
+                if self.is_cluster() {
+                    cmds.push((
+                        redis::cmd("SREM").arg(self.index_key("a", "")).arg(k).clone(),
+                        false,
+                    ));
+                }
+            }
+            for v in self.exec(cmds, false).await? {
+                n += redis::from_redis_value::<u64>(v).unwrap_or(0);
+            }
         }
         Ok(n)
     }
@@ -251,28 +373,34 @@ impl Tier for RedisTier {
             return Ok(Vec::new());
         }
         let full: Vec<Vec<u8>> = keys.iter().map(|k| self.entry_key(k)).collect();
-        let mut conn = self.conn.clone();
-        let values: Vec<Option<Vec<u8>>> =
-            self.run(redis::cmd("MGET").arg(&full).query_async(&mut conn)).await?;
+        let values: Vec<Option<Vec<u8>>> = if self.is_cluster() {
+            // Keys of a cluster live in different slots: single GETs instead of one MGET.
+            let cmds = full.iter().map(|k| (redis::cmd("GET").arg(k).clone(), true)).collect();
+            self.exec(cmds, false)
+                .await?
+                .into_iter()
+                .map(|v| redis::from_redis_value::<Option<Vec<u8>>>(v).ok().flatten())
+                .collect()
+        } else {
+            let mut conn = self.conn.clone();
+            self.run(redis::cmd("MGET").arg(&full).query_async(&mut conn)).await?
+        };
         // A corrupt entry in a batch is a miss for that key, not a failure of the batch.
         Ok(values.into_iter().map(|v| self.decode(v).ok().flatten()).collect())
     }
 
     async fn put(&self, key: &[u8], entry: TierEntry) -> Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        self.add_put(&mut pipe, key, entry)?;
-        let mut conn = self.conn.clone();
-        self.run(pipe.query_async::<()>(&mut conn)).await
+        let mut cmds = Vec::new();
+        self.put_cmds(&mut cmds, key, entry)?;
+        self.exec(cmds, true).await.map(drop)
     }
 
     async fn put_many(&self, entries: Vec<(Vec<u8>, TierEntry)>) -> Result<()> {
-        let mut pipe = redis::pipe();
+        let mut cmds = Vec::new();
         for (k, e) in entries {
-            self.add_put(&mut pipe, &k, e)?;
+            self.put_cmds(&mut cmds, &k, e)?;
         }
-        let mut conn = self.conn.clone();
-        self.run(pipe.query_async::<()>(&mut conn)).await
+        self.exec(cmds, false).await.map(drop)
     }
 
     async fn remove(&self, key: &[u8]) -> Result<bool> {
@@ -296,6 +424,10 @@ impl Tier for RedisTier {
             }
             Invalidation::Prefix(p) => {
                 let keys = self.keys_under(p).await?;
+                self.delete_keys(&keys).await
+            }
+            Invalidation::All if self.is_cluster() => {
+                let keys = self.keys_under(b"").await?;
                 self.delete_keys(&keys).await
             }
             Invalidation::All => {

@@ -263,3 +263,143 @@ fn killing_redis_during_100k_operations_loses_nothing_and_returns_no_error() {
         assert!(redis.get(b"probe").await.unwrap().is_some(), "and writes reach Redis again");
     });
 }
+
+fn cluster_port() -> u16 {
+    loop {
+        let p = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if p <= 55_000 && TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// Three `redis-server` nodes joined into a cluster with `redis-cli --cluster create`.
+struct RedisCluster {
+    nodes: Vec<Child>,
+    ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    fn start() -> RedisCluster {
+        let dir = tempfile::tempdir().unwrap();
+        // A cluster node also listens on port + 10000 for its bus: pick ports where both are free.
+        let ports: Vec<u16> = (0..3).map(|_| cluster_port()).collect();
+        let nodes = ports
+            .iter()
+            .map(|p| {
+                Command::new("redis-server")
+                    .args([
+                        "--port",
+                        &p.to_string(),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ])
+                    .args([
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        &format!("nodes-{p}.conf"),
+                    ])
+                    .arg("--dir")
+                    .arg(dir.path())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("redis-server (apt-get install redis-server)")
+            })
+            .collect();
+        for p in &ports {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", *p)).is_err() {
+                assert!(Instant::now() < deadline, "cluster node on {p} did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let status = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli (apt-get install redis-server)");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = Command::new("redis-cli")
+                .args(["-p", &ports[0].to_string(), "cluster", "info"])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the cluster did not reach cluster_state:ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        RedisCluster { nodes, ports, _dir: dir }
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}/")).collect()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            let _ = n.kill();
+            let _ = n.wait();
+        }
+    }
+}
+
+#[test]
+fn a_redis_cluster_passes_the_tier_conformance_suite() {
+    let cluster = RedisCluster::start();
+    rt().block_on(async {
+        let urls = cluster.urls();
+        check_tier(|clock| {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(
+                    RedisTier::builder("cluster")
+                        .cluster(urls.clone())
+                        .namespace("conf")
+                        .clock(clock)
+                        .connect(),
+                )
+            })
+            .expect("connect to the cluster")
+        })
+        .await;
+        // Keys really are spread over the nodes.
+        let tier = RedisTier::builder("cluster")
+            .cluster(urls.clone())
+            .namespace("spread")
+            .connect()
+            .await
+            .unwrap();
+        for i in 0..300u32 {
+            tier.put(
+                format!("k{i}").as_bytes(),
+                TierEntry { value: vec![1], meta: EntryMeta::new(1) },
+            )
+            .await
+            .unwrap();
+        }
+        let mut holding = 0;
+        for p in &cluster.ports {
+            let out =
+                Command::new("redis-cli").args(["-p", &p.to_string(), "dbsize"]).output().unwrap();
+            let n: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+            holding += u64::from(n > 0);
+        }
+        assert_eq!(holding, 3, "every node holds some of the keys");
+    });
+}
