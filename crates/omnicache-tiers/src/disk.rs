@@ -284,33 +284,13 @@ impl DiskTier {
     /// Deletes every expired entry now; returns how many. The tiered cache's sweeper calls it.
     pub fn sweep_expired(&self) -> Result<u64> {
         let now = ts(self.clock.now());
-        let (n, freed) = self.with(|c| {
-            let tx = c.transaction()?;
-            let (n, freed) = {
-                let mut st = tx.prepare(
-                    "DELETE FROM entries WHERE expires > 0 AND expires <= ?1 RETURNING key, size",
-                )?;
-                let rows =
-                    st.query_map([now], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
-                let mut n = 0u64;
-                let mut freed = 0i64;
-                let mut del = tx.prepare("DELETE FROM tags WHERE key = ?1")?;
-                for row in rows {
-                    let (k, size) = row?;
-                    del.execute([k])?;
-                    n += 1;
-                    freed += size;
-                }
-                (n, freed)
-            };
-            tx.commit()?;
-            Ok((n, freed))
-        })?;
-        self.bytes.fetch_sub(freed.max(0) as u64, Ordering::Relaxed);
+        let n = self.delete_where("expires > 0 AND expires <= ?1", &[&now])?;
         self.expired.fetch_add(n, Ordering::Relaxed);
         Ok(n)
     }
 
+    /// Deletes the entries `where_sql` selects, with their tags, in one transaction; keeps the
+    /// byte count; returns how many.
     fn delete_where(&self, where_sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<u64> {
         let (n, freed) = self.with(|c| {
             let tx = c.transaction()?;
@@ -320,7 +300,7 @@ impl DiskTier {
                 ))?;
                 let rows =
                     st.query_map(args, |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
-                let mut del = tx.prepare("DELETE FROM tags WHERE key = ?1")?;
+                let mut del = tx.prepare_cached("DELETE FROM tags WHERE key = ?1")?;
                 let (mut n, mut freed) = (0u64, 0i64);
                 for row in rows {
                     let (k, size) = row?;
@@ -340,30 +320,8 @@ impl DiskTier {
     /// Evicts the least recently read entries until the budget holds.
     fn enforce_budget(&self) -> Result<()> {
         while self.bytes.load(Ordering::Relaxed) > self.max_bytes {
-            let (n, freed) = self.with(|c| {
-                let tx = c.transaction()?;
-                let out = {
-                    let mut st = tx.prepare(
-                        "DELETE FROM entries WHERE key IN
-                           (SELECT key FROM entries ORDER BY accessed LIMIT 32)
-                         RETURNING key, size",
-                    )?;
-                    let rows =
-                        st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
-                    let mut del = tx.prepare("DELETE FROM tags WHERE key = ?1")?;
-                    let (mut n, mut freed) = (0u64, 0i64);
-                    for row in rows {
-                        let (k, size) = row?;
-                        del.execute([k])?;
-                        n += 1;
-                        freed += size;
-                    }
-                    (n, freed)
-                };
-                tx.commit()?;
-                Ok(out)
-            })?;
-            self.bytes.fetch_sub(freed.max(0) as u64, Ordering::Relaxed);
+            let n = self
+                .delete_where("key IN (SELECT key FROM entries ORDER BY accessed LIMIT 32)", &[])?;
             self.evicted.fetch_add(n, Ordering::Relaxed);
             if n == 0 {
                 break;

@@ -304,6 +304,15 @@ impl RedisTier {
         }
         pattern.push(b'*');
         let strip = self.entry_key(b"").len();
+        let mut keys: Vec<Vec<u8>> =
+            self.scan_pattern(&pattern).await?.into_iter().map(|k| k[strip..].to_vec()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// Every Redis key matching the glob `pattern` (single-node mode: SCAN walks one node).
+    async fn scan_pattern(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
         let mut conn = self.conn.clone();
         let mut cursor: u64 = 0;
         let mut keys = Vec::new();
@@ -313,21 +322,18 @@ impl RedisTier {
                     redis::cmd("SCAN")
                         .arg(cursor)
                         .arg("MATCH")
-                        .arg(&pattern)
+                        .arg(pattern)
                         .arg("COUNT")
                         .arg(1000)
                         .query_async(&mut conn),
                 )
                 .await?;
-            keys.extend(batch.into_iter().map(|k| k[strip..].to_vec()));
+            keys.extend(batch);
             if next == 0 {
-                break;
+                return Ok(keys);
             }
             cursor = next;
         }
-        keys.sort_unstable();
-        keys.dedup();
-        Ok(keys)
     }
 
     async fn delete_keys(&self, keys: &[Vec<u8>]) -> Result<u64> {
@@ -434,27 +440,9 @@ impl Tier for RedisTier {
                 let keys = self.keys_under(b"").await?;
                 let n = self.delete_keys(&keys).await?;
                 // The index sets of this namespace go too.
-                let pattern = format!("{}[ts]:*", self.prefix);
-                let mut cursor: u64 = 0;
-                loop {
-                    let (next, batch): (u64, Vec<Vec<u8>>) = self
-                        .run(
-                            redis::cmd("SCAN")
-                                .arg(cursor)
-                                .arg("MATCH")
-                                .arg(&pattern)
-                                .arg("COUNT")
-                                .arg(1000)
-                                .query_async(&mut conn),
-                        )
-                        .await?;
-                    if !batch.is_empty() {
-                        let _: u64 = self.run(conn.del(batch)).await?;
-                    }
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
+                let sets = self.scan_pattern(format!("{}[ts]:*", self.prefix).as_bytes()).await?;
+                for chunk in sets.chunks(500) {
+                    let _: u64 = self.run(conn.del(chunk)).await?;
                 }
                 Ok(n)
             }

@@ -522,6 +522,25 @@ impl Default for TierSettings {
 }
 
 impl Inner {
+    /// The metadata of a value written now.
+    fn meta(
+        &self,
+        now: Timestamp,
+        ttl: Option<Duration>,
+        len: usize,
+        tags: Vec<String>,
+        subject: Option<String>,
+    ) -> EntryMeta {
+        EntryMeta {
+            created: now,
+            expires: ttl.map(|t| now.saturating_add(duration_nanos(t))),
+            tags,
+            subject,
+            version: self.version.fetch_add(1, Ordering::Relaxed) + 1,
+            weight: u32::try_from(len).unwrap_or(u32::MAX),
+        }
+    }
+
     fn fits_l1(&self, len: usize) -> bool {
         self.l1_max_value_bytes.is_none_or(|m| len <= m)
     }
@@ -680,14 +699,7 @@ impl TieredCache {
         let now = inner.clock.now();
         let ttl = options.ttl.or(inner.default_ttl);
         inner.pending.lock().remove(key);
-        let meta = EntryMeta {
-            created: now,
-            expires: ttl.map(|t| now.saturating_add(duration_nanos(t))),
-            tags: options.tags,
-            subject: options.subject,
-            version: inner.version.fetch_add(1, Ordering::Relaxed) + 1,
-            weight: u32::try_from(value.len()).unwrap_or(u32::MAX),
-        };
+        let meta = inner.meta(now, ttl, value.len(), options.tags, options.subject);
         let cold = options.cold;
         let entry = Arc::new(Entry { value, meta });
         if inner.fits_l1(entry.value.len()) && !cold {
@@ -751,14 +763,7 @@ impl TieredCache {
         let mut batch = Vec::with_capacity(items.len());
         for (key, value, options) in items {
             let ttl = options.ttl.or(inner.default_ttl);
-            let meta = EntryMeta {
-                created: now,
-                expires: ttl.map(|t| now.saturating_add(duration_nanos(t))),
-                tags: options.tags,
-                subject: options.subject,
-                version: inner.version.fetch_add(1, Ordering::Relaxed) + 1,
-                weight: u32::try_from(value.len()).unwrap_or(u32::MAX),
-            };
+            let meta = inner.meta(now, ttl, value.len(), options.tags, options.subject);
             inner.pending.lock().remove(&key);
             let entry = Arc::new(Entry { value, meta });
             match ttl {
