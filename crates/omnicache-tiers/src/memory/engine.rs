@@ -65,6 +65,23 @@ pub(crate) struct ShardData<K, V> {
     hand: usize,
 }
 
+impl<K, V> ShardData<K, V> {
+    /// The slot holding `key`, whose hash is `hash`.
+    #[inline]
+    fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.table
+            .find(hash, |&i| match &self.slots[i as usize] {
+                Some(e) => e.key.borrow() == key,
+                None => false,
+            })
+            .copied()
+    }
+}
+
 struct ReadBuffer {
     slots: [AtomicU32; READ_BUFFER],
     head: AtomicUsize,
@@ -276,11 +293,7 @@ where
         let hash = self.hash(key);
         let shard = self.shard(hash);
         let data = shard.data.read();
-        let found = data.table.find(hash, |&i| match &data.slots[i as usize] {
-            Some(e) => e.key.borrow() == key,
-            None => false,
-        });
-        let Some(&idx) = found else {
+        let Some(idx) = data.find(hash, key) else {
             drop(data);
             self.record_miss();
             return None;
@@ -341,11 +354,7 @@ where
     {
         let hash = self.hash(key);
         let data = self.shard(hash).data.read();
-        let found = data.table.find(hash, |&i| match &data.slots[i as usize] {
-            Some(e) => e.key.borrow() == key,
-            None => false,
-        });
-        match found.and_then(|&i| data.slots[i as usize].as_ref()) {
+        match data.find(hash, key).and_then(|i| data.slots[i as usize].as_ref()) {
             Some(e) => {
                 let d = e.deadline();
                 d == NEVER || self.clock.now() < d
@@ -408,11 +417,7 @@ where
             if self.ordered_reads.load(Relaxed) {
                 shard.reads.drain(&mut *data.policy);
             }
-            let existing = data.table.find(hash, |&i| match &data.slots[i as usize] {
-                Some(e) => e.key == key,
-                None => false,
-            });
-            match existing.copied() {
+            match data.find(hash, &key) {
                 Some(idx) => self.replace(data, idx, key, value, weight, now, ttl, &mut removed),
                 None => self.add(data, hash, key, value, weight, now, ttl, &mut removed),
             }
@@ -667,11 +672,7 @@ where
         let out = {
             let mut guard = shard.data.write();
             let data = &mut *guard;
-            let found = data.table.find(hash, |&i| match &data.slots[i as usize] {
-                Some(e) => e.key.borrow() == key,
-                None => false,
-            });
-            match found.copied() {
+            match data.find(hash, key) {
                 None => None,
                 Some(idx) => {
                     let d = data.slots[idx as usize].as_ref().map_or(NEVER, Entry::deadline);
