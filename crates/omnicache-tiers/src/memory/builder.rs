@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Each shard holds at least this much budget, so small caches use few shards.
-const MIN_WEIGHT_PER_SHARD: u64 = 32;
+const MIN_WEIGHT_PER_SHARD: u64 = 4096;
 
 /// Builds a [`sync::Cache`](super::sync::Cache) or a [`future::Cache`](super::future::Cache).
 ///

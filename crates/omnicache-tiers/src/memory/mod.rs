@@ -31,7 +31,7 @@
 //! | no capacity set | unbounded |
 //!
 //! An entry must fit within one shard's share of the budget (`max_weight / shards`). The builder
-//! uses fewer shards for small budgets (at least 32 units a shard); [`CacheBuilder::shards`]
+//! uses fewer shards for small budgets (at least 4,096 units a shard, so a cache of up to 8,191 entries has one shard and fills to its exact capacity); [`CacheBuilder::shards`]
 //! sets the count for caches of few, large entries.
 
 mod builder;

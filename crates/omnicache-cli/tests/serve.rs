@@ -1,0 +1,219 @@
+//! `omnicache serve` end to end: the real binary on a free port with a temporary data dir,
+//! driven over raw HTTP: health, readiness, keys, entries, errors, limits, SIGTERM and restart.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Server {
+    child: Child,
+    addr: String,
+    key: Option<String>,
+}
+
+fn serve(data: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_omnicache"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the omnicache binary");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addr = None;
+    let mut key = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(a) = line.strip_prefix("OmniCache listening on http://") {
+            addr = Some(a.to_string());
+        }
+        if let Some(k) = line.trim().strip_prefix("admin key: ") {
+            if k.starts_with("oc_") {
+                key = Some(k.to_string());
+            }
+        }
+        if line.contains("Authorization: Bearer") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, addr: addr.expect("the server printed its address"), key }
+}
+
+impl Server {
+    fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn error_code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP response");
+    let headers = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = headers.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    Reply { status, headers, body }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else { return out };
+        let n =
+            usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().trim(), 16).unwrap_or(0);
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + n]);
+        b = &b[nl + 2 + n + 2..];
+    }
+}
+
+#[test]
+fn the_embedded_default_serves_entries_behind_its_key_and_survives_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(data.path());
+    let key = server.key.clone().expect("the first start prints the admin key");
+    let auth = format!("Bearer {key}");
+    let a = server.addr.clone();
+    let with_key = [("Authorization", auth.as_str())];
+
+    assert_eq!(request(&a, "GET", "/health", &[], b"").status, 200);
+    let ready = request(&a, "GET", "/ready", &[], b"");
+    assert_eq!(ready.status, 200);
+    let j = ready.json();
+    assert_eq!(j["status"], "ready");
+    assert_eq!(j["caches"]["default"]["tiers"][0]["tier"], "disk");
+    assert_eq!(j["caches"]["default"]["tiers"][0]["breaker"], "closed");
+
+    // Authentication.
+    let r = request(&a, "GET", "/caches", &[], b"");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "unauthorized");
+    assert_eq!(
+        request(&a, "GET", "/caches", &[("Authorization", "Bearer oc_wrong")], b"").status,
+        401
+    );
+    assert_eq!(request(&a, "GET", "/caches", &[("X-Api-Key", &key)], b"").status, 200);
+
+    // Entries, with their content type.
+    let r = request(
+        &a,
+        "PUT",
+        "/caches/default/entries/user%3A1?ttl=3600&tags=users",
+        &[with_key[0], ("Content-Type", "application/json")],
+        br#"{"name":"Ada"}"#,
+    );
+    assert_eq!(r.status, 204);
+    let r = request(&a, "GET", "/caches/default/entries/user%3A1", &with_key, b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, br#"{"name":"Ada"}"#);
+    assert!(
+        r.headers.to_ascii_lowercase().contains("content-type: application/json"),
+        "{}",
+        r.headers
+    );
+
+    // Errors are JSON with the right status.
+    let r = request(&a, "GET", "/caches/default/entries/nope", &with_key, b"");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_code(), "entry_not_found");
+    let r = request(&a, "GET", "/caches/other/entries/k", &with_key, b"");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_code(), "cache_not_found");
+    let long = "k".repeat(2_000);
+    assert_eq!(
+        request(&a, "PUT", &format!("/caches/default/entries/{long}"), &with_key, b"x").status,
+        414
+    );
+    let r = request(&a, "PUT", "/caches/default/entries/t?ttl=-5", &with_key, b"x");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "invalid_ttl");
+    let r = request(&a, "PUT", "/caches/default/entries/t?ttl=abc", &with_key, b"x");
+    assert_eq!(r.status, 400, "a malformed query is a 400");
+    let big = vec![b'x'; 17 << 20];
+    assert_eq!(request(&a, "PUT", "/caches/default/entries/big", &with_key, &big).status, 413);
+    assert_eq!(request(&a, "GET", "/nowhere", &with_key, b"").status, 404);
+    assert_eq!(request(&a, "DELETE", "/caches/default/entries/nope", &with_key, b"").status, 404);
+
+    // SIGTERM: a clean exit; the data and the key survive; the key is not shown again.
+    let status = server.stop();
+    assert!(status.success(), "SIGTERM ends the server cleanly: {status}");
+    let again = serve(data.path());
+    assert!(again.key.is_none(), "the admin key is printed only on the first start");
+    let r = request(&again.addr, "GET", "/caches/default/entries/user%3A1", &with_key, b"");
+    assert_eq!(r.status, 200, "the entry is back after the restart");
+    assert_eq!(r.body, br#"{"name":"Ada"}"#);
+    assert_eq!(
+        request(&again.addr, "DELETE", "/caches/default/entries/user%3A1", &with_key, b"").status,
+        204
+    );
+    assert_eq!(
+        request(&again.addr, "GET", "/caches/default/entries/user%3A1", &with_key, b"").status,
+        404
+    );
+}
+
+#[test]
+fn a_bad_listen_address_or_data_dir_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_omnicache"))
+        .args(["serve", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage errors exit with 2");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value"));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_omnicache"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not start"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,124 @@
+//! # omnicache-server
+//!
+//! The OmniCache server: named caches over a JSON REST API, behind API keys. The embedded
+//! default ([`ServerConfig::default`]) listens on `127.0.0.1:7070` and keeps a `default` cache
+//! in memory over a SQLite disk tier in `./omnicache-data`, so it needs no external service.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /health` | liveness, no key needed |
+//! | `GET /ready` | readiness with every cache's tiers, their health and breaker, no key needed |
+//! | `GET /caches` | the caches and their entry counts |
+//! | `PUT /caches/{name}/entries/{key}` | store the body; `?ttl=SECONDS&tags=a,b`; the `Content-Type` is kept |
+//! | `GET /caches/{name}/entries/{key}` | the body as stored, with its content type |
+//! | `DELETE /caches/{name}/entries/{key}` | remove |
+//!
+//! Every error is `{"error": {"code": "...", "message": "..."}}` with its HTTP status. Requests
+//! need `Authorization: Bearer KEY` (or `X-Api-Key: KEY`). On first start the server makes an
+//! admin key, keeps only its SHA-256 in `keys.json`, writes the key itself to `admin.key`
+//! (mode 0600) next to the data, and prints it once.
+//!
+//! ## Features
+//!
+//! None; the server always has the memory cache and the disk tier.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! # async fn run() -> omnicache_core::Result<()> {
+//! let running = omnicache_server::start(omnicache_server::ServerConfig::default()).await?;
+//! println!("listening on http://{}", running.addr());
+//! running.wait().await
+//! # }
+//! ```
+
+mod api;
+mod keys;
+
+pub use api::{AppState, ServerConfig};
+pub use keys::ApiKeys;
+
+use omnicache_core::{Error, ErrorKind, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A started server.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    new_admin_key: Option<String>,
+    key_file: PathBuf,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Running {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// Where the data lives.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+    /// The admin key, if this start created it (shown once).
+    pub fn new_admin_key(&self) -> Option<&str> {
+        self.new_admin_key.as_deref()
+    }
+    /// The file holding the admin key.
+    pub fn key_file(&self) -> &std::path::Path {
+        &self.key_file
+    }
+    /// Serves until SIGINT or SIGTERM, then drains requests and flushes every cache.
+    pub async fn wait(self) -> Result<()> {
+        self.task
+            .await
+            .map_err(|e| Error::new(ErrorKind::Other, "server task failed").with_source(e))?
+    }
+}
+
+/// Opens the data directory, the caches and the keys, binds, and starts serving.
+pub async fn start(config: ServerConfig) -> Result<Running> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        Error::from(e).context(format!("creating the data directory {}", config.data_dir.display()))
+    })?;
+    let (keys, new_admin_key) = ApiKeys::load_or_create(&config.data_dir)?;
+    let key_file = keys::admin_key_file(&config.data_dir);
+    let state = Arc::new(AppState::open(config.clone(), keys)?);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::from(e).context(format!("binding {}", config.listen)))?;
+    let addr = listener.local_addr()?;
+    let app = api::router(state.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| Error::from(e).context("serving"))?;
+        state.shutdown().await;
+        Ok(())
+    });
+    Ok(Running { addr, data_dir: config.data_dir, new_admin_key, key_file, task })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
