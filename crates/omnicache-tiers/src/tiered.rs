@@ -104,14 +104,22 @@ pub struct TierStats {
     pub latency_nanos: u64,
     /// Calls timed.
     pub calls: u64,
+    /// Entries this cache removed from the tier, by cause ([`RemovalCause::index`]): explicit
+    /// removals, invalidations, complaints (`Health`), corruption and sweeps (`Expired`).
+    /// Evictions a tier makes by itself (a byte budget, Redis's own expiry) are its own
+    /// statistics, such as `DiskTier::stats`.
+    pub removals: [u64; RemovalCause::ALL.len()],
 }
 
 #[derive(Debug, Default)]
-struct AtomicTierStats([AtomicU64; 11]);
+struct AtomicTierStats([AtomicU64; 11], [AtomicU64; RemovalCause::ALL.len()]);
 
 impl AtomicTierStats {
     fn add(&self, i: usize, n: u64) {
         self.0[i].fetch_add(n, Ordering::Relaxed);
+    }
+    fn removed(&self, cause: RemovalCause, n: u64) {
+        self.1[cause.index()].fetch_add(n, Ordering::Relaxed);
     }
     fn snapshot(&self) -> TierStats {
         let g = |i: usize| self.0[i].load(Ordering::Relaxed);
@@ -127,6 +135,7 @@ impl AtomicTierStats {
             dropped: g(DROPPED),
             latency_nanos: g(LATENCY),
             calls: g(CALLS),
+            removals: std::array::from_fn(|i| self.1[i].load(Ordering::Relaxed)),
         }
     }
 }
@@ -676,6 +685,7 @@ impl TieredCache {
                 Some(Ok(None)) => inner.slots[i].stats.add(MISSES, 1),
                 Some(Err(e)) if e.kind() == ErrorKind::Corrupt => {
                     inner.slots[i].stats.add(CORRUPT, 1);
+                    inner.slots[i].stats.removed(RemovalCause::Corrupt, 1);
                     // The tier normally deletes what it finds corrupt; make sure.
                     let _ = inner.call(i, tier.remove(key)).await;
                 }
@@ -793,12 +803,17 @@ impl TieredCache {
 
     /// Removes `key` from L1 and every tier; true if any had it.
     pub async fn remove(&self, key: &[u8]) -> bool {
+        self.remove_for(key, RemovalCause::Explicit).await
+    }
+
+    async fn remove_for(&self, key: &[u8], cause: RemovalCause) -> bool {
         let inner = &self.inner;
         let mut found = inner.l1.remove(key).is_some();
         found |= inner.pending.lock().remove(key).is_some();
         for i in 0..inner.slots.len() {
             let tier = inner.slots[i].tier.clone();
             if let Some(Ok(true)) = inner.call(i, tier.remove(key)).await {
+                inner.slots[i].stats.removed(cause, 1);
                 found = true;
             }
         }
@@ -817,6 +832,7 @@ impl TieredCache {
         for i in 0..inner.slots.len() {
             let tier = inner.slots[i].tier.clone();
             if let Some(Ok(n)) = inner.call(i, tier.invalidate(what)).await {
+                inner.slots[i].stats.removed(RemovalCause::Invalidated, n);
                 most = most.max(n);
             }
         }
@@ -838,7 +854,7 @@ impl TieredCache {
             }
         };
         if reached {
-            self.remove(key).await;
+            self.remove_for(key, RemovalCause::Health).await;
         }
         reached
     }
@@ -877,6 +893,7 @@ impl TieredCache {
         for i in 0..inner.slots.len() {
             let tier = inner.slots[i].tier.clone();
             if let Some(Ok(k)) = inner.call(i, tier.sweep_expired()).await {
+                inner.slots[i].stats.removed(RemovalCause::Expired, k);
                 n += k;
             }
         }

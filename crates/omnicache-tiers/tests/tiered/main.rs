@@ -192,6 +192,10 @@ fn corrupt_entries_below_are_misses_and_counted() {
         .unwrap();
         assert!(cache.get(b"k").await.is_none(), "a corrupt entry is a miss");
         assert_eq!(cache.tiers()[0].stats.corrupt, 1);
+        assert_eq!(
+            cache.tiers()[0].stats.removals[omnicache_core::RemovalCause::Corrupt.index()],
+            1
+        );
         assert_eq!(disk.stats().corrupt, 1);
         assert_eq!(
             cache.tiers()[0].breaker,
@@ -213,6 +217,12 @@ fn three_complaints_invalidate_everywhere() {
         assert!(cache.report_failure(b"k").await);
         assert!(cache.get(b"k").await.is_none());
         assert!(remote.is_empty());
+        let removals = cache.tiers()[0].stats.removals;
+        assert_eq!(
+            removals[omnicache_core::RemovalCause::Health.index()],
+            1,
+            "counted as a health removal"
+        );
     });
 }
 
@@ -245,6 +255,8 @@ fn tier_ttl_caps_and_invalidation_by_tag() {
         assert!(cache.get(b"u1").await.is_none(), "the tier kept it only 10 s");
         assert!(cache.get(b"u2").await.is_some(), "L1 keeps its own 100 s");
         assert!(cache.invalidate(&Invalidation::Tag("users".into())).await >= 1);
+        let removals = cache.tiers()[0].stats.removals;
+        assert!(removals[omnicache_core::RemovalCause::Invalidated.index()] >= 1, "{removals:?}");
         assert!(cache.get(b"u2").await.is_none());
         assert!(cache.get(b"o1").await.is_some());
         assert!(

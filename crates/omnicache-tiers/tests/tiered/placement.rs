@@ -112,6 +112,10 @@ fn sweep_deletes_expired_entries_below_and_restarts_bring_entries_back() {
         cache.shutdown().await;
         clock.advance(Duration::from_secs(20));
         assert_eq!(cache.sweep().await, 1, "the expired entry is deleted from disk");
+        assert_eq!(
+            cache.tiers()[0].stats.removals[omnicache_core::RemovalCause::Expired.index()],
+            1
+        );
         assert_eq!(disk.stats().expired, 1);
     });
     // A new process: a fresh cache over the same file.
