@@ -217,3 +217,81 @@ fn a_bad_listen_address_or_data_dir_is_a_clear_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn named_caches_are_created_listed_invalidated_and_deleted_and_survive_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(data.path());
+    let key = server.key.clone().unwrap();
+    let auth = format!("Bearer {key}");
+    let a = server.addr.clone();
+    let h = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+
+    let r = request(
+        &a,
+        "POST",
+        "/caches",
+        &h,
+        br#"{"name":"sessions","l1_capacity":1000,"default_ttl_secs":600}"#,
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        request(&a, "POST", "/caches", &h, br#"{"name":"sessions"}"#).error_code(),
+        "cache_exists"
+    );
+    assert_eq!(
+        request(&a, "POST", "/caches", &h, br#"{"name":"Bad Name!"}"#).error_code(),
+        "invalid_name"
+    );
+    let r = request(&a, "POST", "/caches", &h, br#"{"name":"#);
+    assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_json"));
+    assert_eq!(
+        request(&a, "POST", "/caches", &h, br#"{"name":"z","l1_capacity":0}"#).error_code(),
+        "invalid_capacity"
+    );
+
+    for (k, tag) in
+        [("user:1", "users"), ("user:2", "users"), ("user:3", "admins"), ("order:1", "orders")]
+    {
+        let path = format!("/caches/sessions/entries/{k}?tags={tag}");
+        assert_eq!(request(&a, "PUT", &path, &h, b"v").status, 204);
+    }
+    let r = request(&a, "GET", "/caches/sessions/keys?prefix=user:&limit=2", &h, b"");
+    let j = r.json();
+    assert_eq!(j["keys"], serde_json::json!(["user:1", "user:2"]));
+    assert_eq!(j["next"], "user:2");
+    let r = request(&a, "GET", "/caches/sessions/keys?prefix=user:&limit=2&cursor=user:2", &h, b"");
+    assert_eq!(r.json()["keys"], serde_json::json!(["user:3"]));
+    assert!(r.json()["next"].is_null());
+
+    let r =
+        request(&a, "POST", "/caches/sessions/invalidate", &h, br#"{"by":"tag","value":"users"}"#);
+    assert_eq!(r.json()["removed"], 2);
+    assert_eq!(request(&a, "GET", "/caches/sessions/entries/user:1", &h, b"").status, 404);
+    assert_eq!(request(&a, "GET", "/caches/sessions/entries/user:3", &h, b"").status, 200);
+    let r = request(&a, "POST", "/caches/sessions/invalidate", &h, br#"{"by":"colour"}"#);
+    assert_eq!(r.error_code(), "invalid_json");
+    let info = request(&a, "GET", "/caches/sessions", &h, b"").json();
+    assert_eq!(info["tiers"][0]["tier"], "disk");
+    let list = request(&a, "GET", "/caches", &h, b"").json();
+    assert_eq!(list["caches"].as_array().unwrap().len(), 2);
+
+    assert!(server.stop().success());
+    let again = serve(data.path());
+    let b = again.addr.clone();
+    assert_eq!(
+        request(&b, "GET", "/caches/sessions/entries/order:1", &h, b"").status,
+        200,
+        "the named cache came back with its data"
+    );
+    assert_eq!(
+        request(&b, "DELETE", "/caches/default", &h, b"").error_code(),
+        "cannot_delete_default"
+    );
+    assert_eq!(request(&b, "DELETE", "/caches/sessions", &h, b"").status, 204);
+    assert_eq!(
+        request(&b, "GET", "/caches/sessions/entries/order:1", &h, b"").error_code(),
+        "cache_not_found"
+    );
+    assert_eq!(request(&b, "DELETE", "/caches/sessions", &h, b"").status, 404);
+}

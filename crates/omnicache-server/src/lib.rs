@@ -9,6 +9,11 @@
 //! | `GET /health` | liveness, no key needed |
 //! | `GET /ready` | readiness with every cache's tiers, their health and breaker, no key needed |
 //! | `GET /caches` | the caches and their entry counts |
+//! | `POST /caches` | create `{"name": "...", "l1_capacity": n, "default_ttl_secs": s}` (kept across restarts) |
+//! | `GET /caches/{name}` | a cache's tiers, health, breakers and counters |
+//! | `DELETE /caches/{name}` | drop a cache and its data (not `default`) |
+//! | `POST /caches/{name}/invalidate` | `{"by": "key"\|"keys"\|"tag"\|"prefix"\|"subject"\|"all", "value": ...}` |
+//! | `GET /caches/{name}/keys` | keys by `?prefix=`, paginated with `?limit=&cursor=` |
 //! | `PUT /caches/{name}/entries/{key}` | store the body; `?ttl=SECONDS&tags=a,b`; the `Content-Type` is kept |
 //! | `GET /caches/{name}/entries/{key}` | the body as stored, with its content type |
 //! | `DELETE /caches/{name}/entries/{key}` | remove |
