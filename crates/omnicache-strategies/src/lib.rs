@@ -7,6 +7,7 @@
 //! | name | type | evicts | reads |
 //! |---|---|---|---|
 //! | `s3fifo` (`default`) | [`S3Fifo`] (from core) | one-hit wonders first, then by reinsertion | access bits |
+//! | `s3fifo-eager` | [`S3Fifo`] | the same, promoting after one read in small (quick_cache's rule) | access bits |
 //! | `lru` | [`Lru`] | least recently used | ordered events |
 //! | `lfu` | [`Lfu`] | least frequently used, counts halving periodically | ordered events |
 //! | `ttl` | [`TtlOrdered`] | soonest expiry | ignored |
@@ -82,6 +83,7 @@ pub const NAMES: &[&str] = &[
 pub fn by_name(name: &str) -> Option<Arc<dyn PolicyFactory>> {
     let f: Arc<dyn PolicyFactory> = match name.to_ascii_lowercase().as_str() {
         "s3fifo" | "s3-fifo" | "default" => Arc::new(S3FifoFactory::default()),
+        "s3fifo-eager" => Arc::new(S3FifoFactory::eager()),
         "lru" => Arc::new(LruFactory),
         "lfu" => Arc::new(LfuFactory::default()),
         "ttl" => Arc::new(TtlFactory),

@@ -122,6 +122,7 @@ pub struct S3Fifo {
     max_weight: u64,
     small_target: u64,
     peak_len: usize,
+    promote_after: u8,
 }
 
 impl std::fmt::Debug for S3Fifo {
@@ -149,7 +150,16 @@ impl S3Fifo {
             max_weight,
             small_target: small_target.max(1),
             peak_len: 0,
+            promote_after: 2,
         }
+    }
+
+    /// Reads an entry needs while in the small queue to move to main: 2 (the default, the
+    /// paper's `freq > 1`) or 1 (as quick_cache does).
+    #[must_use]
+    pub fn promote_after(mut self, reads: u8) -> Self {
+        self.promote_after = reads.clamp(1, MAX_FREQ);
+        self
     }
 
     fn list(&mut self, q: u8) -> &mut List {
@@ -254,7 +264,7 @@ impl S3Fifo {
             if self.small.len > 0 && (self.small.weight >= self.small_target || self.main.len == 0)
             {
                 let t = self.small.tail;
-                if self.freq(t, acc) > 0 {
+                if self.freq(t, acc) >= self.promote_after {
                     self.unlink(t);
                     self.nodes[t as usize].freq = 0;
                     self.push_head(t, MAIN);
@@ -345,20 +355,39 @@ fn clamp_weight(w: u64) -> u32 {
 pub struct S3FifoFactory {
     /// The small queue's share of the budget. Default 0.1.
     pub small_ratio: f64,
+    /// Reads in the small queue that move an entry to main. Default 2, the paper's rule.
+    pub promote_after: u8,
 }
 
 impl Default for S3FifoFactory {
     fn default() -> Self {
-        S3FifoFactory { small_ratio: 0.1 }
+        S3FifoFactory { small_ratio: 0.1, promote_after: 2 }
+    }
+}
+
+impl S3FifoFactory {
+    /// S3-FIFO exactly as published (an entry moves to main after two reads in small): the
+    /// default.
+    pub fn paper() -> Self {
+        S3FifoFactory::default()
+    }
+
+    /// The variant that promotes after one read, as quick_cache does.
+    pub fn eager() -> Self {
+        S3FifoFactory { promote_after: 1, ..Default::default() }
     }
 }
 
 impl PolicyFactory for S3FifoFactory {
     fn name(&self) -> &str {
-        "s3fifo"
+        if self.promote_after >= 2 {
+            "s3fifo"
+        } else {
+            "s3fifo-eager"
+        }
     }
     fn build(&self, max_weight: u64) -> Box<dyn EvictionPolicy> {
-        Box::new(S3Fifo::new(max_weight, self.small_ratio))
+        Box::new(S3Fifo::new(max_weight, self.small_ratio).promote_after(self.promote_after))
     }
 }
 
@@ -383,13 +412,13 @@ mod tests {
 
     #[test]
     fn one_hit_wonders_leave_from_small_and_read_entries_are_promoted() {
-        // Budget 10: small target 1.
+        // Budget 10: small target 1. The paper's rule: two reads in small move an entry to main.
         let mut p = S3Fifo::new(10, 0.1);
         let mut v = View { bits: vec![0; 16] };
         for s in 0..4 {
             p.on_insert(s, info(s));
         }
-        v.bits[0] = 1; // slot 0 was read while in small
+        v.bits[0] = 2; // slot 0 was read twice while in small
                        // Small holds 4 >= target 1: the oldest (0) was read, so it moves to main; 1 leaves.
         assert_eq!(p.evict(&mut v), Some(1));
         assert_eq!(p.main.len, 1);
@@ -397,6 +426,25 @@ mod tests {
         // 1 is now a ghost: re-inserting its hash goes straight to main.
         p.on_insert(1, info(1));
         assert_eq!(p.nodes[1].queue, MAIN);
+
+        // One read is not enough by default, and is with `promote_after(1)`.
+        let mut strict = S3Fifo::new(10, 0.1);
+        let mut eager = S3Fifo::new(10, 0.1).promote_after(1);
+        for p in [&mut strict, &mut eager] {
+            for s in 0..3 {
+                p.on_insert(s, info(s));
+            }
+        }
+        assert_eq!(
+            strict.evict(&mut View { bits: vec![1, 0, 0, 0] }),
+            Some(0),
+            "one read: still a one-hit wonder"
+        );
+        assert_eq!(
+            eager.evict(&mut View { bits: vec![1, 0, 0, 0] }),
+            Some(1),
+            "eager: promoted after one read"
+        );
     }
 
     #[test]
