@@ -417,13 +417,21 @@ where
             if self.ordered_reads.load(Relaxed) {
                 shard.reads.drain(&mut *data.policy);
             }
-            match data.find(hash, &key) {
-                Some(idx) => self.replace(data, idx, key, value, weight, now, ttl, &mut removed),
-                None => self.add(data, hash, key, value, weight, now, ttl, &mut removed),
-            }
+            let added = match data.find(hash, &key) {
+                Some(idx) => {
+                    self.replace(data, idx, key, value, weight, now, ttl, &mut removed);
+                    false
+                }
+                None => {
+                    self.add(data, hash, key, value, weight, now, ttl, &mut removed);
+                    true
+                }
+            };
             // `now` was read before the lock whenever any entry may have a deadline.
             self.evict_to_budget(data, now, &mut removed);
-            if self.has_deadlines.load(Relaxed) {
+            // Writes that add an entry pay for reclaiming expired ones; replacements, which do
+            // not grow the shard, keep the write lock short.
+            if added && self.has_deadlines.load(Relaxed) {
                 let now = if timed { now } else { self.clock.now() };
                 self.sweep_at(data, SWEEP_PER_WRITE, now, &mut removed);
             }
