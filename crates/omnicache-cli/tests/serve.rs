@@ -295,3 +295,35 @@ fn named_caches_are_created_listed_invalidated_and_deleted_and_survive_a_restart
     );
     assert_eq!(request(&b, "DELETE", "/caches/sessions", &h, b"").status, 404);
 }
+
+#[test]
+fn warm_loads_a_file_reports_bad_rows_by_line_and_the_server_serves_it() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("seed.jsonl");
+    std::fs::write(&file, "{\"key\":\"a\",\"value\":\"1\"}\nnot json\n{\"key\":\"b\",\"value\":{\"n\":2},\"tags\":[\"t\"]}\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_omnicache"))
+        .args(["warm"])
+        .arg(&file)
+        .arg("--data")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("2 entries loaded, 1 rows skipped"), "{stdout}");
+    assert!(stdout.contains("line 2:"), "the bad row is named by its line: {stdout}");
+    let server = serve(data.path());
+    let auth = format!("Bearer {}", server.key.clone().unwrap());
+    let r =
+        request(&server.addr, "GET", "/caches/default/entries/b", &[("Authorization", &auth)], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, br#"{"n":2}"#);
+    let missing = Command::new(env!("CARGO_BIN_EXE_omnicache"))
+        .args(["warm", "/nonexistent.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let unknown =
+        Command::new(env!("CARGO_BIN_EXE_omnicache")).args(["warm", "file.txt"]).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2), "an unknown format is a usage error");
+}

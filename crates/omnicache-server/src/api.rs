@@ -22,6 +22,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+/// The SQLite file of cache `name` under `data_dir`.
+pub fn cache_db_path(data_dir: &std::path::Path, name: &str) -> PathBuf {
+    if name == "default" {
+        data_dir.join("default.db")
+    } else {
+        data_dir.join("caches").join(format!("{name}.db"))
+    }
+}
+
 /// What the server runs with.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -102,12 +111,7 @@ impl AppState {
     }
 
     fn build_cache(&self, spec: &CacheSpec) -> Result<TieredCache> {
-        let file = if spec.name == "default" {
-            self.config.data_dir.join("default.db")
-        } else {
-            self.config.data_dir.join("caches").join(format!("{}.db", spec.name))
-        };
-        let disk = Arc::new(DiskTier::open(file)?);
+        let disk = Arc::new(DiskTier::open(cache_db_path(&self.config.data_dir, &spec.name))?);
         let mut b = TieredCache::builder()
             .l1_capacity(spec.l1_capacity.unwrap_or(self.config.l1_capacity))
             .tier(disk, WritePolicy::Through);

@@ -40,7 +40,7 @@
 mod api;
 mod keys;
 
-pub use api::{AppState, ServerConfig};
+pub use api::{cache_db_path, AppState, ServerConfig};
 pub use keys::ApiKeys;
 
 use omnicache_core::{Error, ErrorKind, Result};
