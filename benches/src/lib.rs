@@ -2,7 +2,6 @@
 // The wrappers hold peers whose Debug output is useless in a benchmark.
 #![allow(missing_debug_implementations)]
 
-use std::hash::Hash;
 use std::sync::Arc;
 
 /// A cache under test: the calls the race makes, nothing more.
@@ -106,9 +105,6 @@ pub fn scramble(x: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
-
-/// Keys of any hashable type work the same; kept for the memory benchmark.
-pub fn _assert_hash<T: Hash>() {}
 
 /// Peer caches as trace replayers, so the simulator measures them in the same run.
 pub mod peers {

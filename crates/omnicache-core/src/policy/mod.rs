@@ -110,33 +110,6 @@ pub trait EvictionPolicy: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-impl EvictionPolicy for Box<dyn EvictionPolicy> {
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
-    fn read_tracking(&self) -> ReadTracking {
-        (**self).read_tracking()
-    }
-    fn on_insert(&mut self, slot: SlotId, info: EntryInfo) {
-        (**self).on_insert(slot, info)
-    }
-    fn on_access(&mut self, slot: SlotId) {
-        (**self).on_access(slot)
-    }
-    fn on_update(&mut self, slot: SlotId, info: EntryInfo) {
-        (**self).on_update(slot, info)
-    }
-    fn on_remove(&mut self, slot: SlotId) {
-        (**self).on_remove(slot)
-    }
-    fn evict(&mut self, accesses: &mut dyn AccessView) -> Option<SlotId> {
-        (**self).evict(accesses)
-    }
-    fn len(&self) -> usize {
-        (**self).len()
-    }
-}
-
 /// Makes eviction policies: one per shard of a cache, and a fresh one when the strategy is
 /// switched at run time.
 pub trait PolicyFactory: Send + Sync + fmt::Debug + 'static {

@@ -1,5 +1,6 @@
 //! Single flight: one loader run per key, however many callers wait for it.
 
+use super::engine::Engine;
 use std::any::Any;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
@@ -19,6 +20,18 @@ impl<V: Clone> Clone for Outcome<V> {
             Outcome::Value(v) => Outcome::Value(v.clone()),
             Outcome::Error(e) => Outcome::Error(e.clone()),
             Outcome::Abandoned => Outcome::Abandoned,
+        }
+    }
+}
+
+impl<V> Outcome<V> {
+    /// What a woken waiter returns: the value or its loader's error, or `None` to try again
+    /// (the leader gave up, or failed with an error of another type).
+    pub(crate) fn settle<E: Send + Sync + 'static>(self) -> Option<Result<V, Arc<E>>> {
+        match self {
+            Outcome::Value(v) => Some(Ok(v)),
+            Outcome::Error(e) => e.downcast::<E>().ok().map(Err),
+            Outcome::Abandoned => None,
         }
     }
 }
@@ -99,6 +112,37 @@ where
         self.done = true;
         self.flights.finish(self.key, &self.waiter);
         self.waiter.complete(outcome);
+    }
+
+    /// Finishes a load that took `nanos`: records it, caches a value, wakes the waiters with
+    /// the value or the shared error, and returns the same to the leader.
+    pub(crate) fn finish<E, KS>(
+        self,
+        engine: &Engine<K, V, KS>,
+        result: Result<V, E>,
+        nanos: u64,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        KS: BuildHasher + Clone + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        if let Some(s) = engine.stats() {
+            s.record_load(result.is_ok(), nanos);
+        }
+        match result {
+            Ok(v) => {
+                engine.insert(self.key.clone(), v.clone(), None);
+                self.complete(Outcome::Value(v.clone()));
+                Ok(v)
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                self.complete(Outcome::Error(e.clone()));
+                Err(e)
+            }
+        }
     }
 }
 

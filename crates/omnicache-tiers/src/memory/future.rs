@@ -117,13 +117,9 @@ where
             }
             let (waiter, leader) = self.flights.join_or_lead(&key);
             if !leader {
-                match waiter.wait().await {
-                    Outcome::Value(v) => return Ok(v),
-                    Outcome::Error(e) => match e.downcast::<E>() {
-                        Ok(e) => return Err(e),
-                        Err(_) => continue,
-                    },
-                    Outcome::Abandoned => continue,
+                match waiter.wait().await.settle::<E>() {
+                    Some(done) => return done,
+                    None => continue, // the leader gave up: try again, maybe leading
                 }
             }
             let lead = Lead::new(&self.flights, &key, waiter);
@@ -134,21 +130,7 @@ where
             let started = std::time::Instant::now();
             let result = init.await;
             let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            if let Some(s) = self.engine.stats() {
-                s.record_load(result.is_ok(), nanos);
-            }
-            return match result {
-                Ok(v) => {
-                    self.engine.insert(key.clone(), v.clone(), None);
-                    lead.complete(Outcome::Value(v.clone()));
-                    Ok(v)
-                }
-                Err(e) => {
-                    let e = Arc::new(e);
-                    lead.complete(Outcome::Error(e.clone()));
-                    Err(e)
-                }
-            };
+            return lead.finish(&self.engine, result, nanos);
         }
     }
 
