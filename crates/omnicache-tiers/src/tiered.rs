@@ -35,7 +35,7 @@ use crate::breaker::{Breaker, BreakerState};
 use crate::memory::sync::Cache;
 use omnicache_core::clock::duration_nanos;
 use omnicache_core::{
-    DynTier, EntryMeta, Error, ErrorKind, Invalidation, RemovalCause, Result, SharedClock,
+    DynTier, EntryMeta, PolicyFactory, StatsSnapshot, Error, ErrorKind, Invalidation, RemovalCause, Result, SharedClock,
     TierEntry, TierHealth, Timestamp,
 };
 use parking_lot::Mutex;
@@ -203,6 +203,8 @@ struct Inner {
     version: AtomicU64,
     l1_max_value_bytes: Option<usize>,
     started: Timestamp,
+    /// Lookups that no tier answered.
+    misses: AtomicU64,
 }
 
 /// See the [module docs](self).
@@ -243,6 +245,7 @@ pub struct TieredCacheBuilder {
     queue_capacity: usize,
     l1_max_value_bytes: Option<usize>,
     sweep_interval: Option<Duration>,
+    l1_policy: Option<Arc<dyn PolicyFactory>>,
 }
 
 impl fmt::Debug for TieredCacheBuilder {
@@ -322,6 +325,13 @@ impl TieredCacheBuilder {
         self
     }
 
+    /// L1's eviction policy (see [`TieredCache::set_l1_policy`] to change it later). Default:
+    /// the memory cache's default, S3-FIFO.
+    pub fn l1_policy(mut self, factory: Arc<dyn PolicyFactory>) -> Self {
+        self.l1_policy = Some(factory);
+        self
+    }
+
     /// Builds the cache and starts its background writer on the current Tokio runtime.
     pub fn build(self) -> Result<TieredCache> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -338,6 +348,7 @@ impl TieredCacheBuilder {
         let mut l1 = Cache::builder()
             .max_capacity(self.l1_max_bytes.unwrap_or(self.l1_capacity))
             .clock(self.clock.clone())
+            .stats(true)
             .eviction_listener(move |key: Vec<u8>, e: Arc<Entry>, cause| {
                 if cause != RemovalCause::Capacity {
                     return;
@@ -355,6 +366,9 @@ impl TieredCacheBuilder {
                     }
                 }
             });
+        if let Some(policy) = self.l1_policy {
+            l1 = l1.policy_arc(policy);
+        }
         if self.l1_max_bytes.is_some() {
             l1 = l1.weigher(|k: &Vec<u8>, v: &Arc<Entry>| {
                 u32::try_from(k.len() + v.value.len()).unwrap_or(u32::MAX)
@@ -392,6 +406,7 @@ impl TieredCacheBuilder {
             version: AtomicU64::new(0),
             l1_max_value_bytes: self.l1_max_value_bytes,
             started: self.clock.now(),
+            misses: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&inner);
         let worker = handle.spawn(async move {
@@ -636,6 +651,7 @@ impl TieredCache {
             queue_capacity: 10_000,
             l1_max_value_bytes: None,
             sweep_interval: Some(Duration::from_secs(60)),
+            l1_policy: None,
         }
     }
 
@@ -692,6 +708,7 @@ impl TieredCache {
                 _ => {}
             }
         }
+        inner.misses.fetch_add(1, Ordering::Relaxed);
         None
     }
 
@@ -943,6 +960,35 @@ impl TieredCache {
                 stats: s.stats.snapshot(),
             })
             .collect()
+    }
+
+    /// Lookups, hits and removals across the whole cache: L1's counters, with `misses` counting
+    /// lookups that no tier answered (an L1 miss served by a tier is a promotion, not a miss).
+    pub fn stats(&self) -> StatsSnapshot {
+        let inner = &self.inner;
+        let mut s = inner.l1.stats().unwrap_or_default();
+        let l1_misses = s.misses;
+        s.misses = inner.misses.load(Ordering::Relaxed).min(l1_misses);
+        s.promotions = l1_misses - s.misses;
+        s.hits += s.promotions;
+        s.demotions = inner.slots.iter().map(|t| t.stats.snapshot().demotions).sum();
+        s
+    }
+
+    /// The name of L1's eviction policy.
+    pub fn l1_policy_name(&self) -> String {
+        self.inner.l1.policy_name()
+    }
+
+    /// Switches L1's eviction policy on the live cache; every entry is kept.
+    pub fn set_l1_policy(&self, factory: Arc<dyn PolicyFactory>) {
+        self.inner.l1.set_policy_arc(factory);
+    }
+
+    /// L1's weighted size: entries, or value bytes when bounded by
+    /// [`TieredCacheBuilder::l1_max_bytes`].
+    pub fn l1_weighted_size(&self) -> u64 {
+        self.inner.l1.weighted_size()
     }
 
     /// Entries in L1.

@@ -265,3 +265,25 @@ fn tier_ttl_caps_and_invalidation_by_tag() {
         );
     });
 }
+
+#[test]
+fn stats_count_whole_cache_hits_and_misses_and_the_l1_policy_switches_live() {
+    rt().block_on(async {
+        let lower = Arc::new(MemoryTier::default());
+        let cache = TieredCache::builder().tier(lower.clone(), WritePolicy::Through).build().unwrap();
+        assert_eq!(cache.l1_policy_name(), "s3fifo");
+        cache.put(b"a", b"1".to_vec(), PutOptions::default()).await.unwrap();
+        let e = TierEntry { value: b"v".to_vec(), meta: omnicache_core::EntryMeta::new(1) };
+        Tier::put(&*lower, b"b", e).await.unwrap();
+        assert!(cache.get(b"a").await.is_some(), "an L1 hit");
+        assert!(cache.get(b"b").await.is_some(), "a tier hit, promoted");
+        assert!(cache.get(b"c").await.is_none(), "a miss everywhere");
+        let s = cache.stats();
+        assert_eq!((s.hits, s.misses, s.promotions), (2, 1, 1));
+        cache.set_l1_policy(Arc::new(omnicache_core::S3FifoFactory::eager()));
+        assert_eq!(cache.l1_policy_name(), "s3fifo-eager");
+        assert_eq!(cache.l1_entry_count(), 2, "the new policy adopts every entry");
+        assert!(cache.get(b"b").await.is_some());
+        assert_eq!(cache.stats().hits, 3);
+    });
+}
