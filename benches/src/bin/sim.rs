@@ -1,4 +1,5 @@
-//! The trace simulator, until the CLI's `omnicache sim` exists (same interface).
+//! The trace simulator with the peers: `omnicache sim`'s interface, plus `moka` and
+//! `quick_cache` replayed in the same run.
 //!
 //! `cargo run --release -p omnicache-bench --bin sim -- TRACE... --policy default,lru,arc,s3fifo,sieve,wtinylfu,opt --size 1000,1% [--format table|csv] [--plot FILE.svg] [--trace-format lines|csv:COLUMN|arc|lirs|oracle] [--threads N]`
 //!
@@ -27,19 +28,6 @@ fn replayer(name: &str) -> Option<Arc<dyn Replayer>> {
             Arc::new(PolicyReplayer { name: name.to_string(), factory }) as Arc<dyn Replayer>
         }),
     }
-}
-
-fn trace_format(s: &str) -> Option<TraceFormat> {
-    Some(match s {
-        "lines" => TraceFormat::Lines,
-        "arc" => TraceFormat::Arc,
-        "lirs" => TraceFormat::Lirs,
-        "oracle" | "oracleGeneral" => TraceFormat::OracleGeneral,
-        other => {
-            let col = other.strip_prefix("csv:")?;
-            TraceFormat::Csv { column: col.parse().ok()?, header: true }
-        }
-    })
 }
 
 fn main() -> ExitCode {
@@ -81,7 +69,7 @@ fn run() -> Result<(), (u8, String)> {
             "--trace-format" => {
                 let v = value("--trace-format")?;
                 format = Some(
-                    trace_format(&v)
+                    TraceFormat::from_flag(&v)
                         .ok_or_else(|| usage(format!("--trace-format {v:?} is not known")))?,
                 );
             }

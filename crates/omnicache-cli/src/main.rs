@@ -1,18 +1,35 @@
-//! `omnicache`: run the server, and (to come) drive it.
+//! `omnicache`: run the server, drive it, and replay traces.
 //!
 //! ```text
-//! omnicache serve                      # the embedded default: 127.0.0.1:7070, ./omnicache-data
-//! omnicache serve --listen 0.0.0.0:8080 --data /var/lib/omnicache
-//! omnicache warm entries.jsonl         # load a file into ./omnicache-data's default cache
+//! omnicache serve                              # 127.0.0.1:7070, data in ./omnicache-data
+//! omnicache serve --config deploy/omnicache.toml
+//! omnicache cache create users --policy lru --capacity 50000
+//! omnicache entry set users alice '{"plan":"pro"}' --ttl 3600 --content-type application/json
+//! omnicache entry get users alice
+//! omnicache export users > users.jsonl && omnicache import users.jsonl --cache users
+//! omnicache sim trace.gz --policy default,lru,arc,opt --size 1000,1%
 //! ```
+//!
+//! Exit codes: 0 done; 1 the operation failed (server unreachable, not found, refused key,
+//! server error); 2 the arguments or the request are wrong.
 
-use clap::{Parser, Subcommand};
+mod client;
+
+use clap::{Args, Parser, Subcommand};
+use client::{cell, segment, table, Client, Connection, Failure, Outcome};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "omnicache", version, about = "OmniCache: a caching platform for Rust services")]
+#[command(
+    name = "omnicache",
+    version,
+    about = "OmniCache: a caching platform for Rust services",
+    after_help = "Exit codes: 0 done; 1 the operation failed; 2 the arguments or the request are wrong.\n\nStart with `omnicache serve`, then for example `omnicache cache list`."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,23 +39,35 @@ struct Cli {
 enum Command {
     /// Run the server (memory + disk by default; no external service needed).
     #[command(
-        after_help = "Examples:\n  omnicache serve\n  omnicache serve --listen 0.0.0.0:8080 --data /var/lib/omnicache"
+        after_help = "Examples:\n  omnicache serve\n  omnicache serve --listen 0.0.0.0:8080 --data /var/lib/omnicache\n  omnicache serve --config deploy/omnicache.toml\n\nEvery config key can be set as OMNICACHE_<KEY> (nested keys joined by __), e.g. OMNICACHE_CACHES__USERS__L1_CAPACITY=50000. Flags win over the environment, which wins over the file."
     )]
     Serve {
-        /// Address to listen on.
-        #[arg(long, env = "OMNICACHE_LISTEN", default_value = "127.0.0.1:7070")]
-        listen: SocketAddr,
-        /// Directory for the caches' data and the API keys.
-        #[arg(long, env = "OMNICACHE_DATA", default_value = "omnicache-data")]
-        data: PathBuf,
-        /// Entries each cache keeps in memory.
-        #[arg(long, env = "OMNICACHE_L1_CAPACITY", default_value_t = 100_000)]
-        l1_capacity: u64,
+        /// A TOML config file (see deploy/omnicache.toml).
+        #[arg(long, env = "OMNICACHE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on. Default: 127.0.0.1:7070.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Directory for the caches' data and the API keys. Default: ./omnicache-data.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Entries a cache keeps in memory unless it says otherwise. Default: 100,000.
+        #[arg(long)]
+        l1_capacity: Option<u64>,
     },
-    /// Load entries from a JSON, JSONL or CSV file into a cache's data directory, with a
-    /// progress bar. Invalid rows are skipped and reported with their line numbers.
+    /// Manage caches on a server.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    /// Read and write entries on a server.
+    #[command(subcommand)]
+    Entry(EntryCommand),
+    /// Manage API keys on a server (needs an admin key).
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Load entries from a JSON, JSONL or CSV file into a cache, with a progress bar. Invalid
+    /// rows are skipped and reported with their line numbers.
     #[command(
-        after_help = "Examples:\n  omnicache warm entries.jsonl\n  omnicache warm users.csv --cache users --ttl 3600\n\nRecords: {\"key\": \"...\", \"value\": ..., \"ttl_secs\": n, \"tags\": [...]}; CSV rows: key,value[,ttl_secs[,tags]]"
+        after_help = "Examples:\n  omnicache warm entries.jsonl\n  omnicache warm users.csv --cache users --ttl 3600\n  omnicache warm entries.jsonl --data ./omnicache-data   # offline, into a stopped server's data\n\nRecords: {\"key\": \"...\", \"value\": ..., \"ttl_secs\": n, \"tags\": [...], \"content_type\": \"...\"}; CSV rows: key,value[,ttl_secs[,tags]]"
     )]
     Warm {
         /// The file to load (format by extension: .json, .jsonl/.ndjson, .csv).
@@ -46,127 +75,378 @@ enum Command {
         /// The cache to fill.
         #[arg(long, default_value = "default")]
         cache: String,
-        /// The data directory (as given to `serve`).
-        #[arg(long, env = "OMNICACHE_DATA", default_value = "omnicache-data")]
-        data: PathBuf,
+        /// Write into this data directory instead of sending to a server.
+        #[arg(long)]
+        data: Option<PathBuf>,
         /// The format, when the extension does not say: json, jsonl or csv.
         #[arg(long)]
         format: Option<String>,
         /// A TTL in seconds for every entry, replacing the file's.
         #[arg(long)]
         ttl: Option<f64>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Write every live entry of a cache as JSONL (to a file or stdout).
+    #[command(
+        after_help = "Examples:\n  omnicache export users -o users.jsonl\n  omnicache export users --prefix session: > sessions.jsonl"
+    )]
+    Export {
+        /// The cache.
+        cache: String,
+        /// Only keys starting with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// The file to write. Default: stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Load an export back into a cache.
+    #[command(after_help = "Example:\n  omnicache import users.jsonl --cache users")]
+    Import {
+        /// The JSONL file written by `omnicache export`.
+        file: PathBuf,
+        /// The cache to fill.
+        #[arg(long, default_value = "default")]
+        cache: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Replay access traces against eviction policies and print hit ratios (all cores).
+    #[command(
+        after_help = "Examples:\n  omnicache sim trace.gz --policy default,lru,arc,s3fifo,sieve,wtinylfu,opt --size 1000,1%\n  omnicache sim a.lis b.gz --format csv --plot hits.svg\n\nTrace formats: lines (one key per line, optionally gzip), csv:COLUMN, arc (.lis), lirs, oracle (libCacheSim oracleGeneral); guessed from the file name."
+    )]
+    Sim {
+        /// Trace files.
+        #[arg(required = true)]
+        traces: Vec<PathBuf>,
+        /// Policies: any of the strategies, `default` and `opt` (Belady's bound).
+        #[arg(long, short, default_value = "default,lru,arc,s3fifo,sieve,wtinylfu,opt")]
+        policy: String,
+        /// Cache sizes: entries, or a percentage of the trace's distinct keys.
+        #[arg(long, short, default_value = "1%")]
+        size: String,
+        /// table or csv (`trace,policy,size,requests,hits,hit_ratio`).
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Draw hit ratio against size as SVG, OPT as the ceiling.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// The trace format when the name does not say.
+        #[arg(long)]
+        trace_format: Option<String>,
+        /// Threads. Default: all cores.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// Create a cache (needs admin).
+    #[command(
+        after_help = "Examples:\n  omnicache cache create users\n  omnicache cache create sessions --policy wtinylfu --max-bytes 268435456 --ttl 3600"
+    )]
+    Create {
+        /// 1 to 64 of a-z, 0-9, '-' and '_'.
+        name: String,
+        /// The eviction policy (s3fifo, lru, lfu, ttl, gdsf, arc, sieve, wtinylfu).
+        #[arg(long)]
+        policy: Option<String>,
+        /// Entries kept in memory.
+        #[arg(long)]
+        capacity: Option<u64>,
+        /// Bound memory by value bytes instead.
+        #[arg(long)]
+        max_bytes: Option<u64>,
+        /// Default TTL in seconds.
+        #[arg(long)]
+        ttl: Option<f64>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// List the caches.
+    List(ConnOnly),
+    /// A cache's policy, configuration and tiers.
+    Info(Named),
+    /// Switch a cache's eviction policy live, keeping every entry (needs admin).
+    #[command(after_help = "Example:\n  omnicache cache set-policy users arc")]
+    SetPolicy {
+        /// The cache.
+        name: String,
+        /// The new policy.
+        policy: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Delete a cache and its data (needs admin).
+    Delete(Named),
+    /// Hit ratio, removals and per-tier counters.
+    Stats(Named),
+    /// Remove every entry.
+    Clear(Named),
+}
+
+#[derive(Debug, Args)]
+struct ConnOnly {
+    #[command(flatten)]
+    conn: Connection,
+}
+
+#[derive(Debug, Args)]
+struct Named {
+    /// The cache.
+    name: String,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+#[derive(Debug, Subcommand)]
+enum EntryCommand {
+    /// Print a value (raw bytes to stdout or --output).
+    #[command(after_help = "Example:\n  omnicache entry get users alice")]
+    Get {
+        /// The cache.
+        cache: String,
+        /// The key.
+        key: String,
+        /// Write the value here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Store a value (from the argument, --file, or stdin).
+    #[command(
+        after_help = "Examples:\n  omnicache entry set users alice '{\"plan\":\"pro\"}' --content-type application/json --ttl 3600\n  omnicache entry set images logo --file logo.png --content-type image/png\n  echo hi | omnicache entry set default greeting"
+    )]
+    Set {
+        /// The cache.
+        cache: String,
+        /// The key.
+        key: String,
+        /// The value. Default: --file, else stdin.
+        value: Option<String>,
+        /// Read the value from this file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Time to live in seconds.
+        #[arg(long)]
+        ttl: Option<f64>,
+        /// Comma-separated tags.
+        #[arg(long)]
+        tags: Option<String>,
+        /// The content type to keep with it.
+        #[arg(long, default_value = "application/octet-stream")]
+        content_type: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Delete an entry.
+    Delete {
+        /// The cache.
+        cache: String,
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// List keys by prefix (every page).
+    List {
+        /// The cache.
+        cache: String,
+        /// Only keys starting with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Stop after this many keys.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Make a key; it is printed once.
+    #[command(
+        after_help = "Example:\n  omnicache key create users-reader --scope read --cache users"
+    )]
+    Create {
+        /// A unique name.
+        name: String,
+        /// read, write or admin; repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Limit the key to this cache; repeat for several. Default: all caches.
+        #[arg(long = "cache")]
+        caches: Vec<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// List keys (never the keys themselves).
+    List(ConnOnly),
+    /// Revoke a key made with `key create`.
+    Revoke {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        conn: Connection,
     },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Warm { file, cache, data, format, ttl } => {
-            match warm(&file, &cache, &data, format.as_deref(), ttl).await {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("omnicache warm: {e}");
-                    ExitCode::from(1)
-                }
-            }
+    let outcome = match cli.command {
+        Command::Serve { config, listen, data, l1_capacity } => {
+            serve(config, listen, data, l1_capacity).await
         }
-        Command::Serve { listen, data, l1_capacity } => {
-            let config = omnicache_server::ServerConfig {
-                listen,
-                data_dir: data,
-                l1_capacity,
-                ..Default::default()
-            };
-            let running = match omnicache_server::start(config).await {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("omnicache: could not start: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            println!("OmniCache listening on http://{}", running.addr());
-            println!("  data:      {}", running.data_dir().display());
-            match running.new_admin_key() {
-                Some(key) => println!(
-                    "  admin key: {key}\n             (shown once; also in {}, readable by you only)\n  use it as: Authorization: Bearer <key>",
-                    running.key_file().display()
-                ),
-                None => println!("  admin key: in {} (Authorization: Bearer <key>)", running.key_file().display()),
-            }
-            match running.wait().await {
-                Ok(()) => {
-                    println!("OmniCache stopped; every cache flushed.");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("omnicache: {e}");
-                    ExitCode::from(1)
-                }
-            }
+        Command::Warm { file, cache, data: Some(data), format, ttl, .. } => {
+            warm_offline(&file, &cache, &data, format.as_deref(), ttl).await
+        }
+        Command::Sim { traces, policy, size, format, plot, trace_format, threads } => {
+            sim(&traces, &policy, &size, &format, plot.as_deref(), trace_format.as_deref(), threads)
+        }
+        other => tokio::task::spawn_blocking(move || remote(other))
+            .await
+            .unwrap_or_else(|e| Err(Failure::failed(format!("the command panicked: {e}")))),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("omnicache: {}", f.message);
+            ExitCode::from(f.code)
         }
     }
 }
 
-async fn warm(
-    file: &std::path::Path,
+async fn serve(
+    config: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    l1_capacity: Option<u64>,
+) -> Outcome<()> {
+    let mut config = omnicache_server::ServerConfig::load(config.as_deref(), std::env::vars())
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    if let Some(l) = listen {
+        config.listen = l;
+    }
+    if let Some(d) = data {
+        config.data_dir = d;
+    }
+    if let Some(c) = l1_capacity {
+        config.l1_capacity = c;
+    }
+    let running = omnicache_server::start(config)
+        .await
+        .map_err(|e| Failure::failed(format!("could not start: {e}")))?;
+    println!("OmniCache listening on {}", running.url());
+    println!("  data:      {}", running.data_dir().display());
+    match running.new_admin_key() {
+        Some(key) => println!(
+            "  admin key: {key}\n             (shown once; also in {}, readable by you only)\n  use it as: Authorization: Bearer <key>",
+            running.key_file().display()
+        ),
+        None => println!(
+            "  admin key: in {} (Authorization: Bearer <key>)",
+            running.key_file().display()
+        ),
+    }
+    running.wait().await.map_err(|e| Failure::failed(e.to_string()))?;
+    println!("OmniCache stopped; every cache flushed.");
+    Ok(())
+}
+
+fn warm_format(file: &Path, format: Option<&str>) -> Outcome<omnicache_tiers::warm::WarmFormat> {
+    use omnicache_tiers::warm::WarmFormat;
+    match format {
+        Some("json") => Ok(WarmFormat::Json),
+        Some("jsonl") | Some("ndjson") => Ok(WarmFormat::Jsonl),
+        Some("csv") => Ok(WarmFormat::Csv),
+        Some(other) => {
+            Err(Failure::usage(format!("--format {other:?}: expected json, jsonl or csv")))
+        }
+        None => WarmFormat::from_path(file).ok_or_else(|| {
+            Failure::usage(format!(
+                "cannot tell the format of {}; pass --format json|jsonl|csv",
+                file.display()
+            ))
+        }),
+    }
+}
+
+fn check_ttl(ttl: Option<f64>) -> Outcome<()> {
+    match ttl {
+        Some(t) if !(t.is_finite() && t > 0.0) => {
+            Err(Failure::usage(format!("--ttl must be a positive number of seconds, got {t}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn bar(total: u64, unit: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit}  {{per_sec}}  eta {{eta}}");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn print_skipped(skipped: &[(u64, String)]) {
+    for (line, reason) in skipped.iter().take(20) {
+        println!("  line {line}: {reason}");
+    }
+    if skipped.len() > 20 {
+        println!("  ... and {} more", skipped.len() - 20);
+    }
+}
+
+async fn warm_offline(
+    file: &Path,
     cache: &str,
-    data: &std::path::Path,
+    data: &Path,
     format: Option<&str>,
     ttl: Option<f64>,
-) -> omnicache_core::Result<ExitCode> {
-    use omnicache_tiers::warm::{WarmFormat, WarmOptions};
-    let format = match format {
-        Some("json") => WarmFormat::Json,
-        Some("jsonl") | Some("ndjson") => WarmFormat::Jsonl,
-        Some("csv") => WarmFormat::Csv,
-        Some(other) => {
-            eprintln!("omnicache warm: --format {other:?}: expected json, jsonl or csv");
-            return Ok(ExitCode::from(2));
-        }
-        None => {
-            match WarmFormat::from_path(file) {
-                Some(f) => f,
-                None => {
-                    eprintln!("omnicache warm: cannot tell the format of {}; pass --format json|jsonl|csv", file.display());
-                    return Ok(ExitCode::from(2));
-                }
-            }
-        }
-    };
-    let ttl_override = match ttl {
-        None => None,
-        Some(t) if t.is_finite() && t > 0.0 => Some(std::time::Duration::from_secs_f64(t)),
-        Some(t) => {
-            eprintln!("omnicache warm: --ttl must be a positive number of seconds, got {t}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+) -> Outcome<()> {
+    use omnicache_tiers::warm::WarmOptions;
+    let format = warm_format(file, format)?;
+    check_ttl(ttl)?;
     let bytes =
-        std::fs::read(file).map_err(|e| omnicache_core::Error::from(e).context(file.display()))?;
-    let total = bytecount_lines(&bytes);
-    let disk = std::sync::Arc::new(omnicache_tiers::disk::DiskTier::open(
-        omnicache_server::cache_db_path(data, cache),
-    )?);
+        std::fs::read(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+    let total = bytes.iter().filter(|&&c| c == b'\n').count() as u64;
+    let failed = |e: omnicache_core::Error| Failure::failed(e.to_string());
+    let disk = std::sync::Arc::new(
+        omnicache_tiers::disk::DiskTier::open(omnicache_server::cache_db_path(data, cache))
+            .map_err(failed)?,
+    );
     let target = omnicache_tiers::tiered::TieredCache::builder()
         .l1_capacity(10_000)
         .tier(disk, omnicache_tiers::tiered::WritePolicy::Through)
         .sweep_interval(None)
-        .build()?;
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+        .build()
+        .map_err(failed)?;
+    let bar = bar(total, "rows");
     let started = std::time::Instant::now();
     let mut progress = |n: u64| bar.set_position(n);
+    let pack = |ct: &str, v: Vec<u8>| omnicache_server::pack_value(ct, &v);
     let report = omnicache_tiers::warm::warm(
         &target,
         bytes.as_slice(),
         format,
-        WarmOptions { ttl_override, progress_every: 10_000, progress: Some(&mut progress) },
+        WarmOptions {
+            ttl_override: ttl.map(std::time::Duration::from_secs_f64),
+            progress_every: 10_000,
+            progress: Some(&mut progress),
+            pack: Some(&pack),
+        },
     )
-    .await?;
+    .await
+    .map_err(|e| Failure::usage(e.to_string()))?;
     target.shutdown().await;
     bar.finish_and_clear();
     println!(
@@ -175,15 +455,496 @@ async fn warm(
         report.skipped.len(),
         started.elapsed().as_secs_f64()
     );
-    for (line, reason) in report.skipped.iter().take(20) {
-        println!("  line {line}: {reason}");
-    }
-    if report.skipped.len() > 20 {
-        println!("  ... and {} more", report.skipped.len() - 20);
-    }
-    Ok(ExitCode::SUCCESS)
+    print_skipped(&report.skipped);
+    Ok(())
 }
 
-fn bytecount_lines(b: &[u8]) -> u64 {
-    b.iter().filter(|&&c| c == b'\n').count() as u64
+/// A reader that advances a progress bar.
+struct Progress<R> {
+    inner: R,
+    bar: indicatif::ProgressBar,
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+fn upload(
+    client: &Client,
+    path: &str,
+    file: &Path,
+    content_type: &str,
+    cache: &str,
+    verb: &str,
+) -> Outcome<()> {
+    let f = std::fs::File::open(file)
+        .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = bar(len, "bytes");
+    let reader = Progress { inner: std::io::BufReader::new(f), bar: bar.clone() };
+    let started = std::time::Instant::now();
+    let reply = client.call("POST", path, Some((content_type, Box::new(reader))))?;
+    bar.finish_and_clear();
+    let v = reply.json()?;
+    if client.json {
+        println!("{v}");
+        return Ok(());
+    }
+    let skipped: Vec<(u64, String)> = v["skipped"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| (s["line"].as_u64().unwrap_or(0), cell(&s["reason"])))
+        .collect();
+    println!(
+        "{verb} cache {cache:?}: {} entries loaded, {} rows skipped, in {:.2} s",
+        v["loaded"],
+        skipped.len(),
+        started.elapsed().as_secs_f64()
+    );
+    print_skipped(&skipped);
+    Ok(())
+}
+
+fn remote(command: Command) -> Outcome<()> {
+    match command {
+        Command::Cache(c) => cache_command(c),
+        Command::Entry(e) => entry_command(e),
+        Command::Key(k) => key_command(k),
+        Command::Warm { file, cache, format, ttl, conn, .. } => {
+            let format = warm_format(&file, format.as_deref())?;
+            check_ttl(ttl)?;
+            let client = Client::new(&conn)?;
+            let fmt = match format {
+                omnicache_tiers::warm::WarmFormat::Json => "json",
+                omnicache_tiers::warm::WarmFormat::Jsonl => "jsonl",
+                omnicache_tiers::warm::WarmFormat::Csv => "csv",
+            };
+            let mut path = format!("/caches/{}/warm?format={fmt}", segment(&cache));
+            if let Some(t) = ttl {
+                path.push_str(&format!("&ttl={t}"));
+            }
+            upload(&client, &path, &file, "application/octet-stream", &cache, "warmed")
+        }
+        Command::Import { file, cache, conn } => {
+            let client = Client::new(&conn)?;
+            let path = format!("/caches/{}/import", segment(&cache));
+            upload(&client, &path, &file, "application/x-ndjson", &cache, "imported")
+        }
+        Command::Export { cache, prefix, output, conn } => {
+            let client = Client::new(&conn)?;
+            let path = format!("/caches/{}/export?prefix={}", segment(&cache), segment(&prefix));
+            let resp = client.send("GET", &path, None)?;
+            if resp.status().as_u16() >= 400 {
+                let reply = client::read_reply(resp)?;
+                return Err(client.failure(&reply));
+            }
+            let mut reader = resp.into_body().into_reader();
+            let spinner = indicatif::ProgressBar::new_spinner();
+            spinner.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {bytes} exported  {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let mut out: Box<dyn Write> = match &output {
+                Some(p) => Box::new(
+                    std::fs::File::create(p)
+                        .map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?,
+                ),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let mut buf = vec![0u8; 64 << 10];
+            let mut lines = 0u64;
+            loop {
+                let n = reader
+                    .read(&mut buf)
+                    .map_err(|e| Failure::failed(format!("reading the export: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+                out.write_all(&buf[..n])
+                    .map_err(|e| Failure::failed(format!("writing the export: {e}")))?;
+                if output.is_some() {
+                    spinner.inc(n as u64);
+                }
+            }
+            out.flush().map_err(|e| Failure::failed(format!("writing the export: {e}")))?;
+            spinner.finish_and_clear();
+            if let Some(p) = output {
+                eprintln!("exported {lines} entries of cache {cache:?} to {}", p.display());
+            }
+            Ok(())
+        }
+        Command::Serve { .. } | Command::Sim { .. } => {
+            Err(Failure::failed("internal: not a client command"))
+        }
+    }
+}
+
+fn print_json_or(client: &Client, v: &Value, human: impl FnOnce(&Value)) {
+    if client.json {
+        println!("{v}");
+    } else {
+        human(v);
+    }
+}
+
+fn cache_command(c: CacheCommand) -> Outcome<()> {
+    match c {
+        CacheCommand::Create { name, policy, capacity, max_bytes, ttl, conn } => {
+            let client = Client::new(&conn)?;
+            let mut body = json!({ "name": name });
+            if let Some(p) = policy {
+                body["policy"] = json!(p);
+            }
+            if let Some(c) = capacity {
+                body["l1_capacity"] = json!(c);
+            }
+            if let Some(b) = max_bytes {
+                body["l1_max_bytes"] = json!(b);
+            }
+            if let Some(t) = ttl {
+                body["default_ttl_secs"] = json!(t);
+            }
+            let v = client.call_json("POST", "/caches", &body)?.json()?;
+            print_json_or(&client, &v, |_| println!("created cache {name:?}"));
+        }
+        CacheCommand::List(ConnOnly { conn }) => {
+            let client = Client::new(&conn)?;
+            let v = client.call("GET", "/caches", None)?.json()?;
+            print_json_or(&client, &v, |v| {
+                let rows: Vec<Vec<String>> = v["caches"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| vec![cell(&c["name"]), cell(&c["policy"]), cell(&c["l1_entries"])])
+                    .collect();
+                table(&["NAME", "POLICY", "ENTRIES IN MEMORY"], &rows);
+            });
+        }
+        CacheCommand::Info(Named { name, conn }) => {
+            let client = Client::new(&conn)?;
+            let v = client.call("GET", &format!("/caches/{}", segment(&name)), None)?.json()?;
+            print_json_or(&client, &v, |v| {
+                println!("cache:    {}", cell(&v["name"]));
+                println!("policy:   {}", cell(&v["policy"]));
+                println!("memory:   {} entries", cell(&v["l1_entries"]));
+                println!("spec:     {}", v["spec"]);
+                let rows: Vec<Vec<String>> = v["tiers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| vec![cell(&t["tier"]), cell(&t["health"]), cell(&t["breaker"])])
+                    .collect();
+                table(&["TIER", "HEALTH", "BREAKER"], &rows);
+            });
+        }
+        CacheCommand::SetPolicy { name, policy, conn } => {
+            let client = Client::new(&conn)?;
+            let v = client
+                .call_json(
+                    "PATCH",
+                    &format!("/caches/{}", segment(&name)),
+                    &json!({ "policy": policy }),
+                )?
+                .json()?;
+            print_json_or(&client, &v, |v| {
+                println!(
+                    "cache {name:?} now evicts by {}, {} entries kept",
+                    cell(&v["policy"]),
+                    cell(&v["l1_entries"])
+                )
+            });
+        }
+        CacheCommand::Delete(Named { name, conn }) => {
+            let client = Client::new(&conn)?;
+            client.call("DELETE", &format!("/caches/{}", segment(&name)), None)?;
+            if !client.json {
+                println!("deleted cache {name:?}");
+            }
+        }
+        CacheCommand::Stats(Named { name, conn }) => {
+            let client = Client::new(&conn)?;
+            let v =
+                client.call("GET", &format!("/caches/{}/stats", segment(&name)), None)?.json()?;
+            print_json_or(&client, &v, |v| {
+                println!("cache:      {} ({})", cell(&v["name"]), cell(&v["policy"]));
+                println!(
+                    "memory:     {} entries, weighted size {}",
+                    cell(&v["l1_entries"]),
+                    cell(&v["l1_weighted_size"])
+                );
+                println!(
+                    "lookups:    {} hits, {} misses, hit ratio {:.4}",
+                    cell(&v["hits"]),
+                    cell(&v["misses"]),
+                    v["hit_ratio"].as_f64().unwrap_or(0.0)
+                );
+                println!(
+                    "promotions: {}, demotions: {}",
+                    cell(&v["promotions"]),
+                    cell(&v["demotions"])
+                );
+                if let Some(r) = v["removals"].as_object() {
+                    let parts: Vec<String> = r.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                    println!("removals:   {}", parts.join(", "));
+                }
+                let rows: Vec<Vec<String>> = v["tiers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        ["tier", "health", "breaker", "hits", "misses", "errors", "writes"]
+                            .iter()
+                            .map(|k| cell(&t[*k]))
+                            .collect()
+                    })
+                    .collect();
+                table(&["TIER", "HEALTH", "BREAKER", "HITS", "MISSES", "ERRORS", "WRITES"], &rows);
+            });
+        }
+        CacheCommand::Clear(Named { name, conn }) => {
+            let client = Client::new(&conn)?;
+            let v =
+                client.call("POST", &format!("/caches/{}/clear", segment(&name)), None)?.json()?;
+            print_json_or(&client, &v, |v| {
+                println!("cleared cache {name:?}: {} entries removed", cell(&v["removed"]))
+            });
+        }
+    }
+    Ok(())
+}
+
+fn entry_path(cache: &str, key: &str) -> String {
+    format!("/caches/{}/entries/{}", segment(cache), segment(key))
+}
+
+fn entry_command(e: EntryCommand) -> Outcome<()> {
+    match e {
+        EntryCommand::Get { cache, key, output, conn } => {
+            let client = Client::new(&conn)?;
+            let reply = client.call("GET", &entry_path(&cache, &key), None)?;
+            if client.json {
+                let v = match std::str::from_utf8(&reply.body) {
+                    Ok(s) => json!({ "key": key, "value": s, "content_type": reply.content_type }),
+                    Err(_) => json!({
+                        "key": key,
+                        "value_hex": reply.body.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                        "content_type": reply.content_type,
+                    }),
+                };
+                println!("{v}");
+                return Ok(());
+            }
+            match output {
+                Some(p) => std::fs::write(&p, &reply.body)
+                    .map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?,
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&reply.body)
+                        .and_then(|()| out.flush())
+                        .map_err(|e| Failure::failed(format!("writing stdout: {e}")))?;
+                }
+            }
+        }
+        EntryCommand::Set { cache, key, value, file, ttl, tags, content_type, conn } => {
+            check_ttl(ttl)?;
+            let client = Client::new(&conn)?;
+            let bytes = match (value, file) {
+                (Some(v), None) => v.into_bytes(),
+                (None, Some(f)) => std::fs::read(&f)
+                    .map_err(|e| Failure::usage(format!("{}: {e}", f.display())))?,
+                (None, None) => {
+                    let mut b = Vec::new();
+                    std::io::stdin()
+                        .read_to_end(&mut b)
+                        .map_err(|e| Failure::usage(format!("reading stdin: {e}")))?;
+                    b
+                }
+                (Some(_), Some(_)) => {
+                    return Err(Failure::usage("give the value or --file, not both"))
+                }
+            };
+            let mut path = entry_path(&cache, &key);
+            let mut query = Vec::new();
+            if let Some(t) = ttl {
+                query.push(format!("ttl={t}"));
+            }
+            if let Some(t) = tags {
+                query.push(format!("tags={}", segment(&t)));
+            }
+            if !query.is_empty() {
+                path = format!("{path}?{}", query.join("&"));
+            }
+            client.call("PUT", &path, Some((&content_type, Box::new(bytes.as_slice()))))?;
+            if !client.json {
+                println!("stored {key:?} in cache {cache:?} ({} bytes)", bytes.len());
+            }
+        }
+        EntryCommand::Delete { cache, key, conn } => {
+            let client = Client::new(&conn)?;
+            client.call("DELETE", &entry_path(&cache, &key), None)?;
+            if !client.json {
+                println!("deleted {key:?} from cache {cache:?}");
+            }
+        }
+        EntryCommand::List { cache, prefix, limit, conn } => {
+            let client = Client::new(&conn)?;
+            let mut cursor: Option<String> = None;
+            let mut all: Vec<String> = Vec::new();
+            loop {
+                let mut path = format!(
+                    "/caches/{}/keys?limit=1000&prefix={}",
+                    segment(&cache),
+                    segment(&prefix)
+                );
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={}", segment(c)));
+                }
+                let v = client.call("GET", &path, None)?.json()?;
+                all.extend(v["keys"].as_array().into_iter().flatten().map(cell));
+                cursor = v["next"].as_str().map(str::to_string);
+                if cursor.is_none() || limit.is_some_and(|l| all.len() >= l) {
+                    break;
+                }
+            }
+            if let Some(l) = limit {
+                all.truncate(l);
+            }
+            if client.json {
+                println!("{}", json!({ "keys": all }));
+            } else {
+                for k in all {
+                    println!("{k}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn key_command(k: KeyCommand) -> Outcome<()> {
+    match k {
+        KeyCommand::Create { name, scopes, caches, conn } => {
+            let client = Client::new(&conn)?;
+            let mut body = json!({ "name": name, "scopes": scopes });
+            if !caches.is_empty() {
+                body["caches"] = json!(caches);
+            }
+            let v = client.call_json("POST", "/keys", &body)?.json()?;
+            print_json_or(&client, &v, |v| {
+                println!("{}", cell(&v["key"]));
+                eprintln!("key {name:?} created; it is shown only now");
+            });
+        }
+        KeyCommand::List(ConnOnly { conn }) => {
+            let client = Client::new(&conn)?;
+            let v = client.call("GET", "/keys", None)?.json()?;
+            print_json_or(&client, &v, |v| {
+                let rows: Vec<Vec<String>> = v["keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|k| {
+                        vec![
+                            cell(&k["name"]),
+                            cell(&k["scopes"]),
+                            if k["caches"].is_null() { "all".into() } else { cell(&k["caches"]) },
+                            if k["from_config"].as_bool() == Some(true) { "config" } else { "api" }
+                                .into(),
+                        ]
+                    })
+                    .collect();
+                table(&["NAME", "SCOPES", "CACHES", "FROM"], &rows);
+            });
+        }
+        KeyCommand::Revoke { name, conn } => {
+            let client = Client::new(&conn)?;
+            client.call("DELETE", &format!("/keys/{}", segment(&name)), None)?;
+            if !client.json {
+                println!("revoked key {name:?}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn sim(
+    traces: &[PathBuf],
+    policy: &str,
+    size: &str,
+    format: &str,
+    plot: Option<&Path>,
+    trace_format: Option<&str>,
+    threads: usize,
+) -> Outcome<()> {
+    use omnicache_strategies::sim::{
+        parse_sizes, plot_svg, run_grid, write_csv, write_table, Opt, PolicyReplayer, Replayer,
+        Trace, TraceFormat,
+    };
+    use std::sync::Arc;
+    let csv = match format {
+        "csv" => true,
+        "table" => false,
+        other => return Err(Failure::usage(format!("--format {other:?}: expected table or csv"))),
+    };
+    let replayers = policy
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            if p == "opt" {
+                return Ok(Arc::new(Opt) as Arc<dyn Replayer>);
+            }
+            omnicache_strategies::by_name(p)
+                .map(|factory| {
+                    Arc::new(PolicyReplayer { name: p.to_string(), factory }) as Arc<dyn Replayer>
+                })
+                .ok_or_else(|| {
+                    Failure::usage(format!(
+                        "unknown policy {p:?}; known: default, {}, opt",
+                        omnicache_strategies::NAMES.join(", ")
+                    ))
+                })
+        })
+        .collect::<Outcome<Vec<_>>>()?;
+    let sizes = parse_sizes(size).map_err(|e| Failure::usage(format!("--size: {e}")))?;
+    let forced = match trace_format {
+        Some(f) => Some(TraceFormat::from_flag(f).ok_or_else(|| {
+            Failure::usage(format!(
+                "--trace-format {f:?}: expected lines, csv:COLUMN, arc, lirs or oracle"
+            ))
+        })?),
+        None => None,
+    };
+    let mut loaded = Vec::new();
+    for f in traces {
+        let fmt = forced.clone().unwrap_or_else(|| TraceFormat::guess(f));
+        let t = Trace::open(f, &fmt).map_err(|e| Failure::usage(e.to_string()))?;
+        eprintln!("{}: {} requests, {} distinct keys", t.name, t.len(), t.unique());
+        loaded.push(t);
+    }
+    let started = std::time::Instant::now();
+    let rows = run_grid(&loaded, &replayers, &sizes, threads);
+    let requests: u64 = rows.iter().map(|r| r.requests).sum();
+    eprintln!(
+        "{} replays, {} requests in {:.2?} ({:.1} M requests/s on all threads)",
+        rows.len(),
+        requests,
+        started.elapsed(),
+        requests as f64 / started.elapsed().as_secs_f64().max(1e-9) / 1e6
+    );
+    print!("{}", if csv { write_csv(&rows) } else { write_table(&rows) });
+    if let Some(path) = plot {
+        std::fs::write(path, plot_svg(&rows))
+            .map_err(|e| Failure::failed(format!("writing {}: {e}", path.display())))?;
+        eprintln!("plot written to {}", path.display());
+    }
+    Ok(())
 }

@@ -1,26 +1,28 @@
-//! The REST API.
+//! The REST API: handlers, their OpenAPI description, authentication and errors.
 
-use crate::keys::ApiKeys;
-use axum::body::Bytes;
+use crate::config::{valid_cache_name, CacheSpec, ServerConfig, TierKind, TierSpec, WriteMode};
+use crate::keys::{ApiKeys, Grant, KeyInfo, Scope};
+use crate::value::{pack_value, unpack_value};
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::routing::post;
-use axum::{Json, Router};
-use omnicache_core::Invalidation;
-use omnicache_core::{Error, Result, TierHealth};
+use axum::{Extension, Json, Router};
+use base64::Engine as _;
+use omnicache_core::{DynTier, Error, Invalidation, RemovalCause, Result, TierHealth};
 use omnicache_tiers::disk::DiskTier;
-use omnicache_tiers::tiered::{PutOptions, TieredCache, WritePolicy};
+use omnicache_tiers::tiered::{PutOptions, TierSettings, TieredCache, WritePolicy};
+use omnicache_tiers::warm::{WarmFormat, WarmOptions, WarmReport};
 use omnicache_tiers::BreakerState;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The SQLite file of cache `name` under `data_dir`.
 pub fn cache_db_path(data_dir: &std::path::Path, name: &str) -> PathBuf {
@@ -31,69 +33,62 @@ pub fn cache_db_path(data_dir: &std::path::Path, name: &str) -> PathBuf {
     }
 }
 
-/// What the server runs with.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Where to listen. Default: `127.0.0.1:7070`.
-    pub listen: SocketAddr,
-    /// Where caches and keys live. Default: `./omnicache-data`.
-    pub data_dir: PathBuf,
-    /// Entries each cache keeps in memory. Default: 100,000.
-    pub l1_capacity: u64,
-    /// The longest key, in bytes (414 beyond). Default: 1,024.
-    pub max_key_bytes: usize,
-    /// The largest request body, in bytes (413 beyond). Default: 16 MiB.
-    pub max_body_bytes: usize,
-}
+/// Most keys one batch may name.
+const MAX_BATCH: usize = 1_000;
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
-            data_dir: PathBuf::from("omnicache-data"),
-            l1_capacity: 100_000,
-            max_key_bytes: 1024,
-            max_body_bytes: 16 << 20,
-        }
-    }
-}
-
-/// How a named cache was created; kept in `caches.json` so caches come back after a restart.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-struct CacheSpec {
-    name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    l1_capacity: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    default_ttl_secs: Option<f64>,
+struct Named {
+    spec: CacheSpec,
+    cache: TieredCache,
+    /// Declared in the config file rather than created over the API.
+    from_config: bool,
 }
 
 /// The server's state: its caches and keys.
-#[derive(Debug)]
 pub struct AppState {
-    caches: RwLock<BTreeMap<String, (CacheSpec, TieredCache)>>,
+    caches: RwLock<BTreeMap<String, Named>>,
     keys: ApiKeys,
     config: ServerConfig,
 }
 
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("caches", &self.read().keys().collect::<Vec<_>>())
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AppState {
-    /// Opens the `default` cache (memory over a disk tier in the data directory) and every
-    /// cache created before, from `caches.json`.
-    pub fn open(config: ServerConfig, keys: ApiKeys) -> Result<AppState> {
+    /// Opens the caches of the config (`default` always, memory over a disk tier unless the
+    /// config says otherwise) and every cache created over the API before, from `caches.json`.
+    pub async fn open(config: ServerConfig, keys: ApiKeys) -> Result<AppState> {
         let state = AppState { caches: RwLock::default(), keys, config };
-        let mut specs =
-            vec![CacheSpec { name: "default".into(), l1_capacity: None, default_ttl_secs: None }];
+        let mut specs: Vec<(String, CacheSpec, bool)> = Vec::new();
+        if !state.config.caches.contains_key("default") {
+            specs.push(("default".into(), CacheSpec::default(), true));
+        }
+        for (name, spec) in &state.config.caches {
+            specs.push((name.clone(), spec.clone(), true));
+        }
         let file = state.specs_file();
         if file.exists() {
             let text = std::fs::read_to_string(&file)?;
-            let saved: Vec<CacheSpec> = serde_json::from_str(&text).map_err(|e| {
-                Error::invalid_input(format!("{}: not a list of caches: {e}", file.display()))
+            let saved: BTreeMap<String, CacheSpec> = serde_json::from_str(&text).map_err(|e| {
+                Error::invalid_input(format!("{}: not a map of caches: {e}", file.display()))
             })?;
-            specs.extend(saved.into_iter().filter(|s| s.name != "default"));
+            for (name, spec) in saved {
+                if !specs.iter().any(|(n, _, _)| *n == name) {
+                    specs.push((name, spec, false));
+                }
+            }
         }
-        for spec in specs {
-            let cache = state.build_cache(&spec)?;
-            state.write().insert(spec.name.clone(), (spec, cache));
+        for (name, spec, from_config) in specs {
+            let cache = state
+                .build_cache(&name, &spec)
+                .await
+                .map_err(|e| e.context(format!("opening cache {name:?}")))?;
+            state.write().insert(name, Named { spec, cache, from_config });
         }
         Ok(state)
     }
@@ -102,28 +97,101 @@ impl AppState {
         self.config.data_dir.join("caches.json")
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, (CacheSpec, TieredCache)>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Named>> {
         self.caches.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, (CacheSpec, TieredCache)>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Named>> {
         self.caches.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn build_cache(&self, spec: &CacheSpec) -> Result<TieredCache> {
-        let disk = Arc::new(DiskTier::open(cache_db_path(&self.config.data_dir, &spec.name))?);
-        let mut b = TieredCache::builder()
-            .l1_capacity(spec.l1_capacity.unwrap_or(self.config.l1_capacity))
-            .tier(disk, WritePolicy::Through);
+    async fn open_tier(&self, cache: &str, t: &TierSpec) -> Result<Arc<dyn DynTier>> {
+        match t.kind {
+            TierKind::Disk => {
+                let path = t.path.clone().unwrap_or_else(|| cache_db_path(&self.config.data_dir, cache));
+                let mut b = DiskTier::builder(path);
+                if let Some(max) = t.max_bytes {
+                    b = b.max_bytes(max);
+                }
+                Ok(Arc::new(b.open()?))
+            }
+            #[cfg(feature = "redis")]
+            TierKind::Redis => {
+                let mut b = omnicache_tiers::redis::RedisTier::builder(
+                    t.url.clone().unwrap_or_default(),
+                )
+                .namespace(t.namespace.clone().unwrap_or_else(|| format!("omnicache:{cache}")));
+                if let Some(nodes) = &t.cluster {
+                    b = b.cluster(nodes.clone());
+                }
+                if let Some(ms) = t.timeout_ms {
+                    b = b.timeout(Duration::from_millis(ms));
+                }
+                Ok(Arc::new(b.connect().await?))
+            }
+            #[cfg(feature = "s3")]
+            TierKind::S3 => {
+                let mut b = omnicache_tiers::s3::S3Tier::builder(
+                    t.url.clone().unwrap_or_default(),
+                    t.bucket.clone().unwrap_or_default(),
+                )
+                .prefix(t.prefix.clone().unwrap_or_else(|| format!("omnicache/{cache}/")));
+                if let Some(r) = &t.region {
+                    b = b.region(r.clone());
+                }
+                if let Some(ms) = t.timeout_ms {
+                    b = b.timeout(Duration::from_millis(ms));
+                }
+                Ok(Arc::new(b.build()?))
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(Error::invalid_input(format!(
+                "this omnicache was built without {other:?} tiers; rebuild omnicache-cli with --features {}",
+                if other == TierKind::Redis { "redis" } else { "s3" }
+            ))),
+        }
+    }
+
+    async fn build_cache(&self, name: &str, spec: &CacheSpec) -> Result<TieredCache> {
+        let mut b =
+            TieredCache::builder().l1_capacity(spec.l1_capacity.unwrap_or(self.config.l1_capacity));
+        if let Some(bytes) = spec.l1_max_bytes {
+            b = b.l1_max_bytes(bytes);
+        }
+        if let Some(p) = &spec.policy {
+            let factory = omnicache_strategies::by_name(p)
+                .ok_or_else(|| Error::invalid_input(format!("unknown policy {p:?}")))?;
+            b = b.l1_policy(factory);
+        }
         if let Some(t) = spec.default_ttl_secs {
             b = b.default_ttl(Duration::from_secs_f64(t));
+        }
+        let default_tiers = [TierSpec::disk()];
+        for t in spec.tiers.as_deref().unwrap_or(&default_tiers) {
+            let tier = self.open_tier(name, t).await?;
+            let write = match t.write {
+                WriteMode::Through => WritePolicy::Through,
+                WriteMode::Behind => WritePolicy::Behind,
+                WriteMode::OnEvict => WritePolicy::OnEvict,
+            };
+            let (ttl_cap, timeout, max_value) = (t.ttl_cap_secs, t.timeout_ms, t.max_value_bytes);
+            b = b.tier_with(tier, write, move |s| TierSettings {
+                ttl_cap: ttl_cap.map(Duration::from_secs_f64),
+                timeout: timeout.map_or(s.timeout, Duration::from_millis),
+                max_value_bytes: max_value,
+                ..s
+            });
         }
         b.build()
     }
 
     fn save_specs(&self) -> Result<()> {
-        let specs: Vec<CacheSpec> =
-            self.read().values().map(|(s, _)| s.clone()).filter(|s| s.name != "default").collect();
+        let specs: BTreeMap<String, CacheSpec> = self
+            .read()
+            .iter()
+            .filter(|(_, n)| !n.from_config)
+            .map(|(name, n)| (name.clone(), n.spec.clone()))
+            .collect();
         let tmp = self.specs_file().with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&specs).unwrap_or_default())?;
         std::fs::rename(&tmp, self.specs_file())?;
@@ -131,7 +199,7 @@ impl AppState {
     }
 
     fn cache(&self, name: &str) -> std::result::Result<TieredCache, ApiError> {
-        self.read().get(name).map(|(_, c)| c.clone()).ok_or_else(|| {
+        self.read().get(name).map(|n| n.cache.clone()).ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "cache_not_found",
@@ -142,16 +210,51 @@ impl AppState {
 
     /// Flushes and stops every cache's background work.
     pub async fn shutdown(&self) {
-        let caches: Vec<TieredCache> = self.read().values().map(|(_, c)| c.clone()).collect();
+        let caches: Vec<TieredCache> = self.read().values().map(|n| n.cache.clone()).collect();
         for c in caches {
             c.shutdown().await;
         }
     }
 }
 
+impl TierSpec {
+    fn disk() -> TierSpec {
+        TierSpec {
+            kind: TierKind::Disk,
+            write: WriteMode::Through,
+            ttl_cap_secs: None,
+            max_value_bytes: None,
+            timeout_ms: None,
+            path: None,
+            max_bytes: None,
+            url: None,
+            cluster: None,
+            namespace: None,
+            bucket: None,
+            prefix: None,
+            region: None,
+        }
+    }
+}
+
+/// An error as every endpoint sends it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// A stable code, such as `cache_not_found`.
+    code: String,
+    /// For people.
+    message: String,
+}
+
 /// An API error: a status, a stable code and a message, sent as JSON.
 #[derive(Debug)]
-struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
@@ -161,12 +264,20 @@ impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into() }
     }
+
+    fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+fn error_response(status: StatusCode, code: &str, message: String) -> Response {
+    let body = ErrorBody { error: ErrorDetail { code: code.to_string(), message } };
+    (status, Json(body)).into_response()
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": { "code": self.code, "message": self.message } })))
-            .into_response()
+        error_response(self.status, self.code, self.message)
     }
 }
 
@@ -185,44 +296,179 @@ impl From<Error> for ApiError {
 }
 
 type Shared = Arc<AppState>;
+type ApiResult<T> = std::result::Result<T, ApiError>;
 
-/// The router: open routes, then key-protected ones.
+/// Checks that `grant` has `scope` and, when a cache is named, covers it.
+fn need(grant: &Grant, scope: Scope, cache: Option<&str>) -> ApiResult<()> {
+    if !grant.has(scope) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("the key {:?} lacks the {} scope", grant.name, scope.as_str()),
+        ));
+    }
+    match cache {
+        Some(c) if !grant.covers(c) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("the key {:?} may not use cache {c:?}", grant.name),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that `grant` has `scope` for every cache (creating caches, managing keys).
+fn need_global(grant: &Grant, scope: Scope) -> ApiResult<()> {
+    need(grant, scope, None)?;
+    if grant.covers_all() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("the key {:?} is limited to some caches; this needs a key for all", grant.name),
+        ))
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "OmniCache",
+        description = "Named caches over REST. Send `Authorization: Bearer KEY` (or `X-Api-Key`); keys have the scopes read, write and admin, optionally per cache. Errors are `{\"error\": {\"code\", \"message\"}}`."
+    ),
+    modifiers(&SecurityAddon),
+    security(("api_key" = [])),
+    tags(
+        (name = "caches", description = "Create, inspect, tune and drop caches"),
+        (name = "entries", description = "Values by key, batches, keys and invalidation"),
+        (name = "bulk", description = "Warm, import and export"),
+        (name = "keys", description = "API keys"),
+        (name = "ops", description = "Liveness, readiness and this document")
+    )
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document of this API, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+fn api_router() -> OpenApiRouter<Shared> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_caches, create_cache))
+        .routes(routes!(cache_info, update_cache, delete_cache))
+        .routes(routes!(cache_stats))
+        .routes(routes!(clear_cache))
+        .routes(routes!(invalidate))
+        .routes(routes!(list_keys))
+        .routes(routes!(batch_get))
+        .routes(routes!(batch_set))
+        .routes(routes!(get_entry, put_entry, delete_entry))
+        .routes(routes!(warm_cache))
+        .routes(routes!(import_cache))
+        .routes(routes!(export_cache))
+        .routes(routes!(list_api_keys, create_api_key))
+        .routes(routes!(revoke_api_key))
+}
+
+/// The router: open routes, then key-protected ones; every error as JSON.
 pub(crate) fn router(state: Shared) -> Router {
-    let protected = Router::new()
-        .route("/caches", get(list_caches).post(create_cache))
-        .route("/caches/{name}", get(cache_info).delete(delete_cache))
-        .route("/caches/{name}/invalidate", post(invalidate))
-        .route("/caches/{name}/keys", get(list_keys))
-        .route("/caches/{name}/entries/{key}", get(get_entry).put(put_entry).delete(delete_entry))
-        .layer(middleware::from_fn_with_state(state.clone(), require_key));
+    let (protected, spec) = api_router().split_for_parts();
+    let spec = Arc::new(spec);
+    let protected = protected.layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let open = OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready));
+    let (open, _) = open.split_for_parts();
     Router::new()
-        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/ready", get(ready))
+        .merge(open)
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let spec = spec.clone();
+                async move { Json(spec.as_ref().clone()) }
+            }),
+        )
         .merge(protected)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(middleware::map_response(errors_as_json))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state)
 }
 
-async fn require_key(State(state): State<Shared>, req: Request, next: Next) -> Response {
+/// Rewrites axum's own rejections (plain text) as JSON errors; bodies that fail to parse are
+/// 400 whatever axum says (415, 422).
+async fn errors_as_json(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10).await.unwrap_or_default();
+    let message = String::from_utf8_lossy(&text).trim().to_string();
+    let (status, code) = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => {
+            (StatusCode::BAD_REQUEST, "invalid_body")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => (status, "body_too_large"),
+        StatusCode::METHOD_NOT_ALLOWED => (status, "method_not_allowed"),
+        StatusCode::NOT_FOUND => (status, "not_found"),
+        s if s.is_server_error() => (s, "internal"),
+        s => (s, "bad_request"),
+    };
+    let message = if message.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        message
+    };
+    let mut out = error_response(status, code, message);
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
+}
+
+async fn authenticate(State(state): State<Shared>, mut req: Request, next: Next) -> Response {
     let headers = req.headers();
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-    match key {
-        None => ApiError::new(
+    let Some(key) = key else {
+        return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "an API key is required (Authorization: Bearer KEY)",
         )
-        .into_response(),
-        Some(k) if !state.keys.accepts(k.trim()) => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the API key is not valid")
-                .into_response()
+        .into_response();
+    };
+    match state.keys.authorize(key.trim()) {
+        None => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the API key is not valid")
+            .into_response(),
+        Some(grant) => {
+            req.extensions_mut().insert(grant);
+            next.run(req).await
         }
-        Some(_) => next.run(req).await,
     }
 }
 
@@ -242,161 +488,484 @@ fn breaker_name(b: BreakerState) -> &'static str {
     }
 }
 
-async fn ready(State(state): State<Shared>) -> Response {
-    let mut all_up = true;
-    let caches: serde_json::Map<String, serde_json::Value> = state
+/// Liveness.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok`.
+    status: String,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "ops", security(()),
+    responses((status = 200, description = "Alive", body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok".into() })
+}
+
+/// A tier's state.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct TierState {
+    /// Its name (`disk`, `redis`, `s3`).
+    tier: String,
+    /// healthy, degraded or unavailable.
+    health: String,
+    /// closed, open or half_open.
+    breaker: String,
+}
+
+/// Readiness of every cache.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Ready {
+    /// `ready`, or `degraded` when a tier is down (memory still serves).
+    status: String,
+    /// Each cache's tiers.
+    caches: BTreeMap<String, Vec<TierState>>,
+}
+
+fn tier_states(cache: &TieredCache) -> Vec<TierState> {
+    cache
+        .tiers()
+        .into_iter()
+        .map(|t| TierState {
+            tier: t.name,
+            health: health_name(t.health).into(),
+            breaker: breaker_name(t.breaker).into(),
+        })
+        .collect()
+}
+
+/// Readiness, with every cache's tiers, their health and breakers.
+#[utoipa::path(get, path = "/ready", tag = "ops", security(()),
+    responses((status = 200, description = "Ready or degraded", body = Ready)))]
+async fn ready(State(state): State<Shared>) -> Json<Ready> {
+    let caches: BTreeMap<String, Vec<TierState>> =
+        state.read().iter().map(|(name, n)| (name.clone(), tier_states(&n.cache))).collect();
+    let all_up =
+        caches.values().flatten().all(|t| t.health != "unavailable" && t.breaker != "open");
+    Json(Ready { status: if all_up { "ready" } else { "degraded" }.into(), caches })
+}
+
+/// A cache in a listing.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct CacheSummary {
+    /// Its name.
+    name: String,
+    /// Entries in memory.
+    l1_entries: u64,
+    /// The memory layer's eviction policy.
+    policy: String,
+}
+
+/// The caches a key may use.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct CacheList {
+    /// By name.
+    caches: Vec<CacheSummary>,
+}
+
+/// Lists the caches this key may use.
+#[utoipa::path(get, path = "/caches", tag = "caches",
+    responses((status = 200, body = CacheList),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_caches(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
+) -> ApiResult<Json<CacheList>> {
+    need(&grant, Scope::Read, None)?;
+    let caches = state
         .read()
         .iter()
-        .map(|(name, (_, c))| {
-            let tiers: Vec<_> = c
-                .tiers()
-                .into_iter()
-                .map(|t| {
-                    all_up &= t.health != TierHealth::Unavailable && t.breaker != BreakerState::Open;
-                    json!({ "tier": t.name, "health": health_name(t.health), "breaker": breaker_name(t.breaker) })
-                })
-                .collect();
-            (name.clone(), json!({ "tiers": tiers }))
+        .filter(|(name, _)| grant.covers(name))
+        .map(|(name, n)| CacheSummary {
+            name: name.clone(),
+            l1_entries: n.cache.l1_entry_count(),
+            policy: n.cache.l1_policy_name(),
         })
         .collect();
-    // A tier that is down degrades the cache but does not make it unready: memory still serves.
-    let body = json!({ "status": if all_up { "ready" } else { "degraded" }, "caches": caches });
-    (StatusCode::OK, Json(body)).into_response()
+    Ok(Json(CacheList { caches }))
 }
 
-async fn list_caches(State(state): State<Shared>) -> Response {
-    let list: Vec<_> = state
-        .read()
-        .iter()
-        .map(|(name, (_, c))| json!({ "name": name, "l1_entries": c.l1_entry_count() }))
-        .collect();
-    Json(json!({ "caches": list })).into_response()
+/// `POST /caches`: a name and the cache's spec.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct CreateCache {
+    /// 1 to 64 characters of a-z, 0-9, `-`, `_`.
+    name: String,
+    #[serde(flatten)]
+    spec: CacheSpec,
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+/// A created cache.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Created {
+    /// Its name.
+    name: String,
 }
 
+fn json_body<T>(
+    body: std::result::Result<Json<T>, axum::extract::rejection::JsonRejection>,
+    example: &str,
+) -> ApiResult<T> {
+    body.map(|Json(v)| v).map_err(|e| {
+        ApiError::bad("invalid_json", format!("{}; expected for example {example}", e.body_text()))
+    })
+}
+
+/// Creates a cache (kept across restarts). Needs admin.
+#[utoipa::path(post, path = "/caches", tag = "caches", request_body = CreateCache,
+    responses((status = 201, body = Created), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn create_cache(
     State(state): State<Shared>,
-    body: std::result::Result<Json<CacheSpec>, axum::extract::rejection::JsonRejection>,
-) -> std::result::Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let Json(spec) =
-        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text()))?;
-    if !valid_name(&spec.name) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
+    Extension(grant): Extension<Grant>,
+    body: std::result::Result<Json<CreateCache>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
+    need_global(&grant, Scope::Admin)?;
+    let CreateCache { name, spec } =
+        json_body(body, r#"{"name":"users","policy":"lru","l1_capacity":10000}"#)?;
+    if !valid_cache_name(&name) {
+        return Err(ApiError::bad(
             "invalid_name",
             "a cache name is 1 to 64 characters of a-z, 0-9, '-' and '_'",
         ));
     }
-    if spec.l1_capacity == Some(0) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_capacity",
-            "l1_capacity must be at least 1",
-        ));
-    }
-    if spec.default_ttl_secs.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_ttl",
-            "default_ttl_secs must be a positive number",
-        ));
-    }
-    if state.read().contains_key(&spec.name) {
+    spec.validate("body").map_err(|m| ApiError::bad("invalid_spec", m))?;
+    if state.read().contains_key(&name) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "cache_exists",
-            format!("a cache named {:?} exists", spec.name),
+            format!("a cache named {name:?} exists"),
         ));
     }
-    let cache = state.build_cache(&spec)?;
-    state.write().insert(spec.name.clone(), (spec.clone(), cache));
+    let cache = state.build_cache(&name, &spec).await?;
+    state.write().insert(name.clone(), Named { spec, cache, from_config: false });
     state.save_specs()?;
-    Ok((StatusCode::CREATED, Json(json!({ "name": spec.name }))))
+    Ok((StatusCode::CREATED, Json(Created { name })))
 }
 
+/// A cache's configuration and state.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct CacheInfo {
+    /// Its name.
+    name: String,
+    /// The memory layer's eviction policy now.
+    policy: String,
+    /// Entries in memory.
+    l1_entries: u64,
+    /// How it was configured.
+    spec: CacheSpec,
+    /// Declared in the config file (changes over the API last until restart).
+    from_config: bool,
+    /// Its tiers.
+    tiers: Vec<TierState>,
+}
+
+fn info_of(name: &str, n: &Named) -> CacheInfo {
+    CacheInfo {
+        name: name.to_string(),
+        policy: n.cache.l1_policy_name(),
+        l1_entries: n.cache.l1_entry_count(),
+        spec: n.spec.clone(),
+        from_config: n.from_config,
+        tiers: tier_states(&n.cache),
+    }
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "cache_not_found", format!("no cache named {name:?}"))
+}
+
+/// A cache's policy, configuration and tiers.
+#[utoipa::path(get, path = "/caches/{name}", tag = "caches", params(("name" = String, Path)),
+    responses((status = 200, body = CacheInfo), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn cache_info(
     State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
     Path(name): Path<String>,
-) -> std::result::Result<Json<serde_json::Value>, ApiError> {
-    let cache = state.cache(&name)?;
-    let tiers: Vec<_> = cache
-        .tiers()
-        .into_iter()
-        .map(|t| {
-            json!({
-                "tier": t.name, "health": health_name(t.health), "breaker": breaker_name(t.breaker),
-                "hits": t.stats.hits, "misses": t.stats.misses, "errors": t.stats.errors, "writes": t.stats.writes,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "name": name, "l1_entries": cache.l1_entry_count(), "tiers": tiers })))
+) -> ApiResult<Json<CacheInfo>> {
+    need(&grant, Scope::Read, Some(&name))?;
+    let caches = state.read();
+    let n = caches.get(&name).ok_or_else(|| not_found(&name))?;
+    Ok(Json(info_of(&name, n)))
 }
 
+/// `PATCH /caches/{name}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateCache {
+    /// The new eviction policy; every entry is kept.
+    policy: String,
+}
+
+/// Switches a cache's eviction policy live, keeping every entry. Needs admin.
+#[utoipa::path(patch, path = "/caches/{name}", tag = "caches", params(("name" = String, Path)),
+    request_body = UpdateCache,
+    responses((status = 200, body = CacheInfo), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn update_cache(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    Path(name): Path<String>,
+    body: std::result::Result<Json<UpdateCache>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<CacheInfo>> {
+    need(&grant, Scope::Admin, Some(&name))?;
+    let UpdateCache { policy } = json_body(body, r#"{"policy":"lru"}"#)?;
+    let factory = omnicache_strategies::by_name(&policy).ok_or_else(|| {
+        ApiError::bad(
+            "invalid_policy",
+            format!(
+                "unknown policy {policy:?}; expected one of {}",
+                omnicache_strategies::NAMES.join(", ")
+            ),
+        )
+    })?;
+    let info = {
+        let mut caches = state.write();
+        let n = caches.get_mut(&name).ok_or_else(|| not_found(&name))?;
+        n.cache.set_l1_policy(factory);
+        n.spec.policy = Some(policy);
+        info_of(&name, n)
+    };
+    state.save_specs()?;
+    Ok(Json(info))
+}
+
+/// Drops a cache and its data (not `default`). Needs admin.
+#[utoipa::path(delete, path = "/caches/{name}", tag = "caches", params(("name" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 async fn delete_cache(
     State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
     Path(name): Path<String>,
-) -> std::result::Result<StatusCode, ApiError> {
+) -> ApiResult<StatusCode> {
+    need(&grant, Scope::Admin, Some(&name))?;
     if name == "default" {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad(
             "cannot_delete_default",
-            "the default cache cannot be deleted; invalidate everything in it instead",
+            "the default cache cannot be deleted; clear it instead",
         ));
     }
     let removed = state.write().remove(&name);
-    let Some((_, cache)) = removed else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "cache_not_found",
-            format!("no cache named {name:?}"),
-        ));
-    };
-    cache.invalidate(&Invalidation::All).await;
-    cache.shutdown().await;
+    let Some(n) = removed else { return Err(not_found(&name)) };
+    n.cache.invalidate(&Invalidation::All).await;
+    n.cache.shutdown().await;
     state.save_specs()?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn invalidate(
-    State(state): State<Shared>,
-    Path(name): Path<String>,
-    body: std::result::Result<Json<Invalidation>, axum::extract::rejection::JsonRejection>,
-) -> std::result::Result<Json<serde_json::Value>, ApiError> {
-    let cache = state.cache(&name)?;
-    let Json(what) = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!(
-                "{}; expected for example {{\"by\":\"tag\",\"value\":\"users\"}}",
-                e.body_text()
-            ),
-        )
-    })?;
-    let removed = cache.invalidate(&what).await;
-    Ok(Json(json!({ "removed": removed })))
+/// A tier's counters.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct TierCounters {
+    /// Its name.
+    tier: String,
+    /// healthy, degraded or unavailable.
+    health: String,
+    /// closed, open or half_open.
+    breaker: String,
+    /// Reads that found the entry.
+    hits: u64,
+    /// Reads that did not.
+    misses: u64,
+    /// Calls that failed or timed out.
+    errors: u64,
+    /// Writes that succeeded.
+    writes: u64,
+    /// Entries promoted from it.
+    promotions: u64,
+    /// Entries demoted to it.
+    demotions: u64,
+    /// Entries found corrupt.
+    corrupt: u64,
+    /// Mean call latency in microseconds.
+    mean_latency_us: f64,
 }
 
-#[derive(Debug, Deserialize)]
-struct KeysQuery {
+/// A cache's counters since start.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct CacheStats {
+    /// Its name.
+    name: String,
+    /// The memory layer's policy.
+    policy: String,
+    /// Entries in memory.
+    l1_entries: u64,
+    /// Memory's weighted size: entries, or bytes when bounded by bytes.
+    l1_weighted_size: u64,
+    /// Lookups served (from memory or a tier).
+    hits: u64,
+    /// Lookups no tier could serve.
+    misses: u64,
+    /// hits / (hits + misses), 0 before any lookup.
+    hit_ratio: f64,
+    /// Lower-tier hits copied into memory.
+    promotions: u64,
+    /// Memory evictions written to a lower tier.
+    demotions: u64,
+    /// Removals from memory by cause.
+    removals: BTreeMap<String, u64>,
+    /// Each tier's counters.
+    tiers: Vec<TierCounters>,
+}
+
+/// A cache's hit ratio, removals by cause and per-tier counters.
+#[utoipa::path(get, path = "/caches/{name}/stats", tag = "caches", params(("name" = String, Path)),
+    responses((status = 200, body = CacheStats), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn cache_stats(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<CacheStats>> {
+    need(&grant, Scope::Read, Some(&name))?;
+    let cache = state.cache(&name)?;
+    let s = cache.stats();
+    let removals = RemovalCause::ALL
+        .iter()
+        .map(|c| (format!("{c:?}").to_ascii_lowercase(), s.removals[c.index()]))
+        .collect();
+    let tiers = cache
+        .tiers()
+        .into_iter()
+        .map(|t| TierCounters {
+            tier: t.name,
+            health: health_name(t.health).into(),
+            breaker: breaker_name(t.breaker).into(),
+            hits: t.stats.hits,
+            misses: t.stats.misses,
+            errors: t.stats.errors,
+            writes: t.stats.writes,
+            promotions: t.stats.promotions,
+            demotions: t.stats.demotions,
+            corrupt: t.stats.corrupt,
+            mean_latency_us: if t.stats.calls == 0 {
+                0.0
+            } else {
+                t.stats.latency_nanos as f64 / t.stats.calls as f64 / 1e3
+            },
+        })
+        .collect();
+    let lookups = s.hits + s.misses;
+    Ok(Json(CacheStats {
+        name,
+        policy: cache.l1_policy_name(),
+        l1_entries: cache.l1_entry_count(),
+        l1_weighted_size: cache.l1_weighted_size(),
+        hits: s.hits,
+        misses: s.misses,
+        hit_ratio: if lookups == 0 { 0.0 } else { s.hits as f64 / lookups as f64 },
+        promotions: s.promotions,
+        demotions: s.demotions,
+        removals,
+        tiers,
+    }))
+}
+
+/// How many entries went.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Removed {
+    /// Entries removed (as the tiers report them).
+    removed: u64,
+}
+
+/// Removes every entry from memory and every tier. Needs write.
+#[utoipa::path(post, path = "/caches/{name}/clear", tag = "caches", params(("name" = String, Path)),
+    responses((status = 200, body = Removed), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn clear_cache(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Removed>> {
+    need(&grant, Scope::Write, Some(&name))?;
+    let cache = state.cache(&name)?;
+    Ok(Json(Removed { removed: cache.invalidate(&Invalidation::All).await }))
+}
+
+/// What to invalidate: `{"by": "key"|"keys"|"tag"|"prefix"|"subject"|"all", "value": ...}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", tag = "by", content = "value")]
+pub(crate) enum InvalidateRequest {
+    /// One key.
+    Key(String),
+    /// Several keys.
+    Keys(Vec<String>),
+    /// Every entry with this tag.
+    Tag(String),
+    /// Every key starting with this.
+    Prefix(String),
+    /// Every entry of this data subject.
+    Subject(String),
+    /// Everything.
+    All,
+}
+
+/// Invalidates by key, keys, tag, prefix, subject or everything. Needs write.
+#[utoipa::path(post, path = "/caches/{name}/invalidate", tag = "entries",
+    params(("name" = String, Path)), request_body = InvalidateRequest,
+    responses((status = 200, body = Removed), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn invalidate(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    Path(name): Path<String>,
+    body: std::result::Result<Json<InvalidateRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Removed>> {
+    need(&grant, Scope::Write, Some(&name))?;
+    let cache = state.cache(&name)?;
+    let what = match json_body(body, r#"{"by":"tag","value":"users"}"#)? {
+        InvalidateRequest::Key(k) => Invalidation::Key(k.into_bytes()),
+        InvalidateRequest::Keys(ks) => {
+            Invalidation::Keys(ks.into_iter().map(String::into_bytes).collect())
+        }
+        InvalidateRequest::Tag(t) => Invalidation::Tag(t),
+        InvalidateRequest::Prefix(p) => Invalidation::Prefix(p.into_bytes()),
+        InvalidateRequest::Subject(s) => Invalidation::Subject(s),
+        InvalidateRequest::All => Invalidation::All,
+    };
+    Ok(Json(Removed { removed: cache.invalidate(&what).await }))
+}
+
+/// `GET /caches/{name}/keys` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct KeysQuery {
+    /// Only keys starting with this.
     #[serde(default)]
     prefix: String,
+    /// The `next` of the previous page.
     cursor: Option<String>,
+    /// Keys per page, 1 to 1,000. Default: 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
+/// A page of keys.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct KeyPage {
+    /// In byte order.
+    keys: Vec<String>,
+    /// The cursor of the next page; absent on the last.
+    next: Option<String>,
+}
+
+/// Keys by prefix, from memory and every tier, a page at a time.
+#[utoipa::path(get, path = "/caches/{name}/keys", tag = "entries",
+    params(("name" = String, Path), KeysQuery),
+    responses((status = 200, body = KeyPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 async fn list_keys(
     State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
     Path(name): Path<String>,
     Query(q): Query<KeysQuery>,
-) -> std::result::Result<Json<serde_json::Value>, ApiError> {
+) -> ApiResult<Json<KeyPage>> {
+    need(&grant, Scope::Read, Some(&name))?;
     let cache = state.cache(&name)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1_000);
     let mut keys: Vec<Vec<u8>> = cache.l1_keys(q.prefix.as_bytes());
@@ -410,12 +979,12 @@ async fn list_keys(
     let page: Vec<String> =
         keys[start..].iter().take(limit).map(|k| String::from_utf8_lossy(k).into_owned()).collect();
     let next = if keys.len() > start + limit { page.last().cloned() } else { None };
-    Ok(Json(json!({ "keys": page, "next": next })))
+    Ok(Json(KeyPage { keys: page, next }))
 }
 
-fn check_key(state: &AppState, key: &str) -> std::result::Result<(), ApiError> {
+fn check_key(state: &AppState, key: &str) -> ApiResult<()> {
     if key.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_key", "the key is empty"));
+        return Err(ApiError::bad("invalid_key", "the key is empty"));
     }
     if key.len() > state.config.max_key_bytes {
         return Err(ApiError::new(
@@ -427,52 +996,48 @@ fn check_key(state: &AppState, key: &str) -> std::result::Result<(), ApiError> {
     Ok(())
 }
 
-/// Stored values carry their content type in front: one length byte, the type, the body.
-fn pack(content_type: &str, body: &[u8]) -> Vec<u8> {
-    let ct = &content_type.as_bytes()[..content_type.len().min(255)];
-    let mut v = Vec::with_capacity(1 + ct.len() + body.len());
-    v.push(ct.len() as u8);
-    v.extend_from_slice(ct);
-    v.extend_from_slice(body);
-    v
-}
-
-fn unpack(stored: &[u8]) -> (&str, &[u8]) {
-    let n = stored.first().copied().unwrap_or(0) as usize;
-    match (stored.get(1..1 + n), stored.get(1 + n..)) {
-        (Some(ct), Some(body)) => {
-            (std::str::from_utf8(ct).unwrap_or("application/octet-stream"), body)
-        }
-        _ => ("application/octet-stream", stored),
+fn parse_ttl(ttl: Option<f64>) -> ApiResult<Option<Duration>> {
+    match ttl {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t > 0.0 => Ok(Some(Duration::from_secs_f64(t.min(1e12)))),
+        Some(t) => Err(ApiError::bad(
+            "invalid_ttl",
+            format!("ttl must be a positive number of seconds, got {t}"),
+        )),
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct PutQuery {
+/// `PUT` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PutQuery {
+    /// Time to live in seconds. Default: the cache's default TTL, or none.
+    #[param(exclusive_minimum = 0)]
     ttl: Option<f64>,
+    /// Comma-separated tags for invalidation.
     tags: Option<String>,
 }
 
+/// Stores the body under the key with its `Content-Type`. Needs write.
+#[utoipa::path(put, path = "/caches/{name}/entries/{key}", tag = "entries",
+    params(("name" = String, Path), ("key" = String, Path), PutQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The value; any content type is kept"),
+    responses((status = 204, description = "Stored"), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 414, body = ErrorBody)))]
 async fn put_entry(
     State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
     Path((name, key)): Path<(String, String)>,
     Query(q): Query<PutQuery>,
     headers: HeaderMap,
     body: Bytes,
-) -> std::result::Result<StatusCode, ApiError> {
+) -> ApiResult<StatusCode> {
+    need(&grant, Scope::Write, Some(&name))?;
     check_key(&state, &key)?;
     let cache = state.cache(&name)?;
-    let ttl = match q.ttl {
-        None => None,
-        Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t.min(1e12))),
-        Some(t) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_ttl",
-                format!("ttl must be a positive number of seconds, got {t}"),
-            ))
-        }
-    };
+    let ttl = parse_ttl(q.ttl)?;
     let tags = q
         .tags
         .map(|t| {
@@ -484,62 +1049,459 @@ async fn put_entry(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream");
     cache
-        .put(key.as_bytes(), pack(ct, &body), PutOptions { ttl, tags, ..Default::default() })
+        .put(key.as_bytes(), pack_value(ct, &body), PutOptions { ttl, tags, ..Default::default() })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+fn entry_not_found(name: &str, key: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "entry_not_found",
+        format!("no entry {key:?} in cache {name:?}"),
+    )
+}
+
+/// The value as stored, with its content type.
+#[utoipa::path(get, path = "/caches/{name}/entries/{key}", tag = "entries",
+    params(("name" = String, Path), ("key" = String, Path)),
+    responses((status = 200, description = "The value", content_type = "*/*", body = Vec<u8>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 414, body = ErrorBody)))]
 async fn get_entry(
     State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
     Path((name, key)): Path<(String, String)>,
-) -> std::result::Result<Response, ApiError> {
+) -> ApiResult<Response> {
+    need(&grant, Scope::Read, Some(&name))?;
     check_key(&state, &key)?;
     let cache = state.cache(&name)?;
     let Some(entry) = cache.get(key.as_bytes()).await else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "entry_not_found",
-            format!("no entry {key:?} in cache {name:?}"),
-        ));
+        return Err(entry_not_found(&name, &key));
     };
-    let (ct, body) = unpack(&entry.value);
-    let mut resp = Bytes::copy_from_slice(body).into_response();
-    if let Ok(v) = HeaderValue::from_str(ct) {
-        resp.headers_mut().insert(header::CONTENT_TYPE, v);
-    }
+    let (ct, body) = unpack_value(&entry.value);
+    let mut resp = Response::new(Body::from(Bytes::copy_from_slice(body)));
+    let ct = HeaderValue::from_str(ct.unwrap_or("application/octet-stream"))
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    resp.headers_mut().insert(header::CONTENT_TYPE, ct);
     Ok(resp)
 }
 
+/// Removes the entry from memory and every tier. Needs write.
+#[utoipa::path(delete, path = "/caches/{name}/entries/{key}", tag = "entries",
+    params(("name" = String, Path), ("key" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 414, body = ErrorBody)))]
 async fn delete_entry(
     State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
     Path((name, key)): Path<(String, String)>,
-) -> std::result::Result<StatusCode, ApiError> {
+) -> ApiResult<StatusCode> {
+    need(&grant, Scope::Write, Some(&name))?;
     check_key(&state, &key)?;
     let cache = state.cache(&name)?;
     if cache.remove(key.as_bytes()).await {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "entry_not_found",
-            format!("no entry {key:?} in cache {name:?}"),
-        ))
+        Err(entry_not_found(&name, &key))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `POST /caches/{name}/batch/get`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchGet {
+    /// Up to 1,000 keys.
+    keys: Vec<String>,
+}
 
-    #[test]
-    fn content_types_pack_and_unpack() {
-        let v = pack("text/plain", b"hi");
-        assert_eq!(unpack(&v), ("text/plain", &b"hi"[..]));
-        assert_eq!(unpack(&[]).1, b"");
-        assert_eq!(
-            unpack(&[9, b'x']).0,
-            "application/octet-stream",
-            "a truncated header is not a panic"
-        );
+/// One value in a batch: `value` when it is UTF-8 text, else `value_base64`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct BatchEntry {
+    /// The key.
+    key: String,
+    /// The value, when it is UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+    /// The value in standard base64, when it is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value_base64: Option<String>,
+    /// Its content type. Default (on set): application/octet-stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_type: Option<String>,
+    /// On set: time to live in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl_secs: Option<f64>,
+    /// On set: tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
+}
+
+/// What a batch get found.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct BatchFound {
+    /// The entries found, in request order.
+    found: Vec<BatchEntry>,
+    /// The keys not found.
+    missing: Vec<String>,
+}
+
+fn batch_size(n: usize) -> ApiResult<()> {
+    if n > MAX_BATCH {
+        return Err(ApiError::bad(
+            "batch_too_large",
+            format!("{n} items; a batch holds at most {MAX_BATCH}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Gets up to 1,000 keys at once.
+#[utoipa::path(post, path = "/caches/{name}/batch/get", tag = "entries",
+    params(("name" = String, Path)), request_body = BatchGet,
+    responses((status = 200, body = BatchFound), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 414, body = ErrorBody)))]
+async fn batch_get(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    Path(name): Path<String>,
+    body: std::result::Result<Json<BatchGet>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<BatchFound>> {
+    need(&grant, Scope::Read, Some(&name))?;
+    let BatchGet { keys } = json_body(body, r#"{"keys":["a","b"]}"#)?;
+    batch_size(keys.len())?;
+    for k in &keys {
+        check_key(&state, k)?;
+    }
+    let cache = state.cache(&name)?;
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for key in keys {
+        match cache.get(key.as_bytes()).await {
+            Some(e) => {
+                let (ct, body) = unpack_value(&e.value);
+                let (value, value_base64) = match std::str::from_utf8(body) {
+                    Ok(s) => (Some(s.to_string()), None),
+                    Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(body))),
+                };
+                found.push(BatchEntry {
+                    key,
+                    value,
+                    value_base64,
+                    content_type: Some(ct.unwrap_or("application/octet-stream").to_string()),
+                    ttl_secs: e.meta.remaining(cache.now()).map(|ns| ns as f64 / 1e9),
+                    tags: e.meta.tags.clone(),
+                });
+            }
+            None => missing.push(key),
+        }
+    }
+    Ok(Json(BatchFound { found, missing }))
+}
+
+/// `POST /caches/{name}/batch/set`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchSet {
+    /// Up to 1,000 entries, each with `value` or `value_base64`.
+    entries: Vec<BatchEntry>,
+}
+
+/// How many entries were stored.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Stored {
+    /// Entries stored.
+    stored: u64,
+}
+
+/// Stores up to 1,000 entries at once (one transaction per tier). Needs write. All or none:
+/// one invalid entry rejects the batch, naming it.
+#[utoipa::path(post, path = "/caches/{name}/batch/set", tag = "entries",
+    params(("name" = String, Path)), request_body = BatchSet,
+    responses((status = 200, body = Stored), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 414, body = ErrorBody)))]
+async fn batch_set(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    Path(name): Path<String>,
+    body: std::result::Result<Json<BatchSet>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Stored>> {
+    need(&grant, Scope::Write, Some(&name))?;
+    let BatchSet { entries } = json_body(body, r#"{"entries":[{"key":"a","value":"1"}]}"#)?;
+    batch_size(entries.len())?;
+    let cache = state.cache(&name)?;
+    let mut items = Vec::with_capacity(entries.len());
+    for (i, e) in entries.into_iter().enumerate() {
+        check_key(&state, &e.key)?;
+        let body = match (e.value, e.value_base64) {
+            (Some(v), None) => v.into_bytes(),
+            (None, Some(b)) => {
+                base64::engine::general_purpose::STANDARD.decode(b).map_err(|err| {
+                    ApiError::bad("invalid_entry", format!("entries[{i}].value_base64: {err}"))
+                })?
+            }
+            _ => {
+                return Err(ApiError::bad(
+                    "invalid_entry",
+                    format!("entries[{i}]: give exactly one of value and value_base64"),
+                ))
+            }
+        };
+        let ttl = parse_ttl(e.ttl_secs).map_err(|err| {
+            ApiError::bad("invalid_entry", format!("entries[{i}]: {}", err.message))
+        })?;
+        let ct = e.content_type.as_deref().unwrap_or("application/octet-stream");
+        items.push((
+            e.key.into_bytes(),
+            pack_value(ct, &body),
+            PutOptions { ttl, tags: e.tags, ..Default::default() },
+        ));
+    }
+    let n = items.len() as u64;
+    cache.put_many(items).await?;
+    Ok(Json(Stored { stored: n }))
+}
+
+/// Warm parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct WarmQuery {
+    /// json, jsonl or csv. Default: by the `Content-Type` (application/json, application/x-ndjson, text/csv), else jsonl.
+    format: Option<String>,
+    /// A TTL in seconds for every entry, replacing the file's.
+    #[param(exclusive_minimum = 0)]
+    ttl: Option<f64>,
+}
+
+/// A row that was skipped.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct SkippedRow {
+    /// 1-based line (or element, for JSON arrays).
+    line: u64,
+    /// Why.
+    reason: String,
+}
+
+/// What a warm or import did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct LoadReport {
+    /// Rows read.
+    rows: u64,
+    /// Entries stored.
+    loaded: u64,
+    /// Rows skipped, by line.
+    skipped: Vec<SkippedRow>,
+}
+
+impl From<WarmReport> for LoadReport {
+    fn from(r: WarmReport) -> Self {
+        LoadReport {
+            rows: r.rows,
+            loaded: r.loaded,
+            skipped: r
+                .skipped
+                .into_iter()
+                .map(|(line, reason)| SkippedRow { line, reason })
+                .collect(),
+        }
+    }
+}
+
+async fn load(
+    cache: &TieredCache,
+    body: &[u8],
+    format: WarmFormat,
+    ttl: Option<Duration>,
+) -> ApiResult<LoadReport> {
+    let pack = |ct: &str, v: Vec<u8>| pack_value(ct, &v);
+    let report = omnicache_tiers::warm::warm(
+        cache,
+        body,
+        format,
+        WarmOptions { ttl_override: ttl, pack: Some(&pack), ..Default::default() },
+    )
+    .await?;
+    Ok(report.into())
+}
+
+/// Loads a JSON, JSONL or CSV file of entries. Needs write. Bad rows are skipped and reported
+/// by line; the rest are stored.
+#[utoipa::path(post, path = "/caches/{name}/warm", tag = "bulk",
+    params(("name" = String, Path), WarmQuery),
+    request_body(content = Vec<u8>, content_type = "application/x-ndjson", description = "Records: {\"key\", \"value\" | \"value_hex\", \"ttl_secs\", \"tags\", \"content_type\"}; CSV rows key,value[,ttl_secs[,tags]]"),
+    responses((status = 200, body = LoadReport), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn warm_cache(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    Path(name): Path<String>,
+    Query(q): Query<WarmQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<LoadReport>> {
+    need(&grant, Scope::Write, Some(&name))?;
+    let cache = state.cache(&name)?;
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let format = match q.format.as_deref() {
+        Some("json") => WarmFormat::Json,
+        Some("jsonl") | Some("ndjson") => WarmFormat::Jsonl,
+        Some("csv") => WarmFormat::Csv,
+        Some(other) => {
+            return Err(ApiError::bad(
+                "invalid_format",
+                format!("format {other:?}: expected json, jsonl or csv"),
+            ))
+        }
+        None if ct.starts_with("application/json") => WarmFormat::Json,
+        None if ct.starts_with("text/csv") => WarmFormat::Csv,
+        None => WarmFormat::Jsonl,
+    };
+    let ttl = parse_ttl(q.ttl)?;
+    Ok(Json(load(&cache, &body, format, ttl).await?))
+}
+
+/// Loads an export (JSONL). Needs write.
+#[utoipa::path(post, path = "/caches/{name}/import", tag = "bulk",
+    params(("name" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "application/x-ndjson", description = "What /export wrote"),
+    responses((status = 200, body = LoadReport), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn import_cache(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<LoadReport>> {
+    need(&grant, Scope::Write, Some(&name))?;
+    let cache = state.cache(&name)?;
+    Ok(Json(load(&cache, &body, WarmFormat::Jsonl, None).await?))
+}
+
+/// Export parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ExportQuery {
+    /// Only keys starting with this.
+    #[serde(default)]
+    prefix: String,
+}
+
+/// Every live entry as JSONL (key, value or value_hex, remaining TTL, tags, content type),
+/// for /import or `omnicache import`.
+#[utoipa::path(get, path = "/caches/{name}/export", tag = "bulk",
+    params(("name" = String, Path), ExportQuery),
+    responses((status = 200, description = "One JSON record per line", content_type = "application/x-ndjson", body = String),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn export_cache(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    Path(name): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<Response> {
+    need(&grant, Scope::Read, Some(&name))?;
+    let cache = state.cache(&name)?;
+    let mut out = Vec::new();
+    omnicache_tiers::warm::export_with(&cache, q.prefix.as_bytes(), &mut out, Some(&unpack_owned))
+        .await?;
+    let mut resp = Response::new(Body::from(out));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    Ok(resp)
+}
+
+fn unpack_owned(stored: &[u8]) -> (Option<String>, Vec<u8>) {
+    let (ct, body) = unpack_value(stored);
+    (ct.map(str::to_string), body.to_vec())
+}
+
+/// The keys.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct KeyList {
+    /// Without the keys themselves.
+    keys: Vec<KeyInfo>,
+}
+
+/// Lists the API keys (names, scopes, caches; never the keys). Needs admin.
+#[utoipa::path(get, path = "/keys", tag = "keys",
+    responses((status = 200, body = KeyList), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn list_api_keys(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
+) -> ApiResult<Json<KeyList>> {
+    need_global(&grant, Scope::Admin)?;
+    Ok(Json(KeyList { keys: state.keys.list() }))
+}
+
+/// `POST /keys`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateKey {
+    /// A unique name.
+    name: String,
+    /// Any of read, write, admin.
+    scopes: Vec<String>,
+    /// Limit the key to these caches. Default: all.
+    #[serde(default)]
+    caches: Option<Vec<String>>,
+}
+
+/// A new key, shown once.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct NewKey {
+    /// Its name.
+    name: String,
+    /// The key: keep it, the server stores only its hash.
+    key: String,
+}
+
+/// Makes a key with scopes, optionally for some caches; the key is shown once. Needs admin.
+#[utoipa::path(post, path = "/keys", tag = "keys", request_body = CreateKey,
+    responses((status = 201, body = NewKey), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+async fn create_api_key(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    body: std::result::Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<NewKey>)> {
+    need_global(&grant, Scope::Admin)?;
+    let CreateKey { name, scopes, caches } =
+        json_body(body, r#"{"name":"reader","scopes":["read"],"caches":["users"]}"#)?;
+    let key = state
+        .keys
+        .create(&name, &scopes, caches)
+        .map_err(|m| ApiError::bad("invalid_key_spec", m))?;
+    Ok((StatusCode::CREATED, Json(NewKey { name, key })))
+}
+
+/// Revokes a key made over the API. Needs admin.
+#[utoipa::path(delete, path = "/keys/{key_name}", tag = "keys", params(("key_name" = String, Path)),
+    responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn revoke_api_key(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    Path(key_name): Path<String>,
+) -> ApiResult<StatusCode> {
+    need_global(&grant, Scope::Admin)?;
+    match state.keys.revoke(&key_name) {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "key_not_found",
+            format!("no key named {key_name:?}"),
+        )),
+        Err(m) => Err(ApiError::new(StatusCode::CONFLICT, "key_in_config", m)),
     }
 }

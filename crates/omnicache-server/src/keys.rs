@@ -1,21 +1,12 @@
-//! API keys: random, shown once, stored as SHA-256 hashes, compared in constant time.
+//! API keys: random, shown once, stored as SHA-256 hashes, compared in constant time, each
+//! with scopes (`read`, `write`, `admin`) and optionally limited to some caches.
 
+use crate::config::{KeySpec, SCOPES};
 use omnicache_core::{Error, Result};
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-
-/// The hashes of the keys the server accepts.
-#[derive(Clone)]
-pub struct ApiKeys {
-    hashes: Vec<[u8; 32]>,
-}
-
-impl std::fmt::Debug for ApiKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiKeys").field("count", &self.hashes.len()).finish()
-    }
-}
 
 pub(crate) fn admin_key_file(dir: &Path) -> PathBuf {
     dir.join("admin.key")
@@ -29,7 +20,8 @@ fn hash(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -44,51 +36,286 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-impl ApiKeys {
-    /// Loads `keys.json` from `dir`, or creates an admin key, returning it once.
-    pub fn load_or_create(dir: &Path) -> Result<(ApiKeys, Option<String>)> {
-        let file = keys_file(dir);
-        if file.exists() {
-            let text = std::fs::read_to_string(&file)?;
-            let list: Vec<String> = serde_json::from_str(&text).map_err(|e| {
-                Error::invalid_input(format!(
-                    "{}: not a JSON list of key hashes: {e}",
-                    file.display()
-                ))
-            })?;
-            let hashes = list
-                .iter()
-                .enumerate()
-                .map(|(i, h)| {
-                    unhex(h).ok_or_else(|| {
-                        Error::invalid_input(format!(
-                            "{}: entry {} is not a SHA-256 in hex",
-                            file.display(),
-                            i + 1
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            return Ok((ApiKeys { hashes }, None));
+/// What a request may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Read entries, keys, stats and exports.
+    Read,
+    /// Write, delete and invalidate entries; warm and import.
+    Write,
+    /// Create, change and delete caches; manage keys.
+    Admin,
+}
+
+impl Scope {
+    fn bit(self) -> u8 {
+        match self {
+            Scope::Read => 1,
+            Scope::Write => 2,
+            Scope::Admin => 4,
         }
-        let mut raw = [0u8; 24];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
-        let key = format!("oc_{}", hex(&raw));
-        write_private(&admin_key_file(dir), format!("{key}\n").as_bytes())?;
-        let list = vec![hex(&hash(&key))];
-        std::fs::write(&file, serde_json::to_vec_pretty(&list).unwrap_or_default())?;
-        Ok((ApiKeys { hashes: vec![hash(&key)] }, Some(key)))
     }
 
-    /// Whether `key` is one of ours; the comparison takes the same time wherever they differ.
-    pub fn accepts(&self, key: &str) -> bool {
+    /// The scope's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+fn scope_bits(names: &[String]) -> u8 {
+    let mut bits = 0;
+    for n in names {
+        bits |= match n.as_str() {
+            "read" => 1,
+            "write" => 2,
+            // admin implies the others.
+            "admin" => 7,
+            _ => 0,
+        };
+    }
+    bits
+}
+
+/// The key a request came with: its name, scopes and caches.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The key's name.
+    pub name: String,
+    bits: u8,
+    caches: Option<Vec<String>>,
+}
+
+impl Grant {
+    /// Whether the key has `scope`.
+    pub fn has(&self, scope: Scope) -> bool {
+        self.bits & scope.bit() != 0
+    }
+
+    /// Whether the key may use `cache` at all.
+    pub fn covers(&self, cache: &str) -> bool {
+        self.caches.as_ref().is_none_or(|c| c.iter().any(|n| n == cache))
+    }
+
+    /// Whether the key may use every cache.
+    pub fn covers_all(&self) -> bool {
+        self.caches.is_none()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Known {
+    spec: KeySpec,
+    hash: [u8; 32],
+    from_config: bool,
+}
+
+/// The keys the server accepts: those in `keys.json` and those in the config.
+pub struct ApiKeys {
+    known: std::sync::RwLock<Vec<Known>>,
+    file: PathBuf,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeys").field("count", &self.r().len()).finish()
+    }
+}
+
+/// A key as listed by `GET /keys`: never the key itself.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KeyInfo {
+    /// Its name.
+    pub name: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// The caches it may use; absent for all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caches: Option<Vec<String>>,
+    /// Declared in the config file (cannot be revoked over the API).
+    pub from_config: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredKeys {
+    Specs(Vec<KeySpec>),
+    /// The first format: bare hashes of admin keys.
+    Hashes(Vec<String>),
+}
+
+fn new_key() -> String {
+    let mut raw = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    format!("oc_{}", hex(&raw))
+}
+
+impl ApiKeys {
+    /// Loads `keys.json` from `dir`, or creates it with an admin key, returned once; then adds
+    /// the keys the config declares.
+    pub fn load_or_create(
+        dir: &Path,
+        config_keys: &[KeySpec],
+    ) -> Result<(ApiKeys, Option<String>)> {
+        let file = keys_file(dir);
+        let mut new_admin = None;
+        let stored: Vec<KeySpec> = if file.exists() {
+            let text = std::fs::read_to_string(&file)?;
+            match serde_json::from_str::<StoredKeys>(&text) {
+                Ok(StoredKeys::Specs(s)) => s,
+                Ok(StoredKeys::Hashes(h)) => h
+                    .into_iter()
+                    .map(|sha256| KeySpec {
+                        name: "admin".into(),
+                        sha256,
+                        scopes: vec!["admin".into()],
+                        caches: None,
+                    })
+                    .collect(),
+                Err(e) => {
+                    return Err(Error::invalid_input(format!(
+                        "{}: not a JSON list of keys: {e}",
+                        file.display()
+                    )))
+                }
+            }
+        } else {
+            let key = new_key();
+            write_private(&admin_key_file(dir), format!("{key}\n").as_bytes())?;
+            let spec = KeySpec {
+                name: "admin".into(),
+                sha256: hex(&hash(&key)),
+                scopes: vec!["admin".into()],
+                caches: None,
+            };
+            new_admin = Some(key);
+            vec![spec]
+        };
+        let mut known = Vec::new();
+        for (i, spec) in stored.into_iter().enumerate() {
+            let hash = unhex(&spec.sha256).ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "{}: entry {} is not a SHA-256 in hex",
+                    file.display(),
+                    i + 1
+                ))
+            })?;
+            known.push(Known { spec, hash, from_config: false });
+        }
+        for spec in config_keys {
+            let hash = unhex(&spec.sha256.to_ascii_lowercase()).ok_or_else(|| {
+                Error::invalid_input(format!("config key {:?}: sha256 is not hex", spec.name))
+            })?;
+            known.push(Known { spec: spec.clone(), hash, from_config: true });
+        }
+        let keys = ApiKeys { known: std::sync::RwLock::new(known), file };
+        if new_admin.is_some() {
+            keys.save()?;
+        }
+        Ok((keys, new_admin))
+    }
+
+    fn r(&self) -> std::sync::RwLockReadGuard<'_, Vec<Known>> {
+        self.known.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn w(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Known>> {
+        self.known.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn save(&self) -> Result<()> {
+        let specs: Vec<KeySpec> =
+            self.r().iter().filter(|k| !k.from_config).map(|k| k.spec.clone()).collect();
+        let tmp = self.file.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&specs).unwrap_or_default())?;
+        std::fs::rename(&tmp, &self.file)?;
+        Ok(())
+    }
+
+    /// The grant of `key`, if it is one of ours. Every known hash is compared, each in the
+    /// same time wherever they differ.
+    pub fn authorize(&self, key: &str) -> Option<Grant> {
         let h = hash(key);
-        let mut found = false;
-        for known in &self.hashes {
-            let diff = known.iter().zip(h.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            found |= diff == 0;
+        let mut found = None;
+        for known in self.r().iter() {
+            let diff = known.hash.iter().zip(h.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            if diff == 0 && found.is_none() {
+                found = Some(Grant {
+                    name: known.spec.name.clone(),
+                    bits: scope_bits(&known.spec.scopes),
+                    caches: known.spec.caches.clone(),
+                });
+            }
         }
         found
+    }
+
+    /// Whether `key` is one of ours.
+    pub fn accepts(&self, key: &str) -> bool {
+        self.authorize(key).is_some()
+    }
+
+    /// Makes a key with `scopes`, limited to `caches` if given, stores its hash and returns it.
+    pub fn create(
+        &self,
+        name: &str,
+        scopes: &[String],
+        caches: Option<Vec<String>>,
+    ) -> std::result::Result<String, String> {
+        if name.is_empty() || name.len() > 64 {
+            return Err("a key name is 1 to 64 characters".into());
+        }
+        if scopes.is_empty() {
+            return Err("give at least one scope of read, write, admin".into());
+        }
+        if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+            return Err(format!("unknown scope {bad:?}; expected read, write, admin"));
+        }
+        if self.r().iter().any(|k| k.spec.name == name) {
+            return Err(format!("a key named {name:?} exists"));
+        }
+        let key = new_key();
+        let hash = hash(&key);
+        let spec =
+            KeySpec { name: name.to_string(), sha256: hex(&hash), scopes: scopes.to_vec(), caches };
+        self.w().push(Known { spec, hash, from_config: false });
+        self.save().map_err(|e| e.to_string())?;
+        Ok(key)
+    }
+
+    /// Removes the stored key `name`; `Ok(false)` if there is none. Keys from the config
+    /// cannot be revoked here.
+    pub fn revoke(&self, name: &str) -> std::result::Result<bool, String> {
+        let mut known = self.w();
+        if known.iter().any(|k| k.spec.name == name && k.from_config) {
+            return Err(format!(
+                "the key {name:?} is declared in the config file; remove it there"
+            ));
+        }
+        let before = known.len();
+        known.retain(|k| k.spec.name != name);
+        let removed = known.len() != before;
+        drop(known);
+        if removed {
+            self.save().map_err(|e| e.to_string())?;
+        }
+        Ok(removed)
+    }
+
+    /// Every key, without the keys themselves.
+    pub fn list(&self) -> Vec<KeyInfo> {
+        self.r()
+            .iter()
+            .map(|k| KeyInfo {
+                name: k.spec.name.clone(),
+                scopes: k.spec.scopes.clone(),
+                caches: k.spec.caches.clone(),
+                from_config: k.from_config,
+            })
+            .collect()
     }
 }
 
@@ -116,7 +343,7 @@ mod tests {
     #[test]
     fn the_admin_key_is_made_once_stored_hashed_and_private() {
         let dir = tempfile::tempdir().unwrap();
-        let (keys, key) = ApiKeys::load_or_create(dir.path()).unwrap();
+        let (keys, key) = ApiKeys::load_or_create(dir.path(), &[]).unwrap();
         let key = key.expect("first start makes a key");
         assert!(keys.accepts(&key));
         assert!(!keys.accepts("oc_wrong"));
@@ -128,11 +355,49 @@ mod tests {
             let mode = std::fs::metadata(admin_key_file(dir.path())).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let (again, none) = ApiKeys::load_or_create(dir.path()).unwrap();
+        let (again, none) = ApiKeys::load_or_create(dir.path(), &[]).unwrap();
         assert!(none.is_none(), "a second start shows no key");
         assert!(again.accepts(&key));
         std::fs::write(dir.path().join("keys.json"), "[\"zz\"]").unwrap();
-        let err = ApiKeys::load_or_create(dir.path()).unwrap_err();
+        let err = ApiKeys::load_or_create(dir.path(), &[]).unwrap_err();
         assert!(err.message().contains("entry 1"), "{err}");
+    }
+
+    #[test]
+    fn scopes_caches_creation_and_revocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let reader = "reader-key";
+        let config = [KeySpec {
+            name: "cfg".into(),
+            sha256: hex(&hash(reader)),
+            scopes: vec!["read".into()],
+            caches: Some(vec!["users".into()]),
+        }];
+        let (keys, admin) = ApiKeys::load_or_create(dir.path(), &config).unwrap();
+        let admin = keys.authorize(&admin.unwrap()).unwrap();
+        assert!(admin.has(Scope::Read) && admin.has(Scope::Write) && admin.has(Scope::Admin));
+        assert!(admin.covers("anything") && admin.covers_all());
+        let r = keys.authorize(reader).unwrap();
+        assert!(r.has(Scope::Read) && !r.has(Scope::Write) && !r.has(Scope::Admin));
+        assert!(r.covers("users") && !r.covers("orders"));
+        let w = keys.create("writer", &["write".into()], None).unwrap();
+        let g = keys.authorize(&w).unwrap();
+        assert!(g.has(Scope::Write) && !g.has(Scope::Read), "write does not imply read");
+        assert!(keys.create("writer", &["read".into()], None).is_err(), "names are unique");
+        assert!(keys.create("x", &["root".into()], None).unwrap_err().contains("root"));
+        assert!(keys.revoke("cfg").is_err(), "config keys stay");
+        // A restart keeps the created key and the config's, not twice.
+        let (again, _) = ApiKeys::load_or_create(dir.path(), &config).unwrap();
+        assert!(again.authorize(&w).is_some() && again.authorize(reader).is_some());
+        assert_eq!(again.list().len(), 3);
+        assert_eq!(again.revoke("writer"), Ok(true));
+        assert!(again.authorize(&w).is_none());
+        let (third, _) = ApiKeys::load_or_create(dir.path(), &config).unwrap();
+        assert!(third.authorize(&w).is_none(), "revocation is stored");
+        // The first format, bare hashes, still loads as admin keys.
+        std::fs::write(dir.path().join("keys.json"), format!("[\"{}\"]", hex(&hash("old"))))
+            .unwrap();
+        let (old, _) = ApiKeys::load_or_create(dir.path(), &[]).unwrap();
+        assert!(old.authorize("old").unwrap().has(Scope::Admin));
     }
 }

@@ -38,10 +38,15 @@
 //! ```
 
 mod api;
+pub mod config;
 mod keys;
+mod tls;
+mod value;
 
-pub use api::{cache_db_path, AppState, ServerConfig};
-pub use keys::ApiKeys;
+pub use api::{cache_db_path, openapi, AppState};
+pub use config::ServerConfig;
+pub use keys::{ApiKeys, Grant, Scope};
+pub use value::{pack_value, unpack_value};
 
 use omnicache_core::{Error, ErrorKind, Result};
 use std::net::SocketAddr;
@@ -52,6 +57,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Running {
     addr: SocketAddr,
+    scheme: &'static str,
     data_dir: PathBuf,
     new_admin_key: Option<String>,
     key_file: PathBuf,
@@ -62,6 +68,10 @@ impl Running {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+    /// The base URL: `http://ADDR` or `https://ADDR`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
     }
     /// Where the data lives.
     pub fn data_dir(&self) -> &std::path::Path {
@@ -88,23 +98,30 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         Error::from(e).context(format!("creating the data directory {}", config.data_dir.display()))
     })?;
-    let (keys, new_admin_key) = ApiKeys::load_or_create(&config.data_dir)?;
+    config.validate().map_err(Error::invalid_input)?;
+    let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
+    let (keys, new_admin_key) = ApiKeys::load_or_create(&config.data_dir, &config.keys)?;
     let key_file = keys::admin_key_file(&config.data_dir);
-    let state = Arc::new(AppState::open(config.clone(), keys)?);
+    let state = Arc::new(AppState::open(config.clone(), keys).await?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::from(e).context(format!("binding {}", config.listen)))?;
     let addr = listener.local_addr()?;
     let app = api::router(state.clone());
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| Error::from(e).context("serving"))?;
+        let served = match tls {
+            None => axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await,
+            Some(tls) => {
+                let listener = tls::TlsListener::new(listener, tls)?;
+                axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+            }
+        };
+        served.map_err(|e| Error::from(e).context("serving"))?;
         state.shutdown().await;
         Ok(())
     });
-    Ok(Running { addr, data_dir: config.data_dir, new_admin_key, key_file, task })
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    Ok(Running { addr, scheme, data_dir: config.data_dir, new_admin_key, key_file, task })
 }
 
 async fn shutdown_signal() {

@@ -35,8 +35,8 @@ use crate::breaker::{Breaker, BreakerState};
 use crate::memory::sync::Cache;
 use omnicache_core::clock::duration_nanos;
 use omnicache_core::{
-    DynTier, EntryMeta, PolicyFactory, StatsSnapshot, Error, ErrorKind, Invalidation, RemovalCause, Result, SharedClock,
-    TierEntry, TierHealth, Timestamp,
+    DynTier, EntryMeta, Error, ErrorKind, Invalidation, PolicyFactory, RemovalCause, Result,
+    SharedClock, StatsSnapshot, TierEntry, TierHealth, Timestamp,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;

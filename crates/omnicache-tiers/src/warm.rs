@@ -40,6 +40,9 @@ impl WarmFormat {
     }
 }
 
+/// Stores a value with its content type (see [`WarmOptions::pack`]).
+pub type Pack<'a> = &'a (dyn Fn(&str, Vec<u8>) -> Vec<u8> + Sync);
+
 /// Options of a warm or import.
 #[derive(Default)]
 pub struct WarmOptions<'a> {
@@ -48,7 +51,11 @@ pub struct WarmOptions<'a> {
     /// Calls `progress` every this many rows (0 = never).
     pub progress_every: u64,
     /// Receives the number of rows read so far.
-    pub progress: Option<&'a mut dyn FnMut(u64)>,
+    pub progress: Option<&'a mut (dyn FnMut(u64) + Send)>,
+    /// Stores each value with its content type: the record's `content_type`, or
+    /// `text/plain; charset=utf-8` for a text value, `application/json` for other JSON and
+    /// `application/octet-stream` for `value_hex`. Default: the value bytes alone.
+    pub pack: Option<Pack<'a>>,
 }
 
 impl std::fmt::Debug for WarmOptions<'_> {
@@ -94,6 +101,9 @@ pub struct Record {
     /// Data subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// The value's content type, for stores that keep one (the server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
 }
 
 /// Entries written to the tiers per batch while warming.
@@ -121,16 +131,23 @@ impl Record {
     fn into_put(
         self,
         ttl_override: Option<Duration>,
+        pack: Option<Pack<'_>>,
     ) -> std::result::Result<(String, Vec<u8>, PutOptions), String> {
         if self.key.is_empty() {
             return Err("empty key".into());
         }
-        let value = match (self.value, self.value_hex) {
-            (Some(serde_json::Value::String(s)), None) => s.into_bytes(),
-            (Some(v), None) => v.to_string().into_bytes(),
-            (None, Some(h)) => hex_decode(&h)?,
+        let (value, inferred) = match (self.value, self.value_hex) {
+            (Some(serde_json::Value::String(s)), None) => {
+                (s.into_bytes(), "text/plain; charset=utf-8")
+            }
+            (Some(v), None) => (v.to_string().into_bytes(), "application/json"),
+            (None, Some(h)) => (hex_decode(&h)?, "application/octet-stream"),
             (None, None) => return Err("no value (expected \"value\" or \"value_hex\")".into()),
             (Some(_), Some(_)) => return Err("both \"value\" and \"value_hex\"".into()),
+        };
+        let value = match pack {
+            Some(pack) => pack(self.content_type.as_deref().unwrap_or(inferred), value),
+            None => value,
         };
         let ttl = match (ttl_override, self.ttl_ms, self.ttl_secs) {
             (Some(t), _, _) => Some(t),
@@ -173,6 +190,7 @@ fn parse_csv_row(line: &str) -> std::result::Result<Record, String> {
         ttl_ms: None,
         tags,
         subject: None,
+        content_type: None,
     })
 }
 
@@ -214,6 +232,7 @@ pub async fn warm(
                                 ttl_ms: None,
                                 tags: vec![],
                                 subject: None,
+                                content_type: None,
                             }),
                         )
                     })
@@ -249,7 +268,7 @@ pub async fn warm(
     let mut batch = Vec::with_capacity(BATCH);
     for (line, rec) in records {
         report.rows += 1;
-        match rec.and_then(|r| r.into_put(options.ttl_override)) {
+        match rec.and_then(|r| r.into_put(options.ttl_override, options.pack)) {
             Ok((key, value, opts)) => {
                 batch.push((key.into_bytes(), value, opts));
                 if batch.len() == BATCH {
@@ -272,7 +291,21 @@ pub async fn warm(
 
 /// Writes every live entry whose key starts with `prefix` as JSONL; returns how many.
 /// Keys come from L1 and from every tier's scan.
-pub async fn export(cache: &TieredCache, prefix: &[u8], mut out: impl Write) -> Result<u64> {
+pub async fn export(cache: &TieredCache, prefix: &[u8], out: impl Write) -> Result<u64> {
+    export_with(cache, prefix, out, None).await
+}
+
+/// Splits a stored value into its content type (if it has one) and its bytes.
+pub type Unpack<'a> = &'a (dyn Fn(&[u8]) -> (Option<String>, Vec<u8>) + Sync);
+
+/// [`export`], with `unpack` taking the content type out of each stored value (the inverse of
+/// [`WarmOptions::pack`]).
+pub async fn export_with(
+    cache: &TieredCache,
+    prefix: &[u8],
+    mut out: impl Write,
+    unpack: Option<Unpack<'_>>,
+) -> Result<u64> {
     let mut keys: BTreeSet<Vec<u8>> = cache.l1_keys(prefix).into_iter().collect();
     keys.extend(cache.tier_keys(prefix).await);
     let now = cache.now();
@@ -280,9 +313,13 @@ pub async fn export(cache: &TieredCache, prefix: &[u8], mut out: impl Write) -> 
     for key in keys {
         let Some(e) = cache.get(&key).await else { continue };
         let Ok(key) = String::from_utf8(key) else { continue };
-        let (value, value_hex) = match std::str::from_utf8(&e.value) {
+        let (content_type, bytes) = match unpack {
+            Some(u) => u(&e.value),
+            None => (None, e.value.clone()),
+        };
+        let (value, value_hex) = match std::str::from_utf8(&bytes) {
             Ok(s) => (Some(serde_json::Value::String(s.to_string())), None),
-            Err(_) => (None, Some(hex_encode(&e.value))),
+            Err(_) => (None, Some(hex_encode(&bytes))),
         };
         let ttl_ms = e.meta.remaining(now).map(|ns| (ns / 1_000_000).max(1));
         let rec = Record {
@@ -293,6 +330,7 @@ pub async fn export(cache: &TieredCache, prefix: &[u8], mut out: impl Write) -> 
             ttl_ms,
             tags: e.meta.tags.clone(),
             subject: e.meta.subject.clone(),
+            content_type,
         };
         serde_json::to_writer(&mut out, &rec).map_err(|e| {
             Error::new(omnicache_core::ErrorKind::Io, "writing export").with_source(e)

@@ -30,6 +30,21 @@ pub enum TraceFormat {
 }
 
 impl TraceFormat {
+    /// Reads a `--trace-format` value: `lines`, `csv:COLUMN` (with a header row), `arc`,
+    /// `lirs`, `oracle` or `oracleGeneral`.
+    pub fn from_flag(s: &str) -> Option<TraceFormat> {
+        Some(match s {
+            "lines" => TraceFormat::Lines,
+            "arc" => TraceFormat::Arc,
+            "lirs" => TraceFormat::Lirs,
+            "oracle" | "oracleGeneral" => TraceFormat::OracleGeneral,
+            other => {
+                let col = other.strip_prefix("csv:")?;
+                TraceFormat::Csv { column: col.parse().ok()?, header: true }
+            }
+        })
+    }
+
     /// Guesses from the file name: `.lis` ARC, `.csv` CSV (column 0, header), `oracleGeneral`
     /// or `.bin` binary, `lirs` in the name or a `.trace` ending LIRS, else lines. A `.gz`
     /// suffix is looked through.

@@ -270,7 +270,8 @@ fn tier_ttl_caps_and_invalidation_by_tag() {
 fn stats_count_whole_cache_hits_and_misses_and_the_l1_policy_switches_live() {
     rt().block_on(async {
         let lower = Arc::new(MemoryTier::default());
-        let cache = TieredCache::builder().tier(lower.clone(), WritePolicy::Through).build().unwrap();
+        let cache =
+            TieredCache::builder().tier(lower.clone(), WritePolicy::Through).build().unwrap();
         assert_eq!(cache.l1_policy_name(), "s3fifo");
         cache.put(b"a", b"1".to_vec(), PutOptions::default()).await.unwrap();
         let e = TierEntry { value: b"v".to_vec(), meta: omnicache_core::EntryMeta::new(1) };

@@ -1,0 +1,527 @@
+//! The server's configuration: defaults, an optional TOML file, then `OMNICACHE_...`
+//! environment variables, checked before anything starts.
+//!
+//! Every key of the file can be set from the environment: `OMNICACHE_` followed by the key's
+//! path in upper case, with `__` between levels, e.g. `OMNICACHE_LISTEN=0.0.0.0:7070`,
+//! `OMNICACHE_CACHES__USERS__L1_CAPACITY=50000`, `OMNICACHE_CACHES__USERS__TIERS__0__URL=...`.
+//! Values are read as TOML (`10`, `true`, `["read"]`) and otherwise as text.
+
+use omnicache_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use utoipa::ToSchema;
+
+/// Environment variables that belong to the CLI, not to the server's configuration.
+const NOT_CONFIG: &[&str] = &["OMNICACHE_SERVER", "OMNICACHE_API_KEY", "OMNICACHE_CONFIG"];
+
+/// What the server runs with; the TOML file has the same shape (see `deploy/omnicache.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where to listen. Default: `127.0.0.1:7070`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where caches and keys live. Default: `./omnicache-data`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Entries a cache keeps in memory when it does not say. Default: 100,000.
+    #[serde(default = "default_l1_capacity")]
+    pub l1_capacity: u64,
+    /// The longest key, in bytes (414 beyond). Default: 1,024.
+    #[serde(default = "default_max_key_bytes")]
+    pub max_key_bytes: usize,
+    /// The largest request body, in bytes (413 beyond). Default: 16 MiB.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Serve HTTPS with this certificate. Default: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Caches to open at start, by name (`default` is always there). Default: only `default`,
+    /// in memory over a disk tier.
+    #[serde(default)]
+    pub caches: BTreeMap<String, CacheSpec>,
+    /// API keys besides the generated admin key, given by their SHA-256. Default: none.
+    #[serde(default)]
+    pub keys: Vec<KeySpec>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7070))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("omnicache-data")
+}
+fn default_l1_capacity() -> u64 {
+    100_000
+}
+fn default_max_key_bytes() -> usize {
+    1024
+}
+fn default_max_body_bytes() -> usize {
+    16 << 20
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            l1_capacity: default_l1_capacity(),
+            max_key_bytes: default_max_key_bytes(),
+            max_body_bytes: default_max_body_bytes(),
+            tls: None,
+            caches: BTreeMap::new(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// HTTPS: PEM files of the certificate chain and its private key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// A cache: its memory layer and the tiers below it. Also the body of `POST /caches`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    /// The eviction policy of the memory layer: s3fifo (the default), lru, lfu, ttl, gdsf, arc,
+    /// sieve, wtinylfu.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// Entries kept in memory. Default: the server's `l1_capacity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub l1_capacity: Option<u64>,
+    /// Bound memory by value bytes instead of entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub l1_max_bytes: Option<u64>,
+    /// The TTL of entries stored without one, in seconds. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0)]
+    pub default_ttl_secs: Option<f64>,
+    /// The tiers below memory, fastest first. Default: one disk tier in the data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiers: Option<Vec<TierSpec>>,
+}
+
+/// A tier below memory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierSpec {
+    /// `disk`, `redis` or `s3`.
+    pub kind: TierKind,
+    /// When writes reach it: `through` (with the caller), `behind` (queued) or `on_evict`
+    /// (when memory evicts). Default: through.
+    #[serde(default)]
+    pub write: WriteMode,
+    /// The longest it keeps an entry, in seconds. Default: the entry's TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_cap_secs: Option<f64>,
+    /// Values larger than this skip the tier. Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_value_bytes: Option<usize>,
+    /// Each call's time limit in milliseconds. Default: 1,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// disk: the SQLite file. Default: the cache's file in the data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub path: Option<PathBuf>,
+    /// disk: the byte budget. Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// redis: `redis://host:port/db`; s3: the endpoint URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// redis: cluster nodes instead of `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Vec<String>>,
+    /// redis: the key namespace. Default: `omnicache:` and the cache's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// s3: the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// s3: the key prefix. Default: `omnicache/` and the cache's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// s3: the region. Default: us-east-1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// The kinds of tier.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TierKind {
+    /// SQLite on local disk.
+    Disk,
+    /// Redis or Redis Cluster.
+    Redis,
+    /// An S3-compatible object store.
+    S3,
+}
+
+/// When a tier is written.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// With the caller's write.
+    #[default]
+    Through,
+    /// Queued, flushed in the background and at shutdown.
+    Behind,
+    /// When memory evicts the entry.
+    OnEvict,
+}
+
+/// An API key declared in the config, by its SHA-256 (`printf %s KEY | sha256sum`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    /// A name for listings and logs.
+    pub name: String,
+    /// The key's SHA-256 in hex.
+    pub sha256: String,
+    /// Any of `read`, `write`, `admin` (admin implies the others).
+    pub scopes: Vec<String>,
+    /// The caches it may use. Default: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caches: Option<Vec<String>>,
+}
+
+/// The scopes a key can have.
+pub(crate) const SCOPES: &[&str] = &["read", "write", "admin"];
+
+/// Whether `name` is a valid cache name: 1 to 64 of a-z, 0-9, `-`, `_`.
+pub(crate) fn valid_cache_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+impl CacheSpec {
+    /// Checks the spec; `at` names it in errors (`caches.users` or `body`).
+    pub(crate) fn validate(&self, at: &str) -> std::result::Result<(), String> {
+        if let Some(p) = &self.policy {
+            if omnicache_strategies::by_name(p).is_none() {
+                return Err(format!(
+                    "{at}.policy: unknown policy {p:?}; expected one of {}",
+                    omnicache_strategies::NAMES.join(", ")
+                ));
+            }
+        }
+        if self.l1_capacity == Some(0) {
+            return Err(format!("{at}.l1_capacity: must be at least 1"));
+        }
+        if self.l1_max_bytes == Some(0) {
+            return Err(format!("{at}.l1_max_bytes: must be at least 1"));
+        }
+        if self.default_ttl_secs.is_some_and(|t| !(t.is_finite() && t > 0.0 && t < 1e12)) {
+            return Err(format!("{at}.default_ttl_secs: must be a positive number of seconds"));
+        }
+        for (i, t) in self.tiers.iter().flatten().enumerate() {
+            t.validate(&format!("{at}.tiers[{i}]"))?;
+        }
+        Ok(())
+    }
+}
+
+impl TierSpec {
+    fn validate(&self, at: &str) -> std::result::Result<(), String> {
+        let given = |v: bool, name: &str, kinds: &str| {
+            if v {
+                Err(format!("{at}.{name}: only for {kinds} tiers, this one is {:?}", self.kind))
+            } else {
+                Ok(())
+            }
+        };
+        if self.ttl_cap_secs.is_some_and(|t| !(t.is_finite() && t > 0.0 && t < 1e12)) {
+            return Err(format!("{at}.ttl_cap_secs: must be a positive number of seconds"));
+        }
+        if self.timeout_ms == Some(0) {
+            return Err(format!("{at}.timeout_ms: must be at least 1"));
+        }
+        match self.kind {
+            TierKind::Disk => {
+                given(self.url.is_some(), "url", "redis and s3")?;
+                given(self.cluster.is_some(), "cluster", "redis")?;
+                given(self.namespace.is_some(), "namespace", "redis")?;
+                given(self.bucket.is_some(), "bucket", "s3")?;
+                given(self.prefix.is_some(), "prefix", "s3")?;
+                given(self.region.is_some(), "region", "s3")?;
+            }
+            TierKind::Redis => {
+                given(self.path.is_some(), "path", "disk")?;
+                given(self.max_bytes.is_some(), "max_bytes", "disk")?;
+                given(self.bucket.is_some(), "bucket", "s3")?;
+                given(self.prefix.is_some(), "prefix", "s3")?;
+                given(self.region.is_some(), "region", "s3")?;
+                match (&self.url, &self.cluster) {
+                    (None, None) => return Err(format!(
+                        "{at}: a redis tier needs url = \"redis://host:port\" or cluster = [...]"
+                    )),
+                    (Some(u), _) if !u.starts_with("redis://") && !u.starts_with("rediss://") => {
+                        return Err(format!("{at}.url: {u:?} is not a redis:// URL"))
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(format!("{at}: give url or cluster, not both"))
+                    }
+                    _ => {}
+                }
+            }
+            TierKind::S3 => {
+                given(self.path.is_some(), "path", "disk")?;
+                given(self.max_bytes.is_some(), "max_bytes", "disk")?;
+                given(self.cluster.is_some(), "cluster", "redis")?;
+                given(self.namespace.is_some(), "namespace", "redis")?;
+                if self.url.is_none() {
+                    return Err(format!("{at}.url: an s3 tier needs the endpoint URL"));
+                }
+                if self.bucket.as_deref().is_none_or(str::is_empty) {
+                    return Err(format!("{at}.bucket: an s3 tier needs a bucket"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl KeySpec {
+    fn validate(&self, at: &str) -> std::result::Result<(), String> {
+        if self.name.is_empty() {
+            return Err(format!("{at}.name: must not be empty"));
+        }
+        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("{at}.sha256: not a SHA-256 in hex (64 digits)"));
+        }
+        if self.scopes.is_empty() {
+            return Err(format!("{at}.scopes: give at least one of read, write, admin"));
+        }
+        if let Some(bad) = self.scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+            return Err(format!("{at}.scopes: unknown scope {bad:?}; expected read, write, admin"));
+        }
+        Ok(())
+    }
+}
+
+impl ServerConfig {
+    /// The defaults, then `file` (if any), then the `OMNICACHE_...` variables among `env`.
+    /// Errors name the file or variable, the key and the reason.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<ServerConfig> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::invalid_input(format!("config {}: cannot read it: {e}", path.display()))
+                })?;
+                text.parse::<toml::Table>().map_err(|e| {
+                    Error::invalid_input(format!(
+                        "config {}: {}",
+                        path.display(),
+                        e.to_string().trim_end()
+                    ))
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        let source = file.map_or_else(|| "the defaults".to_string(), |p| p.display().to_string());
+        let mut from_env: Vec<(String, String)> = Vec::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("OMNICACHE_") else { continue };
+            if NOT_CONFIG.contains(&name.as_str()) || rest.is_empty() {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            // `OMNICACHE_DATA` is the CLI's historic name for data_dir.
+            let path = if path == ["data"] { vec!["data_dir".to_string()] } else { path };
+            set_path(&mut table, &path, parse_env_value(&value))
+                .map_err(|e| Error::invalid_input(format!("environment {name}: {e}")))?;
+            from_env.push((path.join("."), name));
+        }
+        let config: ServerConfig = serde_path_to_error::deserialize(table).map_err(|e| {
+            let key = e.path().to_string();
+            let by_env = from_env.iter().find(|(p, _)| key.starts_with(p.as_str()));
+            let origin = match by_env {
+                Some((_, var)) => format!("environment {var}"),
+                None => format!("config {source}"),
+            };
+            Error::invalid_input(format!("{origin}: {key}: {}", e.inner()))
+        })?;
+        config.validate().map_err(|e| Error::invalid_input(format!("config {source}: {e}")))?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: names, policies, tier fields, scopes, TLS files.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.l1_capacity == 0 {
+            return Err("l1_capacity: must be at least 1".into());
+        }
+        if self.max_key_bytes == 0 {
+            return Err("max_key_bytes: must be at least 1".into());
+        }
+        for (name, spec) in &self.caches {
+            if !valid_cache_name(name) {
+                return Err(format!(
+                    "caches.{name}: a cache name is 1 to 64 characters of a-z, 0-9, '-' and '_'"
+                ));
+            }
+            spec.validate(&format!("caches.{name}"))?;
+        }
+        for (i, k) in self.keys.iter().enumerate() {
+            k.validate(&format!("keys[{i}]"))?;
+        }
+        if let Some(tls) = &self.tls {
+            for (what, p) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+                if !p.is_file() {
+                    return Err(format!("{what}: {} is not a readable file", p.display()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    let wrapped = format!("v = {raw}");
+    match wrapped.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+/// Sets `path` in `table`, making tables (and array slots, for numeric segments) on the way.
+fn set_path(
+    table: &mut toml::Table,
+    path: &[String],
+    value: toml::Value,
+) -> std::result::Result<(), String> {
+    let (first, rest) = path.split_first().ok_or("empty key")?;
+    if rest.is_empty() {
+        table.insert(first.clone(), value);
+        return Ok(());
+    }
+    let next_is_index = rest[0].parse::<usize>().is_ok();
+    let slot = table.entry(first.clone()).or_insert_with(|| {
+        if next_is_index {
+            toml::Value::Array(Vec::new())
+        } else {
+            toml::Value::Table(toml::Table::new())
+        }
+    });
+    set_in(slot, first, rest, value)
+}
+
+fn set_in(
+    slot: &mut toml::Value,
+    at: &str,
+    path: &[String],
+    value: toml::Value,
+) -> std::result::Result<(), String> {
+    match slot {
+        toml::Value::Table(t) => set_path(t, path, value),
+        toml::Value::Array(items) => {
+            let i: usize = path[0]
+                .parse()
+                .map_err(|_| format!("{at} is a list; expected an index, got {:?}", path[0]))?;
+            if i > items.len() {
+                return Err(format!("{at}[{i}]: the list has {} items", items.len()));
+            }
+            if i == items.len() {
+                items.push(toml::Value::Table(toml::Table::new()));
+            }
+            if path.len() == 1 {
+                items[i] = value;
+                return Ok(());
+            }
+            set_in(&mut items[i], &format!("{at}[{i}]"), &path[1..], value)
+        }
+        _ => Err(format!("{at} is a value, not a table")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn the_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/omnicache.toml");
+        let c = ServerConfig::load(Some(&path), env(&[])).unwrap();
+        assert!(c.caches.contains_key("sessions"), "{c:?}");
+        assert!(!c.keys.is_empty());
+    }
+
+    #[test]
+    fn environment_variables_override_every_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[caches.users]\nl1_capacity = 5\n")
+            .unwrap();
+        let c = ServerConfig::load(
+            Some(&file),
+            env(&[
+                ("OMNICACHE_LISTEN", "127.0.0.1:9001"),
+                ("OMNICACHE_CACHES__USERS__L1_CAPACITY", "7"),
+                ("OMNICACHE_CACHES__USERS__TIERS__0__KIND", "disk"),
+                ("OMNICACHE_CACHES__USERS__TIERS__0__WRITE", "behind"),
+                ("OMNICACHE_DATA", "/tmp/x"),
+                ("OMNICACHE_API_KEY", "not config"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        let users = &c.caches["users"];
+        assert_eq!(users.l1_capacity, Some(7));
+        assert_eq!(users.tiers.as_ref().unwrap()[0].write, WriteMode::Behind);
+    }
+
+    #[test]
+    fn bad_configs_name_the_file_or_variable_the_key_and_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        let cases: &[(&str, &str)] = &[
+            ("listen = \"nowhere\"", "listen"),
+            ("[caches.users]\nl1_capacity = \"many\"", "caches.users.l1_capacity"),
+            ("[caches.users]\npolcy = \"lru\"", "unknown field `polcy`"),
+            ("[caches.users]\npolicy = \"fifo\"", "caches.users.policy: unknown policy"),
+            ("[caches.Users]\n", "caches.Users: a cache name"),
+            ("[[caches.a.tiers]]\nkind = \"redis\"", "caches.a.tiers[0]: a redis tier needs url"),
+            ("[[caches.a.tiers]]\nkind = \"disk\"\nbucket = \"b\"", "caches.a.tiers[0].bucket"),
+            ("[[keys]]\nname = \"r\"\nsha256 = \"00\"\nscopes = [\"read\"]", "keys[0].sha256"),
+            ("[tls]\ncert = \"/nope.pem\"\nkey = \"/nope.key\"", "tls.cert"),
+            ("listen = ", "bad.toml"),
+        ];
+        for (text, want) in cases {
+            std::fs::write(&file, text).unwrap();
+            let err = ServerConfig::load(Some(&file), env(&[])).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: {err}");
+            assert!(err.contains("bad.toml"), "{text:?} names the file: {err}");
+        }
+        let err = ServerConfig::load(None, env(&[("OMNICACHE_MAX_KEY_BYTES", "lots")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("OMNICACHE_MAX_KEY_BYTES") && err.contains("max_key_bytes"), "{err}");
+        let err = ServerConfig::load(Some(Path::new("/no/such.toml")), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("/no/such.toml"), "{err}");
+    }
+}
