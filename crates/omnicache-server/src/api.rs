@@ -364,7 +364,16 @@ impl utoipa::Modify for SecurityAddon {
 
 /// The OpenAPI document of this API, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    routers().2
+}
+
+/// The open routes, the key-protected routes and the document of both.
+fn routers() -> (axum::Router<Shared>, axum::Router<Shared>, utoipa::openapi::OpenApi) {
+    let (open, open_spec) =
+        OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready)).split_for_parts();
+    let (protected, mut spec) = api_router().split_for_parts();
+    spec.merge(open_spec);
+    (open, protected, spec)
 }
 
 fn api_router() -> OpenApiRouter<Shared> {
@@ -387,11 +396,9 @@ fn api_router() -> OpenApiRouter<Shared> {
 
 /// The router: open routes, then key-protected ones; every error as JSON.
 pub(crate) fn router(state: Shared) -> Router {
-    let (protected, spec) = api_router().split_for_parts();
+    let (open, protected, spec) = routers();
     let spec = Arc::new(spec);
     let protected = protected.layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    let open = OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready));
-    let (open, _) = open.split_for_parts();
     Router::new()
         .merge(open)
         .route(

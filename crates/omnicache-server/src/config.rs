@@ -269,9 +269,11 @@ impl TierSpec {
                 given(self.prefix.is_some(), "prefix", "s3")?;
                 given(self.region.is_some(), "region", "s3")?;
                 match (&self.url, &self.cluster) {
-                    (None, None) => return Err(format!(
+                    (None, None) => {
+                        return Err(format!(
                         "{at}: a redis tier needs url = \"redis://host:port\" or cluster = [...]"
-                    )),
+                    ))
+                    }
                     (Some(u), _) if !u.starts_with("redis://") && !u.starts_with("rediss://") => {
                         return Err(format!("{at}.url: {u:?} is not a redis:// URL"))
                     }
