@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(args.iter().any(|a| a == "--slow")),
         Some("deps") => deps(),
+        Some("schemathesis") => schemathesis(),
         Some("bench") => run(
             "race",
             cargo(&[
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
             ]),
         ),
         _ => {
-            eprintln!("usage: cargo xtask ci [--slow] | deps | bench");
+            eprintln!("usage: cargo xtask ci [--slow] | deps | schemathesis | bench");
             return ExitCode::from(2);
         }
     };
@@ -193,6 +194,7 @@ fn ci(slow: bool) -> Result<(), String> {
         }
         run("tests (cargo test)", cargo(&args))?;
     }
+    schemathesis()?;
     run("doctests", cargo(&["test", "--workspace", "--all-features", "--doc"]))?;
     let mut doc = cargo(&["doc", "--workspace", "--all-features", "--no-deps"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
@@ -203,6 +205,69 @@ fn ci(slow: bool) -> Result<(), String> {
     run("loom model of the memory cache", lm)?;
     eprintln!("\nci: all steps passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// The schemathesis version `ci` installs when `st` is missing.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// Runs schemathesis against a live `omnicache serve` and its `/openapi.json`: no 5xx, and every
+/// status, content type, header and body as the document says. Bounded: 30 examples per
+/// operation, 10 minutes at most.
+fn schemathesis() -> Result<(), String> {
+    let have_st = || {
+        Command::new("st")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !have_st() {
+        eprintln!("==> provisioning: pip install {SCHEMATHESIS}");
+        let _ = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", SCHEMATHESIS])
+            .status();
+        if !have_st() {
+            return Err(format!(
+                "schemathesis (`st`) is missing and could not be installed; install it with `python3 -m pip install {SCHEMATHESIS}`"
+            ));
+        }
+    }
+    run(
+        "build the server for schemathesis",
+        cargo(&["build", "-p", "omnicache-cli", "--all-features"]),
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("schemathesis: no free port: {e}"))?
+        .port();
+    let data = std::env::temp_dir().join(format!("omnicache-schemathesis-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let mut server = Command::new("target/debug/omnicache")
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("schemathesis: starting target/debug/omnicache: {e}"))?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            return Err("schemathesis: the server did not start listening".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let key = std::fs::read_to_string(data.join("admin.key")).unwrap_or_default();
+    let mut st = Command::new("timeout");
+    st.args(["600", "st", "run", &format!("http://127.0.0.1:{port}/openapi.json")])
+        .args(["-H", &format!("Authorization: Bearer {}", key.trim())])
+        .args(["--max-examples", "30", "--seed", "1"])
+        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"]);
+    let result = run("schemathesis against /openapi.json", st);
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&data);
+    result
 }
 
 fn deps() -> Result<(), String> {

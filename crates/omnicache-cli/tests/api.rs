@@ -115,7 +115,10 @@ fn keys_have_scopes_and_caches_and_every_failure_is_401_or_403() {
     assert_eq!(call(&s, Some(&k), "GET", "/caches/orders/keys", b"").status, 200);
     assert_eq!(call(&s, Some(&k), "GET", "/caches/users/keys", b"").status, 403);
     let bad = call(&s, a, "POST", "/keys", br#"{"name":"x","scopes":["root"]}"#);
-    assert_eq!((bad.status, bad.error_code().as_str()), (400, "invalid_key_spec"));
+    assert_eq!((bad.status, bad.error_code().as_str()), (400, "invalid_json"));
+    assert!(bad.json()["error"]["message"].as_str().unwrap().contains("root"));
+    let dup = call(&s, a, "POST", "/keys", br#"{"name":"writer","scopes":["read"]}"#);
+    assert_eq!((dup.status, dup.error_code().as_str()), (409, "key_exists"));
     let list = call(&s, a, "GET", "/keys", b"").json();
     assert_eq!(list["keys"].as_array().unwrap().len(), 4);
     assert!(!String::from_utf8_lossy(&call(&s, a, "GET", "/keys", b"").body).contains(&k[3..]));
@@ -182,7 +185,7 @@ fn stats_clear_set_policy_batches_and_limits() {
     let p = call(&s, a, "PATCH", "/caches/st", br#"{"policy":"arc"}"#).json();
     assert_eq!((p["policy"].clone(), p["l1_entries"].clone()), (json!("arc"), json!(1)));
     let bad = call(&s, a, "PATCH", "/caches/st", br#"{"policy":"fifo"}"#);
-    assert_eq!(bad.error_code(), "invalid_policy");
+    assert_eq!((bad.status, bad.error_code().as_str()), (400, "invalid_json"));
     assert!(bad.json()["error"]["message"].as_str().unwrap().contains("wtinylfu"));
 
     // Clear empties memory and the tiers.

@@ -1,6 +1,8 @@
 //! The REST API: handlers, their OpenAPI description, authentication and errors.
 
-use crate::config::{valid_cache_name, CacheSpec, ServerConfig, TierKind, TierSpec, WriteMode};
+use crate::config::{
+    valid_cache_name, CacheSpec, PolicyName, ServerConfig, TierKind, TierSpec, WriteMode,
+};
 use crate::keys::{ApiKeys, Grant, KeyInfo, Scope};
 use crate::value::{pack_value, unpack_value};
 use axum::body::{Body, Bytes};
@@ -121,8 +123,10 @@ impl AppState {
                     t.url.clone().unwrap_or_default(),
                 )
                 .namespace(t.namespace.clone().unwrap_or_else(|| format!("omnicache:{cache}")));
-                if let Some(nodes) = &t.cluster {
-                    b = b.cluster(nodes.clone());
+                match &t.cluster {
+                    Some(nodes) => b = b.cluster(nodes.clone()),
+                    // Redis down at start degrades the cache instead of failing the start.
+                    None => b = b.lazy(true),
                 }
                 if let Some(ms) = t.timeout_ms {
                     b = b.timeout(Duration::from_millis(ms));
@@ -351,6 +355,28 @@ struct ApiDoc;
 
 struct SecurityAddon;
 
+/// Bodies that may be empty: an empty value, an empty warm or import file.
+const OPTIONAL_BODIES: &[(&str, &str)] = &[
+    ("/caches/{name}/entries/{key}", "put"),
+    ("/caches/{name}/warm", "post"),
+    ("/caches/{name}/import", "post"),
+];
+
+/// Marks [`OPTIONAL_BODIES`] as not required (utoipa marks every body required).
+fn optional_bodies(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::Required;
+    for (path, method) in OPTIONAL_BODIES {
+        let Some(item) = openapi.paths.paths.get_mut(*path) else { continue };
+        let op = match *method {
+            "put" => item.put.as_mut(),
+            _ => item.post.as_mut(),
+        };
+        if let Some(body) = op.and_then(|o| o.request_body.as_mut()) {
+            body.required = Some(Required::False);
+        }
+    }
+}
+
 impl utoipa::Modify for SecurityAddon {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -373,6 +399,7 @@ fn routers() -> (axum::Router<Shared>, axum::Router<Shared>, utoipa::openapi::Op
         OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready)).split_for_parts();
     let (protected, mut spec) = api_router().split_for_parts();
     spec.merge(open_spec);
+    optional_bodies(&mut spec);
     (open, protected, spec)
 }
 
@@ -592,13 +619,51 @@ async fn list_caches(
     Ok(Json(CacheList { caches }))
 }
 
-/// `POST /caches`: a name and the cache's spec.
+/// `POST /caches`: a name and the cache's spec (the fields of a config file's cache).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CreateCache {
     /// 1 to 64 characters of a-z, 0-9, `-`, `_`.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     name: String,
-    #[serde(flatten)]
-    spec: CacheSpec,
+    /// The eviction policy. Default: s3fifo.
+    #[serde(default)]
+    policy: Option<PolicyName>,
+    /// Entries kept in memory. Default: the server's `l1_capacity`.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    l1_capacity: Option<u64>,
+    /// Bound memory by value bytes instead of entries.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    l1_max_bytes: Option<u64>,
+    /// The TTL of entries stored without one, in seconds.
+    #[serde(default)]
+    #[schema(exclusive_minimum = 0, exclusive_maximum = 1e12)]
+    default_ttl_secs: Option<f64>,
+    /// The tiers below memory, fastest first. Default: one disk tier in the data directory.
+    /// Disk tiers live in the data directory (`path` is for the config file only).
+    #[serde(default)]
+    tiers: Option<Vec<TierSpec>>,
+}
+
+impl CreateCache {
+    fn into_spec(self) -> (String, CacheSpec) {
+        let policy = self.policy.map(|p| {
+            serde_json::to_value(p)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        });
+        let spec = CacheSpec {
+            policy,
+            l1_capacity: self.l1_capacity,
+            l1_max_bytes: self.l1_max_bytes,
+            default_ttl_secs: self.default_ttl_secs,
+            tiers: self.tiers,
+        };
+        (self.name, spec)
+    }
 }
 
 /// A created cache.
@@ -628,8 +693,8 @@ async fn create_cache(
     body: std::result::Result<Json<CreateCache>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Created>)> {
     need_global(&grant, Scope::Admin)?;
-    let CreateCache { name, spec } =
-        json_body(body, r#"{"name":"users","policy":"lru","l1_capacity":10000}"#)?;
+    let (name, spec) =
+        json_body(body, r#"{"name":"users","policy":"lru","l1_capacity":10000}"#)?.into_spec();
     if !valid_cache_name(&name) {
         return Err(ApiError::bad(
             "invalid_name",
@@ -637,6 +702,12 @@ async fn create_cache(
         ));
     }
     spec.validate("body").map_err(|m| ApiError::bad("invalid_spec", m))?;
+    if spec.tiers.iter().flatten().any(|t| t.path.is_some()) {
+        return Err(ApiError::bad(
+            "invalid_spec",
+            "body.tiers: a disk tier's path can be set only in the config file; over the API it lives in the data directory",
+        ));
+    }
     if state.read().contains_key(&name) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -644,7 +715,9 @@ async fn create_cache(
             format!("a cache named {name:?} exists"),
         ));
     }
-    let cache = state.build_cache(&name, &spec).await?;
+    let cache = state.build_cache(&name, &spec).await.map_err(|e| {
+        ApiError::bad("invalid_spec", format!("cannot open the cache as specified: {e}"))
+    })?;
     state.write().insert(name.clone(), Named { spec, cache, from_config: false });
     state.save_specs()?;
     Ok((StatusCode::CREATED, Json(Created { name })))
@@ -702,7 +775,7 @@ async fn cache_info(
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateCache {
     /// The new eviction policy; every entry is kept.
-    policy: String,
+    policy: PolicyName,
 }
 
 /// Switches a cache's eviction policy live, keeping every entry. Needs admin.
@@ -719,6 +792,10 @@ async fn update_cache(
 ) -> ApiResult<Json<CacheInfo>> {
     need(&grant, Scope::Admin, Some(&name))?;
     let UpdateCache { policy } = json_body(body, r#"{"policy":"lru"}"#)?;
+    let policy = serde_json::to_value(policy)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
     let factory = omnicache_strategies::by_name(&policy).ok_or_else(|| {
         ApiError::bad(
             "invalid_policy",
@@ -741,9 +818,9 @@ async fn update_cache(
 
 /// Drops a cache and its data (not `default`). Needs admin.
 #[utoipa::path(delete, path = "/caches/{name}", tag = "caches", params(("name" = String, Path)),
-    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
 async fn delete_cache(
     State(state): State<Shared>,
     Extension(grant): Extension<Grant>,
@@ -751,7 +828,8 @@ async fn delete_cache(
 ) -> ApiResult<StatusCode> {
     need(&grant, Scope::Admin, Some(&name))?;
     if name == "default" {
-        return Err(ApiError::bad(
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
             "cannot_delete_default",
             "the default cache cannot be deleted; clear it instead",
         ));
@@ -974,7 +1052,10 @@ async fn list_keys(
 ) -> ApiResult<Json<KeyPage>> {
     need(&grant, Scope::Read, Some(&name))?;
     let cache = state.cache(&name)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1_000);
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1_000).contains(&limit) {
+        return Err(ApiError::bad("invalid_limit", format!("limit is 1 to 1000, got {limit}")));
+    }
     let mut keys: Vec<Vec<u8>> = cache.l1_keys(q.prefix.as_bytes());
     keys.extend(cache.tier_keys(q.prefix.as_bytes()).await);
     keys.sort_unstable();
@@ -993,11 +1074,12 @@ fn check_key(state: &AppState, key: &str) -> ApiResult<()> {
     if key.is_empty() {
         return Err(ApiError::bad("invalid_key", "the key is empty"));
     }
-    if key.len() > state.config.max_key_bytes {
+    let len = key.chars().count();
+    if len > state.config.max_key_len {
         return Err(ApiError::new(
             StatusCode::URI_TOO_LONG,
             "key_too_long",
-            format!("the key is {} bytes; the limit is {}", key.len(), state.config.max_key_bytes),
+            format!("the key is {len} characters; the limit is {}", state.config.max_key_len),
         ));
     }
     Ok(())
@@ -1121,13 +1203,27 @@ async fn delete_entry(
 #[serde(deny_unknown_fields)]
 pub(crate) struct BatchGet {
     /// Up to 1,000 keys.
+    #[schema(schema_with = key_list)]
     keys: Vec<String>,
+}
+
+fn key_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(1024))
+        .build()
+}
+
+fn key_list() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new().items(key_schema()).max_items(Some(MAX_BATCH)).build()
 }
 
 /// One value in a batch: `value` when it is UTF-8 text, else `value_base64`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub(crate) struct BatchEntry {
     /// The key.
+    #[schema(min_length = 1, max_length = 1024)]
     key: String,
     /// The value, when it is UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1140,6 +1236,7 @@ pub(crate) struct BatchEntry {
     content_type: Option<String>,
     /// On set: time to live in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0)]
     ttl_secs: Option<f64>,
     /// On set: tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -1181,8 +1278,9 @@ async fn batch_get(
     need(&grant, Scope::Read, Some(&name))?;
     let BatchGet { keys } = json_body(body, r#"{"keys":["a","b"]}"#)?;
     batch_size(keys.len())?;
-    for k in &keys {
-        check_key(&state, k)?;
+    for (i, k) in keys.iter().enumerate() {
+        check_key(&state, k)
+            .map_err(|e| ApiError::bad(e.code, format!("keys[{i}]: {}", e.message)))?;
     }
     let cache = state.cache(&name)?;
     let mut found = Vec::new();
@@ -1215,6 +1313,7 @@ async fn batch_get(
 #[serde(deny_unknown_fields)]
 pub(crate) struct BatchSet {
     /// Up to 1,000 entries, each with `value` or `value_base64`.
+    #[schema(max_items = 1000)]
     entries: Vec<BatchEntry>,
 }
 
@@ -1245,7 +1344,8 @@ async fn batch_set(
     let cache = state.cache(&name)?;
     let mut items = Vec::with_capacity(entries.len());
     for (i, e) in entries.into_iter().enumerate() {
-        check_key(&state, &e.key)?;
+        check_key(&state, &e.key)
+            .map_err(|err| ApiError::bad(err.code, format!("entries[{i}]: {}", err.message)))?;
         let body = match (e.value, e.value_base64) {
             (Some(v), None) => v.into_bytes(),
             (None, Some(b)) => {
@@ -1279,11 +1379,26 @@ async fn batch_set(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct WarmQuery {
-    /// json, jsonl or csv. Default: by the `Content-Type` (application/json, application/x-ndjson, text/csv), else jsonl.
-    format: Option<String>,
+    /// json, jsonl or csv. Default: by the `Content-Type` (application/json, text/csv), else
+    /// jsonl.
+    format: Option<WarmFormatName>,
     /// A TTL in seconds for every entry, replacing the file's.
     #[param(exclusive_minimum = 0)]
     ttl: Option<f64>,
+}
+
+/// The formats of a warm file.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum WarmFormatName {
+    /// A JSON array of records, or an object of key to value.
+    Json,
+    /// One JSON record per line.
+    Jsonl,
+    /// JSONL by its other name.
+    Ndjson,
+    /// Rows of key,value[,ttl_secs[,tags]].
+    Csv,
 }
 
 /// A row that was skipped.
@@ -1341,7 +1456,7 @@ async fn load(
 /// by line; the rest are stored.
 #[utoipa::path(post, path = "/caches/{name}/warm", tag = "bulk",
     params(("name" = String, Path), WarmQuery),
-    request_body(content = Vec<u8>, content_type = "application/x-ndjson", description = "Records: {\"key\", \"value\" | \"value_hex\", \"ttl_secs\", \"tags\", \"content_type\"}; CSV rows key,value[,ttl_secs[,tags]]"),
+    request_body(content = String, content_type = "text/plain", description = "Records: {\"key\", \"value\" | \"value_hex\", \"ttl_secs\", \"tags\", \"content_type\"}; CSV rows key,value[,ttl_secs[,tags]]"),
     responses((status = 200, body = LoadReport), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
@@ -1356,16 +1471,10 @@ async fn warm_cache(
     need(&grant, Scope::Write, Some(&name))?;
     let cache = state.cache(&name)?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let format = match q.format.as_deref() {
-        Some("json") => WarmFormat::Json,
-        Some("jsonl") | Some("ndjson") => WarmFormat::Jsonl,
-        Some("csv") => WarmFormat::Csv,
-        Some(other) => {
-            return Err(ApiError::bad(
-                "invalid_format",
-                format!("format {other:?}: expected json, jsonl or csv"),
-            ))
-        }
+    let format = match q.format {
+        Some(WarmFormatName::Json) => WarmFormat::Json,
+        Some(WarmFormatName::Jsonl | WarmFormatName::Ndjson) => WarmFormat::Jsonl,
+        Some(WarmFormatName::Csv) => WarmFormat::Csv,
         None if ct.starts_with("application/json") => WarmFormat::Json,
         None if ct.starts_with("text/csv") => WarmFormat::Csv,
         None => WarmFormat::Jsonl,
@@ -1377,7 +1486,7 @@ async fn warm_cache(
 /// Loads an export (JSONL). Needs write.
 #[utoipa::path(post, path = "/caches/{name}/import", tag = "bulk",
     params(("name" = String, Path)),
-    request_body(content = Vec<u8>, content_type = "application/x-ndjson", description = "What /export wrote"),
+    request_body(content = String, content_type = "text/plain", description = "What /export wrote (JSONL)"),
     responses((status = 200, body = LoadReport), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
@@ -1454,12 +1563,36 @@ async fn list_api_keys(
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateKey {
     /// A unique name.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
     /// Any of read, write, admin.
-    scopes: Vec<String>,
+    #[schema(min_items = 1)]
+    scopes: Vec<ScopeName>,
     /// Limit the key to these caches. Default: all.
     #[serde(default)]
     caches: Option<Vec<String>>,
+}
+
+/// A key's scope.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ScopeName {
+    /// Read entries, keys, stats, exports.
+    Read,
+    /// Write, delete, invalidate, warm, import.
+    Write,
+    /// Everything, caches and keys included.
+    Admin,
+}
+
+impl ScopeName {
+    fn as_str(self) -> &'static str {
+        match self {
+            ScopeName::Read => "read",
+            ScopeName::Write => "write",
+            ScopeName::Admin => "admin",
+        }
+    }
 }
 
 /// A new key, shown once.
@@ -1475,7 +1608,7 @@ pub(crate) struct NewKey {
 #[utoipa::path(post, path = "/keys", tag = "keys", request_body = CreateKey,
     responses((status = 201, body = NewKey), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn create_api_key(
     State(state): State<Shared>,
     Extension(grant): Extension<Grant>,
@@ -1484,6 +1617,14 @@ async fn create_api_key(
     need_global(&grant, Scope::Admin)?;
     let CreateKey { name, scopes, caches } =
         json_body(body, r#"{"name":"reader","scopes":["read"],"caches":["users"]}"#)?;
+    let scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_string()).collect();
+    if state.keys.list().iter().any(|k| k.name == name) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "key_exists",
+            format!("a key named {name:?} exists; revoke it first"),
+        ));
+    }
     let key = state
         .keys
         .create(&name, &scopes, caches)

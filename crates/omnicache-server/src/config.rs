@@ -29,9 +29,9 @@ pub struct ServerConfig {
     /// Entries a cache keeps in memory when it does not say. Default: 100,000.
     #[serde(default = "default_l1_capacity")]
     pub l1_capacity: u64,
-    /// The longest key, in bytes (414 beyond). Default: 1,024.
-    #[serde(default = "default_max_key_bytes")]
-    pub max_key_bytes: usize,
+    /// The longest key, in characters (414 beyond, 400 in a batch). Default: 1,024.
+    #[serde(default = "default_max_key_len")]
+    pub max_key_len: usize,
     /// The largest request body, in bytes (413 beyond). Default: 16 MiB.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
@@ -56,7 +56,7 @@ fn default_data_dir() -> PathBuf {
 fn default_l1_capacity() -> u64 {
     100_000
 }
-fn default_max_key_bytes() -> usize {
+fn default_max_key_len() -> usize {
     1024
 }
 fn default_max_body_bytes() -> usize {
@@ -69,7 +69,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             data_dir: default_data_dir(),
             l1_capacity: default_l1_capacity(),
-            max_key_bytes: default_max_key_bytes(),
+            max_key_len: default_max_key_len(),
             max_body_bytes: default_max_body_bytes(),
             tls: None,
             caches: BTreeMap::new(),
@@ -95,6 +95,7 @@ pub struct CacheSpec {
     /// The eviction policy of the memory layer: s3fifo (the default), lru, lfu, ttl, gdsf, arc,
     /// sieve, wtinylfu.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<PolicyName>)]
     pub policy: Option<String>,
     /// Entries kept in memory. Default: the server's `l1_capacity`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,7 +107,7 @@ pub struct CacheSpec {
     pub l1_max_bytes: Option<u64>,
     /// The TTL of entries stored without one, in seconds. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(exclusive_minimum = 0)]
+    #[schema(exclusive_minimum = 0, exclusive_maximum = 1e12)]
     pub default_ttl_secs: Option<f64>,
     /// The tiers below memory, fastest first. Default: one disk tier in the data directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,6 +198,44 @@ pub struct KeySpec {
     /// The caches it may use. Default: all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caches: Option<Vec<String>>,
+}
+
+/// The eviction policies by name (`omnicache_strategies::NAMES`), for the API's schema.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub enum PolicyName {
+    /// S3-FIFO (Yang et al., SOSP'23), the default.
+    #[serde(rename = "s3fifo")]
+    S3Fifo,
+    /// Least recently used.
+    #[serde(rename = "lru")]
+    Lru,
+    /// Least frequently used, with aging.
+    #[serde(rename = "lfu")]
+    Lfu,
+    /// Soonest expiry first.
+    #[serde(rename = "ttl")]
+    Ttl,
+    /// Greedy-dual size frequency: least value per byte.
+    #[serde(rename = "gdsf")]
+    Gdsf,
+    /// Adaptive replacement cache.
+    #[serde(rename = "arc")]
+    Arc,
+    /// SIEVE (Zhang et al., NSDI'24).
+    #[serde(rename = "sieve")]
+    Sieve,
+    /// W-TinyLFU with an adaptive window.
+    #[serde(rename = "wtinylfu")]
+    WTinyLfu,
+    /// W-TinyLFU with a fixed 1% window.
+    #[serde(rename = "wtinylfu-fixed")]
+    WTinyLfuFixed,
+    /// The memory cache's default (S3-FIFO).
+    #[serde(rename = "default")]
+    Default,
+    /// GDSF by another name.
+    #[serde(rename = "size")]
+    Size,
 }
 
 /// The scopes a key can have.
@@ -372,8 +411,8 @@ impl ServerConfig {
         if self.l1_capacity == 0 {
             return Err("l1_capacity: must be at least 1".into());
         }
-        if self.max_key_bytes == 0 {
-            return Err("max_key_bytes: must be at least 1".into());
+        if self.max_key_len == 0 {
+            return Err("max_key_len: must be at least 1".into());
         }
         for (name, spec) in &self.caches {
             if !valid_cache_name(name) {
@@ -464,6 +503,16 @@ mod tests {
     }
 
     #[test]
+    fn the_policy_names_of_the_schema_are_the_strategies_names() {
+        for name in omnicache_strategies::NAMES {
+            let parsed: PolicyName = serde_json::from_value(serde_json::json!(name))
+                .unwrap_or_else(|e| panic!("{name} is missing from PolicyName: {e}"));
+            assert_eq!(serde_json::to_value(parsed).unwrap(), serde_json::json!(name));
+        }
+        assert_eq!(omnicache_strategies::NAMES.len(), 11, "PolicyName lists 11 names");
+    }
+
+    #[test]
     fn the_example_config_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/omnicache.toml");
         let c = ServerConfig::load(Some(&path), env(&[])).unwrap();
@@ -519,10 +568,10 @@ mod tests {
             assert!(err.contains(want), "{text:?}: {err}");
             assert!(err.contains("bad.toml"), "{text:?} names the file: {err}");
         }
-        let err = ServerConfig::load(None, env(&[("OMNICACHE_MAX_KEY_BYTES", "lots")]))
+        let err = ServerConfig::load(None, env(&[("OMNICACHE_MAX_KEY_LEN", "lots")]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("OMNICACHE_MAX_KEY_BYTES") && err.contains("max_key_bytes"), "{err}");
+        assert!(err.contains("OMNICACHE_MAX_KEY_LEN") && err.contains("max_key_len"), "{err}");
         let err = ServerConfig::load(Some(Path::new("/no/such.toml")), env(&[])).unwrap_err();
         assert!(err.to_string().contains("/no/such.toml"), "{err}");
     }

@@ -69,9 +69,19 @@ pub struct RedisTierBuilder {
     timeout: Duration,
     clock: SharedClock,
     name: String,
+    lazy: bool,
 }
 
 impl RedisTierBuilder {
+    /// Connects on the first call instead of in [`connect`](Self::connect), so a Redis that
+    /// is down at start degrades the tier (calls fail, the tiered cache's breaker opens)
+    /// instead of failing the start. Single Redis only; a cluster always connects eagerly.
+    /// Default: connect eagerly.
+    pub fn lazy(mut self, lazy: bool) -> Self {
+        self.lazy = lazy;
+        self
+    }
+
     /// Connects to a Redis Cluster through these nodes (`redis://host:port`) instead of the
     /// single URL. Default: a single Redis.
     pub fn cluster(mut self, nodes: impl IntoIterator<Item = impl Into<String>>) -> Self {
@@ -110,13 +120,22 @@ impl RedisTierBuilder {
         let conn = if self.cluster.is_empty() {
             let client = redis::Client::open(self.url.as_str())
                 .map_err(|e| Error::invalid_input(format!("redis URL {:?}: {e}", self.url)))?;
-            let manager = tokio::time::timeout(self.timeout, ConnectionManager::new(client))
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(|e| {
-                    Error::new(ErrorKind::Unavailable, format!("connecting to {}", self.url))
-                        .with_source(e)
-                })?;
+            let manager = if self.lazy {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(1);
+                ConnectionManager::new_lazy_with_config(client, config)
+                    .map_err(|e| Error::invalid_input(format!("redis URL {:?}: {e}", self.url)))?
+            } else {
+                tokio::time::timeout(self.timeout, ConnectionManager::new(client))
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(|e| {
+                        Error::new(ErrorKind::Unavailable, format!("connecting to {}", self.url))
+                            .with_source(e)
+                    })?
+            };
             Conn::Single(manager)
         } else {
             let client = redis::cluster::ClusterClient::new(self.cluster.clone()).map_err(|e| {
@@ -189,6 +208,7 @@ impl RedisTier {
             timeout: Duration::from_millis(500),
             clock: SharedClock::System,
             name: "redis".into(),
+            lazy: false,
         }
     }
 

@@ -403,3 +403,30 @@ fn a_redis_cluster_passes_the_tier_conformance_suite() {
         assert_eq!(holding, 3, "every node holds some of the keys");
     });
 }
+
+#[test]
+fn a_lazy_tier_starts_without_redis_and_serves_once_it_is_up() {
+    rt().block_on(async {
+        let mut server = RedisServer::start();
+        server.kill();
+        let tier = omnicache_tiers::redis::RedisTier::builder(server.url())
+            .lazy(true)
+            .timeout(Duration::from_millis(300))
+            .connect()
+            .await
+            .expect("a lazy tier starts while Redis is down");
+        let entry = TierEntry { value: b"v".to_vec(), meta: omnicache_core::EntryMeta::new(1) };
+        assert!(Tier::put(&tier, b"k", entry.clone()).await.is_err(), "calls fail while down");
+        server.spawn();
+        let mut stored = false;
+        for _ in 0..50 {
+            if Tier::put(&tier, b"k", entry.clone()).await.is_ok() {
+                stored = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(stored, "the tier connects once Redis is up");
+        assert_eq!(Tier::get(&tier, b"k").await.unwrap().unwrap().value, b"v");
+    });
+}
