@@ -4,28 +4,35 @@
 //! default ([`ServerConfig::default`]) listens on `127.0.0.1:7070` and keeps a `default` cache
 //! in memory over a SQLite disk tier in `./omnicache-data`, so it needs no external service.
 //!
-//! | route | what |
-//! |---|---|
-//! | `GET /health` | liveness, no key needed |
-//! | `GET /ready` | readiness with every cache's tiers, their health and breaker, no key needed |
-//! | `GET /caches` | the caches and their entry counts |
-//! | `POST /caches` | create `{"name": "...", "l1_capacity": n, "default_ttl_secs": s}` (kept across restarts) |
-//! | `GET /caches/{name}` | a cache's tiers, health, breakers and counters |
-//! | `DELETE /caches/{name}` | drop a cache and its data (not `default`) |
-//! | `POST /caches/{name}/invalidate` | `{"by": "key"\|"keys"\|"tag"\|"prefix"\|"subject"\|"all", "value": ...}` |
-//! | `GET /caches/{name}/keys` | keys by `?prefix=`, paginated with `?limit=&cursor=` |
-//! | `PUT /caches/{name}/entries/{key}` | store the body; `?ttl=SECONDS&tags=a,b`; the `Content-Type` is kept |
-//! | `GET /caches/{name}/entries/{key}` | the body as stored, with its content type |
-//! | `DELETE /caches/{name}/entries/{key}` | remove |
+//! | route | what | scope |
+//! |---|---|---|
+//! | `GET /health`, `GET /ready` | liveness; readiness with every cache's tiers and breakers | none |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of all this (also `docs/openapi.json`) | none |
+//! | `GET /caches`, `POST /caches` | list (those the key covers); create from a spec | read; admin |
+//! | `GET`, `PATCH`, `DELETE /caches/{name}` | info; switch the policy live; drop with its data | read; admin; admin |
+//! | `GET /caches/{name}/stats`, `POST /caches/{name}/clear` | hit ratio, removals, tiers; empty it | read; write |
+//! | `POST /caches/{name}/invalidate` | `{"by": "key"\|"keys"\|"tag"\|"prefix"\|"subject"\|"all", "value": ...}` | write |
+//! | `GET /caches/{name}/keys` | keys by `?prefix=`, paginated with `?limit=&cursor=` | read |
+//! | `PUT`, `GET`, `DELETE /caches/{name}/entries/{key}` | the body as is, with `?ttl=&tags=` and its content type | write; read; write |
+//! | `POST /caches/{name}/batch/get`, `.../batch/set` | up to 1,000 keys or entries at once | read; write |
+//! | `POST /caches/{name}/warm`, `.../import`; `GET .../export` | JSON/JSONL/CSV in (bad rows by line), JSONL out | write; write; read |
+//! | `GET`, `POST /keys`, `DELETE /keys/{name}` | API keys: list, make (shown once), revoke | admin |
 //!
-//! Every error is `{"error": {"code": "...", "message": "..."}}` with its HTTP status. Requests
-//! need `Authorization: Bearer KEY` (or `X-Api-Key: KEY`). On first start the server makes an
-//! admin key, keeps only its SHA-256 in `keys.json`, writes the key itself to `admin.key`
-//! (mode 0600) next to the data, and prints it once.
+//! Every error is `{"error": {"code": "...", "message": "..."}}` with its HTTP status (401 without
+//! a valid key, 403 without the scope or for another cache, 413/414/400 past the limits).
+//! Requests send `Authorization: Bearer KEY` (or `X-Api-Key: KEY`). On first start the server
+//! makes an admin key, keeps only its SHA-256 in `keys.json`, writes the key itself to
+//! `admin.key` (mode 0600) next to the data, and prints it once; more keys come from the config
+//! file (by hash) or `POST /keys`. The configuration ([`ServerConfig::load`]) is a TOML file
+//! (`deploy/omnicache.toml`) whose every key an `OMNICACHE_...` variable overrides; with a
+//! `[tls]` certificate the server speaks HTTPS (rustls).
 //!
 //! ## Features
 //!
-//! None; the server always has the memory cache and the disk tier.
+//! - `redis`: Redis tiers in the config and the create-cache API.
+//! - `s3`: S3 tiers likewise.
+//!
+//! The memory cache and the disk tier are always there.
 //!
 //! ## Example
 //!
