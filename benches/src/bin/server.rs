@@ -58,7 +58,9 @@ fn start_server(bin: &str, data: &std::path::Path) -> (Killed, u16, Duration) {
         .arg(data)
         .stdout(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{bin}: {e}; build it with cargo build --release -p omnicache-cli"));
+        .unwrap_or_else(|e| {
+            panic!("{bin}: {e}; build it with cargo build --release -p omnicache-cli")
+        });
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || for _ in BufReader::new(stdout).lines() {});
     // Ready = the first answered /ready.
@@ -112,7 +114,9 @@ fn main() {
     let key = std::fs::read_to_string(dir.path().join("admin.key")).unwrap().trim().to_string();
     let value = "v".repeat(100);
     let entries: Vec<String> = (1..=1000)
-        .map(|i| format!("{{\"key\":\"k{i}\",\"value\":\"{value}\",\"content_type\":\"text/plain\"}}"))
+        .map(|i| {
+            format!("{{\"key\":\"k{i}\",\"value\":\"{value}\",\"content_type\":\"text/plain\"}}")
+        })
         .collect();
     let body = format!("{{\"entries\":[{}]}}", entries.join(","));
     let (status, _) = http(port, "POST", "/caches/default/batch/set", &key, body.as_bytes());

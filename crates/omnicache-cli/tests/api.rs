@@ -101,6 +101,8 @@ fn keys_have_scopes_and_caches_and_every_failure_is_401_or_403() {
     assert_eq!(call(&s, w, "POST", "/caches", br#"{"name":"x"}"#).status, 403);
     assert_eq!(call(&s, w, "PATCH", "/caches/users", br#"{"policy":"arc"}"#).status, 403);
     assert_eq!(call(&s, r, "GET", "/keys", b"").status, 403);
+    let cfg = call(&s, a, "DELETE", "/caches/orders", b"");
+    assert_eq!((cfg.status, cfg.error_code().as_str()), (409, "cache_in_config"));
 
     // Keys made over the API: shown once, scoped, revocable; config keys are not.
     let made = call(
@@ -500,4 +502,48 @@ fn sigterm_during_write_behind_loses_nothing_acknowledged() {
     }
     assert_eq!(lost, 0, "every acknowledged write reached the disk tier before exit");
     s.stop();
+}
+
+#[test]
+fn sim_replays_traces_as_a_table_csv_and_svg_and_rejects_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("loop.txt");
+    let keys: String = (0..2000).map(|i| format!("k{}\n", i % 50)).collect();
+    std::fs::write(&trace, keys).unwrap();
+    let plot = dir.path().join("hits.svg");
+    let out = bin()
+        .args(["sim", trace.to_str().unwrap(), "--policy", "lru,arc,opt", "--size", "10,100%"])
+        .args(["--format", "csv", "--plot", plot.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let csv = ok(out);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("trace,policy,size,requests,hits,hit_ratio"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 6, "3 policies x 2 sizes: {csv}");
+    let at = |p: &str, size: &str| {
+        rows.iter().find(|r| r[1] == p && r[2] == size).unwrap()[4].parse::<u64>().unwrap()
+    };
+    assert_eq!(at("lru", "10"), 0, "a 50-key loop thrashes a 10-entry LRU");
+    assert_eq!(at("opt", "50"), 1950, "with room for all 50 keys only the first pass misses");
+    assert!(at("opt", "10") > at("arc", "10"));
+    assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
+    let table =
+        ok(bin().args(["sim", trace.to_str().unwrap(), "--policy", "default"]).output().unwrap());
+    assert!(table.contains("default"), "{table}");
+
+    let bad = bin().args(["sim", trace.to_str().unwrap(), "--policy", "fifo"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown policy"));
+    let lis = dir.path().join("bad.lis");
+    std::fs::write(&lis, "1 2 0 0\nnot a row\n").unwrap();
+    let bad = bin().args(["sim", lis.to_str().unwrap()]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("line 2"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let missing = bin().args(["sim", "/no/such/trace"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
 }

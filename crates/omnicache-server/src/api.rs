@@ -816,7 +816,8 @@ async fn update_cache(
     Ok(Json(info))
 }
 
-/// Drops a cache and its data (not `default`). Needs admin.
+/// Drops a cache made over the API, and its data (not `default`, not one declared in the
+/// config file: 409). Needs admin.
 #[utoipa::path(delete, path = "/caches/{name}", tag = "caches", params(("name" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -834,7 +835,20 @@ async fn delete_cache(
             "the default cache cannot be deleted; clear it instead",
         ));
     }
-    let removed = state.write().remove(&name);
+    let removed = {
+        let mut caches = state.write();
+        match caches.get(&name) {
+            None => return Err(not_found(&name)),
+            Some(n) if n.from_config => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "cache_in_config",
+                    format!("cache {name:?} is declared in the config file; remove it there"),
+                ))
+            }
+            Some(_) => caches.remove(&name),
+        }
+    };
     let Some(n) = removed else { return Err(not_found(&name)) };
     n.cache.invalidate(&Invalidation::All).await;
     n.cache.shutdown().await;
