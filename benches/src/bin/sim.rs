@@ -7,7 +7,7 @@
 //! and `quick_cache`, measured in the same run.
 
 use omnicache::strategies::sim::{
-    parse_sizes, plot_svg, run_grid, write_csv, write_table, Opt, PolicyReplayer, Replayer, Trace,
+    parse_sizes, plot_svg, simulate, write_csv, write_table, Opt, PolicyReplayer, Replayer,
     TraceFormat,
 };
 use omnicache_bench::peers::{MokaReplayer, QuickCacheReplayer};
@@ -103,23 +103,8 @@ fn run() -> Result<(), (u8, String)> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let sizes = parse_sizes(&sizes).map_err(|e| usage(e.to_string()))?;
-    let mut traces = Vec::new();
-    for f in &files {
-        let fmt = format.clone().unwrap_or_else(|| TraceFormat::guess(f));
-        let t = Trace::open(f, &fmt).map_err(|e| (1, e.to_string()))?;
-        eprintln!("{}: {} requests, {} distinct keys", t.name, t.len(), t.unique());
-        traces.push(t);
-    }
-    let started = std::time::Instant::now();
-    let rows = run_grid(&traces, &replayers, &sizes, threads);
-    let requests: u64 = rows.iter().map(|r| r.requests).sum();
-    eprintln!(
-        "{} replays, {} requests in {:.2?} ({:.1} M requests/s on all threads)",
-        rows.len(),
-        requests,
-        started.elapsed(),
-        requests as f64 / started.elapsed().as_secs_f64() / 1e6
-    );
+    let rows = simulate(&files, format.as_ref(), &replayers, &sizes, threads)
+        .map_err(|e| (1, e.to_string()))?;
     print!("{}", if csv { write_csv(&rows) } else { write_table(&rows) });
     if let Some(path) = plot {
         std::fs::write(&path, plot_svg(&rows))

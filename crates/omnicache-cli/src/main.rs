@@ -885,8 +885,8 @@ fn sim(
     threads: usize,
 ) -> Outcome<()> {
     use omnicache_strategies::sim::{
-        parse_sizes, plot_svg, run_grid, write_csv, write_table, Opt, PolicyReplayer, Replayer,
-        Trace, TraceFormat,
+        parse_sizes, plot_svg, simulate, write_csv, write_table, Opt, PolicyReplayer, Replayer,
+        TraceFormat,
     };
     use std::sync::Arc;
     let csv = match format {
@@ -923,23 +923,8 @@ fn sim(
         })?),
         None => None,
     };
-    let mut loaded = Vec::new();
-    for f in traces {
-        let fmt = forced.clone().unwrap_or_else(|| TraceFormat::guess(f));
-        let t = Trace::open(f, &fmt).map_err(|e| Failure::usage(e.to_string()))?;
-        eprintln!("{}: {} requests, {} distinct keys", t.name, t.len(), t.unique());
-        loaded.push(t);
-    }
-    let started = std::time::Instant::now();
-    let rows = run_grid(&loaded, &replayers, &sizes, threads);
-    let requests: u64 = rows.iter().map(|r| r.requests).sum();
-    eprintln!(
-        "{} replays, {} requests in {:.2?} ({:.1} M requests/s on all threads)",
-        rows.len(),
-        requests,
-        started.elapsed(),
-        requests as f64 / started.elapsed().as_secs_f64().max(1e-9) / 1e6
-    );
+    let rows = simulate(traces, forced.as_ref(), &replayers, &sizes, threads)
+        .map_err(|e| Failure::usage(e.to_string()))?;
     print!("{}", if csv { write_csv(&rows) } else { write_table(&rows) });
     if let Some(path) = plot {
         std::fs::write(path, plot_svg(&rows))

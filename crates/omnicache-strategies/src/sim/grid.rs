@@ -106,6 +106,35 @@ impl Row {
     }
 }
 
+/// The simulator's whole run, as `omnicache sim` does it: opens each of `paths` (in `format`,
+/// or guessed from its name), runs the grid, and logs the traces and the replay speed to
+/// stderr. Errors are the traces' (unreadable file, malformed row by line or offset).
+pub fn simulate(
+    paths: &[std::path::PathBuf],
+    format: Option<&super::TraceFormat>,
+    replayers: &[Arc<dyn Replayer>],
+    sizes: &[SizeSpec],
+    threads: usize,
+) -> Result<Vec<Row>> {
+    let mut traces = Vec::with_capacity(paths.len());
+    for path in paths {
+        let guessed = super::TraceFormat::guess(path);
+        let t = Trace::open(path, format.unwrap_or(&guessed))?;
+        eprintln!("{}: {} requests, {} distinct keys", t.name, t.len(), t.unique());
+        traces.push(t);
+    }
+    let started = std::time::Instant::now();
+    let rows = run_grid(&traces, replayers, sizes, threads);
+    let requests: u64 = rows.iter().map(|r| r.requests).sum();
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "{} replays, {requests} requests in {secs:.2} s ({:.1} M requests/s on all threads)",
+        rows.len(),
+        requests as f64 / secs / 1e6
+    );
+    Ok(rows)
+}
+
 /// Runs every replayer at every size on every trace, on `threads` threads (all cores if 0).
 /// Rows come back in trace, size, replayer order, whatever the threads' timing.
 pub fn run_grid(

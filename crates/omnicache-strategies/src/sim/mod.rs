@@ -21,7 +21,8 @@ mod plot;
 mod trace;
 
 pub use grid::{
-    parse_sizes, run_grid, write_csv, write_table, PolicyReplayer, Replayer, Row, SizeSpec,
+    parse_sizes, run_grid, simulate, write_csv, write_table, PolicyReplayer, Replayer, Row,
+    SizeSpec,
 };
 pub use opt::{opt, Opt};
 pub use plot::plot_svg;
