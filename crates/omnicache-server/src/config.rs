@@ -4,7 +4,9 @@
 //! Every key of the file can be set from the environment: `OMNICACHE_` followed by the key's
 //! path in upper case, with `__` between levels, e.g. `OMNICACHE_LISTEN=0.0.0.0:7070`,
 //! `OMNICACHE_CACHES__USERS__L1_CAPACITY=50000`, `OMNICACHE_CACHES__USERS__TIERS__0__URL=...`.
-//! Values are read as TOML (`10`, `true`, `["read"]`) and otherwise as text.
+//! Values are read as TOML (`10`, `true`, `["read"]`) and otherwise as text. Variables whose
+//! first part is not a top-level key (`OMNICACHE_SERVER`, `OMNICACHE_API_KEY`, ...) are not
+//! configuration and are ignored.
 
 use omnicache_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -13,8 +15,20 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use utoipa::ToSchema;
 
-/// Environment variables that belong to the CLI, not to the server's configuration.
-const NOT_CONFIG: &[&str] = &["OMNICACHE_SERVER", "OMNICACHE_API_KEY", "OMNICACHE_CONFIG"];
+/// The top-level keys of the configuration: `OMNICACHE_` variables that start with anything
+/// else (`OMNICACHE_SERVER`, `OMNICACHE_API_KEY` of the CLI, `OMNICACHE_TOOLS` of xtask) are
+/// not configuration and are left alone.
+const TOP_LEVEL: &[&str] = &[
+    "listen",
+    "data_dir",
+    "data",
+    "l1_capacity",
+    "max_key_len",
+    "max_body_bytes",
+    "tls",
+    "caches",
+    "keys",
+];
 
 /// What the server runs with; the TOML file has the same shape (see `deploy/omnicache.toml`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -383,10 +397,10 @@ impl ServerConfig {
         let mut from_env: Vec<(String, String)> = Vec::new();
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("OMNICACHE_") else { continue };
-            if NOT_CONFIG.contains(&name.as_str()) || rest.is_empty() {
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            if !TOP_LEVEL.contains(&path[0].as_str()) {
                 continue;
             }
-            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
             // `OMNICACHE_DATA` is the CLI's historic name for data_dir.
             let path = if path == ["data"] { vec!["data_dir".to_string()] } else { path };
             set_path(&mut table, &path, parse_env_value(&value))
@@ -535,6 +549,7 @@ mod tests {
                 ("OMNICACHE_CACHES__USERS__TIERS__0__WRITE", "behind"),
                 ("OMNICACHE_DATA", "/tmp/x"),
                 ("OMNICACHE_API_KEY", "not config"),
+                ("OMNICACHE_TOOLS", "/not/config/either"),
                 ("PATH", "/bin"),
             ]),
         )
