@@ -603,7 +603,7 @@ pub(crate) struct CacheList {
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list_caches(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
 ) -> ApiResult<Json<CacheList>> {
     need(&grant, Scope::Read, None)?;
     let caches = state
@@ -689,7 +689,7 @@ fn json_body<T>(
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn create_cache(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     body: std::result::Result<Json<CreateCache>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Created>)> {
     need_global(&grant, Scope::Admin)?;
@@ -761,7 +761,7 @@ fn not_found(name: &str) -> ApiError {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn cache_info(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CacheInfo>> {
     need(&grant, Scope::Read, Some(&name))?;
@@ -786,7 +786,7 @@ pub(crate) struct UpdateCache {
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn update_cache(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path(name): Path<String>,
     body: std::result::Result<Json<UpdateCache>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<CacheInfo>> {
@@ -824,7 +824,7 @@ async fn update_cache(
         (status = 409, body = ErrorBody)))]
 async fn delete_cache(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     need(&grant, Scope::Admin, Some(&name))?;
@@ -916,7 +916,7 @@ pub(crate) struct CacheStats {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn cache_stats(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CacheStats>> {
     need(&grant, Scope::Read, Some(&name))?;
@@ -976,7 +976,7 @@ pub(crate) struct Removed {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn clear_cache(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Removed>> {
     need(&grant, Scope::Write, Some(&name))?;
@@ -1010,7 +1010,7 @@ pub(crate) enum InvalidateRequest {
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn invalidate(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path(name): Path<String>,
     body: std::result::Result<Json<InvalidateRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Removed>> {
@@ -1060,7 +1060,7 @@ pub(crate) struct KeyPage {
         (status = 404, body = ErrorBody)))]
 async fn list_keys(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path(name): Path<String>,
     Query(q): Query<KeysQuery>,
 ) -> ApiResult<Json<KeyPage>> {
@@ -1131,7 +1131,7 @@ pub(crate) struct PutQuery {
         (status = 414, body = ErrorBody)))]
 async fn put_entry(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path((name, key)): Path<(String, String)>,
     Query(q): Query<PutQuery>,
     headers: HeaderMap,
@@ -1174,7 +1174,7 @@ fn entry_not_found(name: &str, key: &str) -> ApiError {
         (status = 414, body = ErrorBody)))]
 async fn get_entry(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path((name, key)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     need(&grant, Scope::Read, Some(&name))?;
@@ -1199,7 +1199,7 @@ async fn get_entry(
         (status = 404, body = ErrorBody), (status = 414, body = ErrorBody)))]
 async fn delete_entry(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path((name, key)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     need(&grant, Scope::Write, Some(&name))?;
@@ -1285,7 +1285,7 @@ fn batch_size(n: usize) -> ApiResult<()> {
         (status = 414, body = ErrorBody)))]
 async fn batch_get(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path(name): Path<String>,
     body: std::result::Result<Json<BatchGet>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<BatchFound>> {
@@ -1348,7 +1348,7 @@ pub(crate) struct Stored {
         (status = 414, body = ErrorBody)))]
 async fn batch_set(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path(name): Path<String>,
     body: std::result::Result<Json<BatchSet>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Stored>> {
@@ -1476,7 +1476,7 @@ async fn load(
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn warm_cache(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path(name): Path<String>,
     Query(q): Query<WarmQuery>,
     headers: HeaderMap,
@@ -1506,7 +1506,7 @@ async fn warm_cache(
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn import_cache(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<LoadReport>> {
@@ -1533,7 +1533,7 @@ pub(crate) struct ExportQuery {
         (status = 404, body = ErrorBody)))]
 async fn export_cache(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path(name): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> ApiResult<Response> {
@@ -1566,7 +1566,7 @@ pub(crate) struct KeyList {
         (status = 403, body = ErrorBody)))]
 async fn list_api_keys(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
 ) -> ApiResult<Json<KeyList>> {
     need_global(&grant, Scope::Admin)?;
     Ok(Json(KeyList { keys: state.keys.list() }))
@@ -1625,7 +1625,7 @@ pub(crate) struct NewKey {
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn create_api_key(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     body: std::result::Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<NewKey>)> {
     need_global(&grant, Scope::Admin)?;
@@ -1653,7 +1653,7 @@ async fn create_api_key(
         (status = 409, body = ErrorBody)))]
 async fn revoke_api_key(
     State(state): State<Shared>,
-    Extension(grant): Extension<Grant>,
+    Extension(grant): Extension<Arc<Grant>>,
     Path(key_name): Path<String>,
 ) -> ApiResult<StatusCode> {
     need_global(&grant, Scope::Admin)?;

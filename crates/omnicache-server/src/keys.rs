@@ -7,6 +7,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub(crate) fn admin_key_file(dir: &Path) -> PathBuf {
     dir.join("admin.key")
@@ -111,6 +112,19 @@ struct Known {
     spec: KeySpec,
     hash: [u8; 32],
     from_config: bool,
+    /// Built once, handed to every request with this key.
+    grant: Arc<Grant>,
+}
+
+impl Known {
+    fn new(spec: KeySpec, hash: [u8; 32], from_config: bool) -> Known {
+        let grant = Arc::new(Grant {
+            name: spec.name.clone(),
+            bits: scope_bits(&spec.scopes),
+            caches: spec.caches.clone(),
+        });
+        Known { spec, hash, from_config, grant }
+    }
 }
 
 /// The keys the server accepts: those in `keys.json` and those in the config.
@@ -203,13 +217,13 @@ impl ApiKeys {
                     i + 1
                 ))
             })?;
-            known.push(Known { spec, hash, from_config: false });
+            known.push(Known::new(spec, hash, false));
         }
         for spec in config_keys {
             let hash = unhex(&spec.sha256.to_ascii_lowercase()).ok_or_else(|| {
                 Error::invalid_input(format!("config key {:?}: sha256 is not hex", spec.name))
             })?;
-            known.push(Known { spec: spec.clone(), hash, from_config: true });
+            known.push(Known::new(spec.clone(), hash, true));
         }
         let keys = ApiKeys { known: std::sync::RwLock::new(known), file };
         if new_admin.is_some() {
@@ -237,17 +251,13 @@ impl ApiKeys {
 
     /// The grant of `key`, if it is one of ours. Every known hash is compared, each in the
     /// same time wherever they differ.
-    pub fn authorize(&self, key: &str) -> Option<Grant> {
+    pub fn authorize(&self, key: &str) -> Option<Arc<Grant>> {
         let h = hash(key);
         let mut found = None;
         for known in self.r().iter() {
             let diff = known.hash.iter().zip(h.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
             if diff == 0 && found.is_none() {
-                found = Some(Grant {
-                    name: known.spec.name.clone(),
-                    bits: scope_bits(&known.spec.scopes),
-                    caches: known.spec.caches.clone(),
-                });
+                found = Some(known.grant.clone());
             }
         }
         found
@@ -281,7 +291,7 @@ impl ApiKeys {
         let hash = hash(&key);
         let spec =
             KeySpec { name: name.to_string(), sha256: hex(&hash), scopes: scopes.to_vec(), caches };
-        self.w().push(Known { spec, hash, from_config: false });
+        self.w().push(Known::new(spec, hash, false));
         self.save().map_err(|e| e.to_string())?;
         Ok(key)
     }
