@@ -649,12 +649,7 @@ pub(crate) struct CreateCache {
 
 impl CreateCache {
     fn into_spec(self) -> (String, CacheSpec) {
-        let policy = self.policy.map(|p| {
-            serde_json::to_value(p)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
-        });
+        let policy = self.policy.map(PolicyName::name);
         let spec = CacheSpec {
             policy,
             l1_capacity: self.l1_capacity,
@@ -792,10 +787,7 @@ async fn update_cache(
 ) -> ApiResult<Json<CacheInfo>> {
     need(&grant, Scope::Admin, Some(&name))?;
     let UpdateCache { policy } = json_body(body, r#"{"policy":"lru"}"#)?;
-    let policy = serde_json::to_value(policy)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let policy = policy.name();
     let factory = omnicache_strategies::by_name(&policy).ok_or_else(|| {
         ApiError::bad(
             "invalid_policy",
@@ -1581,32 +1573,10 @@ pub(crate) struct CreateKey {
     name: String,
     /// Any of read, write, admin.
     #[schema(min_items = 1)]
-    scopes: Vec<ScopeName>,
+    scopes: Vec<Scope>,
     /// Limit the key to these caches. Default: all.
     #[serde(default)]
     caches: Option<Vec<String>>,
-}
-
-/// A key's scope.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum ScopeName {
-    /// Read entries, keys, stats, exports.
-    Read,
-    /// Write, delete, invalidate, warm, import.
-    Write,
-    /// Everything, caches and keys included.
-    Admin,
-}
-
-impl ScopeName {
-    fn as_str(self) -> &'static str {
-        match self {
-            ScopeName::Read => "read",
-            ScopeName::Write => "write",
-            ScopeName::Admin => "admin",
-        }
-    }
 }
 
 /// A new key, shown once.

@@ -252,6 +252,16 @@ pub enum PolicyName {
     Size,
 }
 
+impl PolicyName {
+    /// The name `omnicache_strategies::by_name` takes.
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
 /// The scopes a key can have.
 pub(crate) const SCOPES: &[&str] = &["read", "write", "admin"];
 
@@ -522,6 +532,7 @@ mod tests {
             let parsed: PolicyName = serde_json::from_value(serde_json::json!(name))
                 .unwrap_or_else(|e| panic!("{name} is missing from PolicyName: {e}"));
             assert_eq!(serde_json::to_value(parsed).unwrap(), serde_json::json!(name));
+            assert_eq!(parsed.name(), *name);
         }
         assert_eq!(omnicache_strategies::NAMES.len(), 11, "PolicyName lists 11 names");
     }

@@ -38,7 +38,8 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
 }
 
 /// What a request may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Read entries, keys, stats and exports.
     Read,
@@ -263,11 +264,6 @@ impl ApiKeys {
         found
     }
 
-    /// Whether `key` is one of ours.
-    pub fn accepts(&self, key: &str) -> bool {
-        self.authorize(key).is_some()
-    }
-
     /// Makes a key with `scopes`, limited to `caches` if given, stores its hash and returns it.
     pub fn create(
         &self,
@@ -355,8 +351,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (keys, key) = ApiKeys::load_or_create(dir.path(), &[]).unwrap();
         let key = key.expect("first start makes a key");
-        assert!(keys.accepts(&key));
-        assert!(!keys.accepts("oc_wrong"));
+        assert!(keys.authorize(&key).is_some());
+        assert!(keys.authorize("oc_wrong").is_none());
         let stored = std::fs::read_to_string(dir.path().join("keys.json")).unwrap();
         assert!(!stored.contains(&key[3..]), "only the hash is stored");
         #[cfg(unix)]
@@ -367,7 +363,7 @@ mod tests {
         }
         let (again, none) = ApiKeys::load_or_create(dir.path(), &[]).unwrap();
         assert!(none.is_none(), "a second start shows no key");
-        assert!(again.accepts(&key));
+        assert!(again.authorize(&key).is_some());
         std::fs::write(dir.path().join("keys.json"), "[\"zz\"]").unwrap();
         let err = ApiKeys::load_or_create(dir.path(), &[]).unwrap_err();
         assert!(err.message().contains("entry 1"), "{err}");
