@@ -36,7 +36,7 @@ use crate::memory::sync::Cache;
 use omnicache_core::clock::duration_nanos;
 use omnicache_core::{
     DynTier, EntryMeta, Error, ErrorKind, Invalidation, PolicyFactory, RemovalCause, Result,
-    SharedClock, StatsSnapshot, TierEntry, TierHealth, Timestamp,
+    ScanPage, SharedClock, StatsSnapshot, Tier, TierEntry, TierHealth, Timestamp,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -725,12 +725,17 @@ impl TieredCache {
         let inner = &self.inner;
         let now = inner.clock.now();
         let ttl = options.ttl.or(inner.default_ttl);
-        inner.pending.lock().remove(key);
         let meta = inner.meta(now, ttl, value.len(), options.tags, options.subject);
-        let cold = options.cold;
-        let entry = Arc::new(Entry { value, meta });
+        self.store(key, Arc::new(Entry { value, meta }), options.cold, now).await;
+        Ok(())
+    }
+
+    /// Places `entry` (metadata already set) in L1 and the tiers, as [`TieredCache::put`] does.
+    async fn store(&self, key: &[u8], entry: Arc<Entry>, cold: bool, now: Timestamp) {
+        let inner = &self.inner;
+        inner.pending.lock().remove(key);
         if inner.fits_l1(entry.value.len()) && !cold {
-            match ttl {
+            match inner.remaining(&entry.meta, now) {
                 Some(t) => inner.l1.insert_with_ttl(key.to_vec(), entry.clone(), t),
                 None => inner.l1.insert(key.to_vec(), entry.clone()),
             }
@@ -776,7 +781,6 @@ impl TieredCache {
                 WritePolicy::OnEvict => {}
             }
         }
-        Ok(())
     }
 
     /// Stores several entries: L1 each, and each tier in one batch by its write policy (one
@@ -1031,5 +1035,63 @@ impl TieredCache {
     /// Drops `key` from L1 only (for tests and for memory pressure), leaving the tiers.
     pub fn evict_from_l1(&self, key: &[u8]) {
         self.inner.l1.invalidate(key);
+    }
+}
+
+/// A tiered cache is itself a [`Tier`], so anything written against core's traits (the HTTP
+/// response cache, a cache stacked under another) can store in it. Writes keep the caller's
+/// metadata (creation time, expiry, tags, subject, version); reads never fail, as with
+/// [`TieredCache::get`].
+impl Tier for TieredCache {
+    fn name(&self) -> &str {
+        "tiered"
+    }
+
+    async fn get(&self, key: &[u8]) -> Result<Option<TierEntry>> {
+        Ok(TieredCache::get(self, key)
+            .await
+            .map(|e| TierEntry { value: e.value.clone(), meta: e.meta.clone() }))
+    }
+
+    async fn put(&self, key: &[u8], entry: TierEntry) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::invalid_input("a cache key must not be empty"));
+        }
+        let now = self.inner.clock.now();
+        let TierEntry { value, meta } = entry;
+        self.store(key, Arc::new(Entry { value, meta }), false, now).await;
+        Ok(())
+    }
+
+    async fn remove(&self, key: &[u8]) -> Result<bool> {
+        Ok(TieredCache::remove(self, key).await)
+    }
+
+    async fn invalidate(&self, what: &Invalidation) -> Result<u64> {
+        Ok(TieredCache::invalidate(self, what).await)
+    }
+
+    async fn scan(&self, prefix: &[u8], cursor: Option<&[u8]>, limit: usize) -> Result<ScanPage> {
+        let mut keys = self.l1_keys(prefix);
+        keys.extend(self.tier_keys(prefix).await);
+        keys.sort_unstable();
+        keys.dedup();
+        let start = cursor.map_or(0, |c| keys.partition_point(|k| k.as_slice() <= c));
+        let end = keys.len().min(start.saturating_add(limit.max(1)));
+        let next = (end < keys.len()).then(|| keys[end - 1].clone());
+        Ok(ScanPage { keys: keys.drain(start..end).collect(), next })
+    }
+
+    async fn sweep_expired(&self) -> Result<u64> {
+        Ok(self.sweep().await)
+    }
+
+    fn health(&self) -> TierHealth {
+        let tiers = self.tiers();
+        if tiers.iter().all(|t| t.health == TierHealth::Healthy) {
+            TierHealth::Healthy
+        } else {
+            TierHealth::Degraded
+        }
     }
 }

@@ -288,3 +288,22 @@ fn stats_count_whole_cache_hits_and_misses_and_the_l1_policy_switches_live() {
         assert_eq!(cache.stats().hits, 3);
     });
 }
+
+#[test]
+fn a_tiered_cache_is_a_tier_that_passes_the_conformance_suite() {
+    let rt = rt();
+    let _guard = rt.enter();
+    // Memory only, and memory over a write-through tier: both keep the tier contract, metadata
+    // included.
+    rt.block_on(omnicache_core::testkit::check_tier(|clock| {
+        TieredCache::builder().clock(clock).sweep_interval(None).build().unwrap()
+    }));
+    rt.block_on(omnicache_core::testkit::check_tier(|clock| {
+        TieredCache::builder()
+            .clock(clock.clone())
+            .sweep_interval(None)
+            .tier(Arc::new(MemoryTier::new(clock)), WritePolicy::Through)
+            .build()
+            .unwrap()
+    }));
+}
