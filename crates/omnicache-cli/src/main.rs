@@ -55,6 +55,34 @@ enum Command {
         #[arg(long)]
         l1_capacity: Option<u64>,
     },
+    /// Run a caching reverse proxy (RFC 9111) in front of an HTTP origin, with the server's
+    /// REST API beside it for stats and purges.
+    #[command(
+        after_help = "Examples:\n  omnicache proxy --upstream http://127.0.0.1:3000\n  omnicache proxy --listen 0.0.0.0:80 --upstream http://app:3000 --config deploy/omnicache.toml\n\nResponses live in the named cache --cache (declare it in the config file to give it Redis or S3 tiers; by default memory over disk). Purge by tag (Surrogate-Key) or prefix with POST /caches/http/invalidate on the API address."
+    )]
+    Proxy {
+        /// The origin to forward to: http://host:port[/base].
+        #[arg(long)]
+        upstream: String,
+        /// Address the proxy listens on. Default: 127.0.0.1:8080.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Address of the REST API (stats, invalidation, health). Default: the config's, 127.0.0.1:7070.
+        #[arg(long)]
+        api: Option<SocketAddr>,
+        /// The cache holding responses.
+        #[arg(long, default_value = "http")]
+        cache: String,
+        /// Largest response body stored, in bytes; larger ones stream through.
+        #[arg(long, default_value_t = 8 << 20)]
+        max_body_bytes: usize,
+        /// A TOML config file (see deploy/omnicache.toml).
+        #[arg(long, env = "OMNICACHE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Directory for the caches' data and the API keys. Default: ./omnicache-data.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
     /// Manage caches on a server.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -304,6 +332,10 @@ async fn main() -> ExitCode {
         Command::Serve { config, listen, data, l1_capacity } => {
             serve(config, listen, data, l1_capacity).await
         }
+        Command::Proxy { upstream, listen, api, cache, max_body_bytes, config, data } => {
+            let proxy = omnicache_server::ProxyConfig { listen, upstream, cache, max_body_bytes };
+            run_proxy(config, api, data, proxy).await
+        }
         Command::Warm { file, cache, data: Some(data), format, ttl, .. } => {
             warm_offline(&file, &cache, &data, format.as_deref(), ttl).await
         }
@@ -357,6 +389,41 @@ async fn serve(
     }
     running.wait().await.map_err(|e| Failure::failed(e.to_string()))?;
     println!("OmniCache stopped; every cache flushed.");
+    Ok(())
+}
+
+async fn run_proxy(
+    config: Option<PathBuf>,
+    api: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    proxy: omnicache_server::ProxyConfig,
+) -> Outcome<()> {
+    let mut config = omnicache_server::ServerConfig::load(config.as_deref(), std::env::vars())
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    if let Some(a) = api {
+        config.listen = a;
+    }
+    if let Some(d) = data {
+        config.data_dir = d;
+    }
+    let (upstream, cache) = (proxy.upstream.clone(), proxy.cache.clone());
+    let running = omnicache_server::start_proxy(config, proxy)
+        .await
+        .map_err(|e| Failure::failed(format!("could not start: {e}")))?;
+    if let Some(addr) = running.proxy_addr() {
+        println!("OmniCache proxy listening on http://{addr} -> {upstream}");
+    }
+    println!("  API:       {} (cache {cache:?})", running.url());
+    println!("  data:      {}", running.data_dir().display());
+    match running.new_admin_key() {
+        Some(key) => println!(
+            "  admin key: {key}\n             (shown once; also in {})",
+            running.key_file().display()
+        ),
+        None => println!("  admin key: in {}", running.key_file().display()),
+    }
+    running.wait().await.map_err(|e| Failure::failed(e.to_string()))?;
+    println!("OmniCache proxy stopped; the cache is flushed.");
     Ok(())
 }
 
@@ -581,7 +648,7 @@ fn remote(command: Command) -> Outcome<()> {
             }
             Ok(())
         }
-        Command::Serve { .. } | Command::Sim { .. } => {
+        Command::Serve { .. } | Command::Sim { .. } | Command::Proxy { .. } => {
             Err(Failure::failed("internal: not a client command"))
         }
     }

@@ -212,6 +212,20 @@ impl AppState {
         })
     }
 
+    /// The cache `name`, opened with the default spec (memory over a disk tier) when neither
+    /// the config nor the API declared it. Such a cache belongs to the process that asked for it
+    /// (the proxy), like one from the config: it cannot be deleted over the API.
+    pub async fn cache_or_default(&self, name: &str) -> Result<TieredCache> {
+        if let Some(n) = self.read().get(name) {
+            return Ok(n.cache.clone());
+        }
+        let spec = CacheSpec::default();
+        let cache = self.build_cache(name, &spec).await?;
+        self.write()
+            .insert(name.to_string(), Named { spec, cache: cache.clone(), from_config: true });
+        Ok(cache)
+    }
+
     /// Flushes and stops every cache's background work.
     pub async fn shutdown(&self) {
         let caches: Vec<TieredCache> = self.read().values().map(|n| n.cache.clone()).collect();

@@ -68,6 +68,7 @@ pub struct Running {
     data_dir: PathBuf,
     new_admin_key: Option<String>,
     key_file: PathBuf,
+    proxy_addr: Option<SocketAddr>,
     task: tokio::task::JoinHandle<Result<()>>,
 }
 
@@ -91,6 +92,10 @@ impl Running {
     /// The file holding the admin key.
     pub fn key_file(&self) -> &std::path::Path {
         &self.key_file
+    }
+    /// The caching proxy's address, for a [`start_proxy`] start.
+    pub fn proxy_addr(&self) -> Option<SocketAddr> {
+        self.proxy_addr
     }
     /// Serves until SIGINT or SIGTERM, then drains requests and flushes every cache.
     pub async fn wait(self) -> Result<()> {
@@ -128,7 +133,101 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
         Ok(())
     });
     let scheme = if config.tls.is_some() { "https" } else { "http" };
-    Ok(Running { addr, scheme, data_dir: config.data_dir, new_admin_key, key_file, task })
+    Ok(Running {
+        addr,
+        scheme,
+        data_dir: config.data_dir,
+        new_admin_key,
+        key_file,
+        proxy_addr: None,
+        task,
+    })
+}
+
+/// What `omnicache proxy` adds to a server configuration.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Where the proxy listens.
+    pub listen: SocketAddr,
+    /// The origin, `http://host:port[/base]`.
+    pub upstream: String,
+    /// The named cache holding the responses (declared in the config file with its tiers, or
+    /// memory over disk by default).
+    pub cache: String,
+    /// The largest response body stored.
+    pub max_body_bytes: usize,
+}
+
+/// Starts a caching reverse proxy in front of `proxy.upstream` (RFC 9111, see
+/// `omnicache-http`), storing in the named cache `proxy.cache`, and the REST API on
+/// `config.listen` for the same caches: stats, invalidation by key, prefix or tag
+/// (`Surrogate-Key`), health. SIGINT/SIGTERM drain both, finish background revalidations and
+/// flush the caches.
+pub async fn start_proxy(config: ServerConfig, proxy: ProxyConfig) -> Result<Running> {
+    use tower_layer::Layer;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        Error::from(e).context(format!("creating the data directory {}", config.data_dir.display()))
+    })?;
+    config.validate().map_err(Error::invalid_input)?;
+    let upstream = omnicache_http::proxy::Upstream::new(&proxy.upstream)?;
+    let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
+    let (keys, new_admin_key) = ApiKeys::load_or_create(&config.data_dir, &config.keys)?;
+    let key_file = keys::admin_key_file(&config.data_dir);
+    let state = Arc::new(AppState::open(config.clone(), keys).await?);
+    let store = state.cache_or_default(&proxy.cache).await?;
+    let http = omnicache_http::HttpCache::builder(Arc::new(store))
+        .max_body_bytes(proxy.max_body_bytes)
+        .build();
+    let proxy_app = axum::Router::new().fallback_service(http.layer().layer(upstream));
+    let admin = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::from(e).context(format!("binding {}", config.listen)))?;
+    let front = tokio::net::TcpListener::bind(proxy.listen)
+        .await
+        .map_err(|e| Error::from(e).context(format!("binding {}", proxy.listen)))?;
+    let addr = admin.local_addr()?;
+    let proxy_addr = front.local_addr()?;
+    let app = api::router(state.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let task = tokio::spawn(async move {
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let admin_task = {
+            let stop = stopped(stop_rx.clone());
+            async move {
+                match tls {
+                    None => axum::serve(admin, app).with_graceful_shutdown(stop).await,
+                    Some(tls) => {
+                        let listener = tls::TlsListener::new(admin, tls)?;
+                        axum::serve(listener, app).with_graceful_shutdown(stop).await
+                    }
+                }
+            }
+        };
+        let front_task =
+            axum::serve(front, proxy_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+        let (a, b) = tokio::join!(admin_task, async move { front_task.await });
+        a.map_err(|e| Error::from(e).context("serving the API"))?;
+        b.map_err(|e| Error::from(e).context("serving the proxy"))?;
+        http.idle().await;
+        state.shutdown().await;
+        Ok(())
+    });
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    Ok(Running {
+        addr,
+        scheme,
+        data_dir: config.data_dir,
+        new_admin_key,
+        key_file,
+        proxy_addr: Some(proxy_addr),
+        task,
+    })
 }
 
 async fn shutdown_signal() {
