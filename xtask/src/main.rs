@@ -6,6 +6,9 @@
 //!   the tests marked `#[ignore = "slow"]`.
 //! - `cargo xtask deps`: the architecture invariant: a library crate depends on
 //!   `omnicache-core` and external crates only, never on a sibling.
+//! - `cargo xtask cache-tests`: the independent HTTP caching test suite (`http-cache-tests` from
+//!   npm, the suite behind cache-tests.fyi) against `omnicache proxy`; fails on any required
+//!   behaviour failing. Also part of `ci`.
 //! - `cargo xtask bench`: the throughput race (see docs/BENCHMARKS.md).
 
 use std::process::{Command, ExitCode};
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(args.iter().any(|a| a == "--slow")),
         Some("deps") => deps(),
         Some("schemathesis") => schemathesis(),
+        Some("cache-tests") => cache_tests(),
         Some("bench") => run(
             "race",
             cargo(&[
@@ -195,6 +199,7 @@ fn ci(slow: bool) -> Result<(), String> {
         run("tests (cargo test)", cargo(&args))?;
     }
     schemathesis()?;
+    cache_tests()?;
     run("doctests", cargo(&["test", "--workspace", "--all-features", "--doc"]))?;
     let mut doc = cargo(&["doc", "--workspace", "--all-features", "--no-deps"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
@@ -205,6 +210,137 @@ fn ci(slow: bool) -> Result<(), String> {
     run("loom model of the memory cache", lm)?;
     eprintln!("\nci: all steps passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// The HTTP caching test suite `ci` runs, from npm.
+const CACHE_TESTS: &str = "http-cache-tests@0.4.5";
+
+/// Fetches the suite and its two runtime dependencies into the tools folder, once.
+fn provision_cache_tests() -> Result<std::path::PathBuf, String> {
+    let root = tools_dir().join("http-cache-tests");
+    let suite = root.join("package");
+    if suite.join("node_modules/node-fetch").exists()
+        && suite.join("node_modules/liquidjs").exists()
+    {
+        return Ok(suite);
+    }
+    let have = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !have("node") || !have("npm") {
+        eprintln!("==> provisioning: apt-get install nodejs npm");
+        let _ = Command::new("apt-get").args(["install", "-y", "-q", "nodejs", "npm"]).status();
+    }
+    if !have("node") || !have("npm") {
+        return Err(
+            "the HTTP caching test suite needs node and npm: apt-get install nodejs npm".into()
+        );
+    }
+    eprintln!("==> provisioning: npm pack {CACHE_TESTS} into {}", root.display());
+    std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let mut pack = Command::new("npm");
+    pack.args(["pack", "--silent", CACHE_TESTS]).current_dir(&root);
+    let out = pack.output().map_err(|e| format!("npm pack: {e}"))?;
+    let tarball = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || tarball.is_empty() {
+        return Err(format!(
+            "npm pack {CACHE_TESTS} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let mut untar = Command::new("tar");
+    untar.args(["xzf", &tarball]).current_dir(&root);
+    run("unpack the suite", untar)?;
+    let mut deps = Command::new("npm");
+    deps.args(["install", "--no-save", "--omit=dev", "--ignore-scripts", "--silent"])
+        .args(["node-fetch@2", "liquidjs@9"])
+        .current_dir(&suite);
+    run("the suite's dependencies", deps)?;
+    Ok(suite)
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+fn wait_for_port(port: u16, what: &str) -> Result<(), String> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("{what} did not start listening on {port}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Kills a child process when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the HTTP caching test suite against `omnicache proxy` in front of the suite's own
+/// origin server, and fails when a required behaviour fails or a test cannot be set up.
+fn cache_tests() -> Result<(), String> {
+    let suite = provision_cache_tests()?;
+    run("build the proxy", cargo(&["build", "-p", "omnicache-cli", "--all-features"]))?;
+    let (origin_port, proxy_port, api_port) = (free_port()?, free_port()?, free_port()?);
+    let data = std::env::temp_dir().join(format!("omnicache-cache-tests-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let _origin = Child(
+        Command::new("node")
+            .arg("server/server.mjs")
+            .current_dir(&suite)
+            .env("npm_config_protocol", "http")
+            .env("npm_config_port", origin_port.to_string())
+            .env("npm_config_pidfile", data.with_extension("pid"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting the suite's origin: {e}"))?,
+    );
+    let _proxy = Child(
+        Command::new("target/debug/omnicache")
+            .args(["proxy", "--upstream", &format!("http://127.0.0.1:{origin_port}")])
+            .args(["--listen", &format!("127.0.0.1:{proxy_port}")])
+            .args(["--api", &format!("127.0.0.1:{api_port}"), "--data"])
+            .arg(&data)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting omnicache proxy: {e}"))?,
+    );
+    wait_for_port(origin_port, "the suite's origin")?;
+    wait_for_port(proxy_port, "omnicache proxy")?;
+    eprintln!("\n==> HTTP caching test suite ({CACHE_TESTS}) against omnicache proxy");
+    let out = Command::new("node")
+        .args(["--no-warnings", "cli.mjs"])
+        .current_dir(&suite)
+        .env("npm_config_base", format!("http://127.0.0.1:{proxy_port}"))
+        .env("npm_config_id", "")
+        .env("npm_package_config_id", "")
+        .output()
+        .map_err(|e| format!("running the suite: {e}"))?;
+    let results = data.with_extension("json");
+    std::fs::write(&results, &out.stdout).map_err(|e| format!("{}: {e}", results.display()))?;
+    let summary =
+        std::env::current_dir().map_err(|e| e.to_string())?.join("xtask/cache-tests/summary.mjs");
+    let mut check = Command::new("node");
+    check.arg("--no-warnings").arg(summary).arg(&suite).arg(&results);
+    let verdict = run("required behaviours of a shared cache", check);
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(&results);
+    verdict
 }
 
 /// The schemathesis version `ci` installs when `st` is missing.
