@@ -320,7 +320,7 @@ impl<S> Layer<S> for CacheLayer {
     type Service = CacheService<S>;
 
     fn layer(&self, inner: S) -> CacheService<S> {
-        CacheService { inner, cache: self.cache.clone() }
+        CacheService { inner: Arc::new(Mutex::new(inner)), cache: self.cache.clone() }
     }
 }
 
@@ -328,7 +328,9 @@ impl<S> Layer<S> for CacheLayer {
 /// to the inner service otherwise.
 #[derive(Debug, Clone)]
 pub struct CacheService<S> {
-    inner: S,
+    /// Cloned only when a request must reach it: a hit costs no service clone (for boxed
+    /// services such as axum's routes, a clone is an allocation).
+    inner: Arc<Mutex<S>>,
     cache: HttpCache,
 }
 
@@ -362,7 +364,7 @@ where
 /// One request's trip through the cache.
 struct Run<S, B, RB> {
     shared: Arc<Shared>,
-    svc: S,
+    svc: Arc<Mutex<S>>,
     _types: PhantomData<fn(B) -> RB>,
 }
 
@@ -372,6 +374,8 @@ struct Asked {
     uri: Uri,
     version: http::Version,
     headers: HeaderMap,
+    /// The request's extensions, handed to the first origin request made for it.
+    extensions: http::Extensions,
     directives: RequestDirectives,
     primary: Vec<u8>,
 }
@@ -381,10 +385,9 @@ impl Asked {
         self.method == Method::HEAD
     }
 
-    /// A request to the origin like this one, without the client's validators, with `B`'s
-    /// empty body.
-    fn upstream<B: Default>(&self, shared: &Shared, method: Method) -> Request<B> {
-        let mut req = Request::new(B::default());
+    /// A request to the origin like this one, without the client's validators.
+    fn upstream<B>(&self, shared: &Shared, method: Method, body: B) -> Request<B> {
+        let mut req = Request::new(body);
         *req.method_mut() = method;
         *req.uri_mut() = self.uri.clone();
         *req.version_mut() = self.version;
@@ -435,35 +438,42 @@ where
     RB: Body<Data = Bytes> + Send + 'static,
     RB::Error: Into<BoxError>,
 {
+    /// A clone of the inner service, to call it.
+    fn svc(&self) -> S {
+        self.svc.lock().clone()
+    }
+
     async fn handle(self, req: Request<B>) -> Result<Response<CacheBody>, S::Error> {
         let method = req.method().clone();
         if method != Method::GET && method != Method::HEAD {
-            return self.other_method(req).await;
+            return Box::pin(self.other_method(req)).await;
         }
         let shared = self.shared.clone();
-        let primary = shared.key.primary(req.uri(), req.headers());
+        let (parts, body) = req.into_parts();
         let asked = Asked {
+            primary: shared.key.primary(&parts.uri, &parts.headers),
+            directives: RequestDirectives::parse(&parts.headers),
             method,
-            uri: req.uri().clone(),
-            version: req.version(),
-            directives: RequestDirectives::parse(req.headers()),
-            headers: req.headers().clone(),
-            primary,
+            uri: parts.uri,
+            version: parts.version,
+            headers: parts.headers,
+            extensions: parts.extensions,
         };
         let has_auth = asked.headers.contains_key(header::AUTHORIZATION);
         let found = match shared.lookup(&asked).await {
             Lookup::Hit(f) if !has_auth || f.stored.freshness.has(F_AUTH_OK) => Some(f),
-            Lookup::VaryMiss => return self.miss(req, asked, "fwd=vary-miss").await,
+            // The slow paths are boxed, so the future of a hit stays small.
+            Lookup::VaryMiss => return Box::pin(self.miss(body, asked, "fwd=vary-miss")).await,
             _ => None,
         };
         let Some(found) = found else {
-            return self.miss(req, asked, "fwd=uri-miss").await;
+            return Box::pin(self.miss(body, asked, "fwd=uri-miss")).await;
         };
         let now = shared.clock.now();
         match usable(&found.stored.freshness, &asked.directives, now) {
             Usable::Fresh => {
                 shared.count(HITS);
-                Ok(shared.serve(&found.stored, &asked, now, "hit"))
+                Ok(shared.serve_owned(found.stored, &asked, now, "hit"))
             }
             Usable::StaleAccepted => {
                 shared.count(HITS);
@@ -483,20 +493,20 @@ where
                 } else {
                     "fwd=stale"
                 };
-                self.validate(&asked, found, fwd).await
+                Box::pin(self.validate(&asked, found, fwd)).await
             }
         }
     }
 
     /// Methods other than GET and HEAD go through; unsafe ones invalidate what they touch
     /// (§4.4).
-    async fn other_method(mut self, req: Request<B>) -> Result<Response<CacheBody>, S::Error> {
+    async fn other_method(self, req: Request<B>) -> Result<Response<CacheBody>, S::Error> {
         let shared = self.shared.clone();
         let safe = matches!(*req.method(), Method::OPTIONS | Method::TRACE);
         let host = shared.key.request_host(req.uri(), req.headers());
         let uri = req.uri().clone();
         shared.count(MISSES);
-        let resp = call(&mut self.svc, req).await?;
+        let resp = call(&mut self.svc(), req).await?;
         let s = resp.status();
         if !safe && (s.is_success() || s.is_redirection()) {
             let base = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
@@ -518,19 +528,25 @@ where
 
     /// Nothing usable stored: ask the origin, coalescing with identical requests in flight.
     async fn miss(
-        mut self,
-        req: Request<B>,
-        asked: Asked,
+        self,
+        body: B,
+        mut asked: Asked,
         fwd: &'static str,
     ) -> Result<Response<CacheBody>, S::Error> {
         let shared = self.shared.clone();
         if asked.directives.only_if_cached {
             return Ok(gateway_timeout(&shared));
         }
+        let mut req = Request::new(body);
+        *req.method_mut() = asked.method.clone();
+        *req.uri_mut() = asked.uri.clone();
+        *req.version_mut() = asked.version;
+        *req.headers_mut() = asked.headers.clone();
+        *req.extensions_mut() = std::mem::take(&mut asked.extensions);
         if asked.head() {
             // A HEAD does not fill the cache; it goes through as it came.
             shared.count(MISSES);
-            let resp = call(&mut self.svc, req).await?;
+            let resp = call(&mut self.svc(), req).await?;
             return Ok(shared.pass(resp, fwd));
         }
         let coalesce = !asked.directives.no_cache
@@ -564,7 +580,7 @@ where
             parts.headers.append(SURROGATE_CAPABILITY, c.clone());
         }
         let request_time = shared.clock.now();
-        let resp = call(&mut self.svc, Request::from_parts(parts, body)).await?;
+        let resp = call(&mut self.svc(), Request::from_parts(parts, body)).await?;
         let response_time = shared.clock.now();
         Ok(shared.admit(&asked, resp, request_time, response_time, fwd).await)
     }
@@ -572,7 +588,7 @@ where
     /// Asks the origin whether a stored response is still good (§4.3.1), and answers from what
     /// it says. A `HEAD` is forwarded as a `HEAD` and freshens the stored `GET` (§4.3.5).
     async fn validate(
-        mut self,
+        self,
         asked: &Asked,
         found: Found,
         fwd: &'static str,
@@ -580,12 +596,12 @@ where
         let shared = self.shared.clone();
         shared.count(MISSES);
         let req = if asked.head() {
-            asked.upstream(&shared, Method::HEAD)
+            asked.upstream(&shared, Method::HEAD, B::default())
         } else {
             conditional(asked, &shared, &found.stored)
         };
         let request_time = shared.clock.now();
-        let resp = match call(&mut self.svc, req).await {
+        let resp = match call(&mut self.svc(), req).await {
             Ok(r) => r,
             Err(e) => {
                 let now = shared.clock.now();
@@ -632,12 +648,13 @@ where
         }
         shared.background.fetch_add(1, Ordering::SeqCst);
         let req: Request<B> = conditional(asked, &shared, &found.stored);
-        let mut svc = self.svc.clone();
+        let mut svc = self.svc();
         let asked = Asked {
             method: Method::GET,
             uri: asked.uri.clone(),
             version: asked.version,
             headers: asked.headers.clone(),
+            extensions: http::Extensions::new(),
             directives: RequestDirectives::default(),
             primary: asked.primary.clone(),
         };
@@ -698,7 +715,7 @@ impl Drop for FlightGuard {
 /// Builds the conditional request validating `stored`: its `ETag` and `Last-Modified` as
 /// `If-None-Match` and `If-Modified-Since`.
 fn conditional<B: Default>(asked: &Asked, shared: &Shared, stored: &StoredResponse) -> Request<B> {
-    let mut req = asked.upstream::<B>(shared, Method::GET);
+    let mut req = asked.upstream(shared, Method::GET, B::default());
     if let Some(etag) = stored.headers.get(header::ETAG) {
         req.headers_mut().insert(header::IF_NONE_MATCH, etag.clone());
     }
@@ -862,15 +879,36 @@ impl Shared {
         now: Timestamp,
         what: &str,
     ) -> Response<CacheBody> {
+        self.serve_owned(stored.clone(), asked, now, what)
+    }
+
+    /// [`Shared::serve`] taking the stored response, so its headers move instead of copying.
+    fn serve_owned(
+        &self,
+        stored: StoredResponse,
+        asked: &Asked,
+        now: Timestamp,
+        what: &str,
+    ) -> Response<CacheBody> {
         let f = &stored.freshness;
-        let mut headers = stored.headers.clone();
+        let mut headers = stored.headers;
         headers.insert(header::AGE, HeaderValue::from(f.age_secs(now)));
         let ttl = f.remaining(now) / 1_000_000_000;
-        set_status(&mut headers, &self.name, &format!("{what}; ttl={ttl}"));
+        if headers.contains_key(&CACHE_STATUS) {
+            set_status(&mut headers, &self.name, &format!("{what}; ttl={ttl}"));
+        } else {
+            // The hit path: one allocation for the whole value.
+            use std::io::Write;
+            let mut v = Vec::with_capacity(self.name.len() + what.len() + 24);
+            let _ = write!(v, "{}; {what}; ttl={ttl}", self.name);
+            if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(v)) {
+                headers.insert(CACHE_STATUS, v);
+            }
+        }
         let conditional_ok = stored.status.is_success()
             && (asked.headers.contains_key(header::IF_NONE_MATCH)
                 || asked.headers.contains_key(header::IF_MODIFIED_SINCE));
-        if conditional_ok && not_modified(&asked.headers, &stored.headers) {
+        if conditional_ok && not_modified(&asked.headers, &headers) {
             let mut r = Response::new(CacheBody::empty());
             *r.status_mut() = StatusCode::NOT_MODIFIED;
             *r.headers_mut() = not_modified_headers(&headers);
