@@ -198,6 +198,21 @@ fn ci(slow: bool) -> Result<(), String> {
         }
         run("tests (cargo test)", cargo(&args))?;
     }
+    run(
+        "#[cached] misuse fails to compile (trybuild)",
+        cargo(&[
+            "test",
+            "-p",
+            "omnicache",
+            "--features",
+            "macros",
+            "--test",
+            "cached",
+            "--",
+            "--ignored",
+            "misuse",
+        ]),
+    )?;
     schemathesis()?;
     cache_tests()?;
     run("doctests", cargo(&["test", "--workspace", "--all-features", "--doc"]))?;

@@ -16,6 +16,7 @@
 //! | `redis` | no | `tiers::redis`: the Redis tier |
 //! | `s3` | no | `tiers::s3`: the S3 tier |
 //! | `tiered` | no | `tiers::tiered`: L1 over lower tiers with promotion, write policies, breakers |
+//! | `macros` | no | [`cached`]: the `#[cached]` attribute, memoizing sync and async functions with single flight |
 //! | `http` | no | [`http`]: RFC 9111 HTTP response caching as a tower layer, and the proxy's upstream client |
 //! | `full` | no | everything |
 //!
@@ -44,6 +45,8 @@ pub use omnicache_core::{
 
 #[cfg(feature = "http")]
 pub use omnicache_http as http;
+#[cfg(feature = "macros")]
+pub use omnicache_macros::cached;
 #[cfg(feature = "strategies")]
 pub use omnicache_strategies as strategies;
 #[cfg(feature = "tiers")]

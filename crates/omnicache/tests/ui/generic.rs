@@ -1,0 +1,5 @@
+#[omnicache::cached]
+fn id<T: Clone>(t: T) -> T {
+    t
+}
+fn main() {}

@@ -1,0 +1,5 @@
+#[omnicache::cached]
+fn log(n: u64) {
+    let _ = n;
+}
+fn main() {}

@@ -1,0 +1,5 @@
+#[omnicache::cached]
+fn len(s: &str) -> usize {
+    s.len()
+}
+fn main() {}
