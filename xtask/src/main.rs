@@ -248,7 +248,16 @@ fn provision_cache_tests() -> Result<std::path::PathBuf, String> {
     };
     if !have("node") || !have("npm") {
         eprintln!("==> provisioning: apt-get install nodejs npm");
-        let _ = Command::new("apt-get").args(["install", "-y", "-q", "nodejs", "npm"]).status();
+        let install = || {
+            Command::new("apt-get")
+                .args(["install", "-y", "-q", "nodejs", "npm"])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !install() {
+            let _ = Command::new("apt-get").args(["update", "-q"]).status();
+            install();
+        }
     }
     if !have("node") || !have("npm") {
         return Err(

@@ -407,9 +407,14 @@ async fn run_proxy(
         config.data_dir = d;
     }
     let (upstream, cache) = (proxy.upstream.clone(), proxy.cache.clone());
-    let running = omnicache_server::start_proxy(config, proxy)
-        .await
-        .map_err(|e| Failure::failed(format!("could not start: {e}")))?;
+    let running = omnicache_server::start_proxy(config, proxy).await.map_err(|e| {
+        let message = format!("could not start: {e}");
+        if e.kind() == omnicache_core::ErrorKind::InvalidInput {
+            Failure::usage(message)
+        } else {
+            Failure::failed(message)
+        }
+    })?;
     if let Some(addr) = running.proxy_addr() {
         println!("OmniCache proxy listening on http://{addr} -> {upstream}");
     }

@@ -1,0 +1,144 @@
+//! `omnicache proxy` end to end: the real binary in front of a real origin (a counting HTTP
+//! server on a free port), purged through the REST API beside it, stopped with SIGTERM, and
+//! restarted on the same data.
+
+mod common;
+
+use common::{bin, request};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// An origin answering every request with a cacheable, tagged response, counting them.
+fn origin() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let body = format!("v{n}");
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nCache-Control: max-age=3600\r\nSurrogate-Key: items\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    (addr, hits)
+}
+
+struct Proxy {
+    child: Child,
+    front: String,
+    api: String,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn proxy(upstream: &str, listen: &str, data: &std::path::Path) -> (Proxy, Option<String>) {
+    let mut child = bin()
+        .args(["proxy", "--upstream", &format!("http://{upstream}")])
+        .args(["--listen", listen, "--api", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the omnicache binary");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut front, mut api, mut key) = (None, None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("OmniCache proxy listening on http://") {
+            front = rest.split_whitespace().next().map(str::to_string);
+        }
+        if let Some(rest) = line.trim().strip_prefix("API:") {
+            api = rest
+                .trim()
+                .strip_prefix("http://")
+                .and_then(|r| r.split_whitespace().next())
+                .map(str::to_string);
+        }
+        if let Some(k) = line.trim().strip_prefix("admin key: ") {
+            key = k.starts_with("oc_").then(|| k.to_string());
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let p = Proxy { child, front: front.expect("proxy address"), api: api.expect("API address") };
+    (p, key)
+}
+
+#[test]
+fn the_proxy_caches_purges_by_tag_stops_cleanly_and_keeps_its_cache() {
+    let (upstream, hits) = origin();
+    let data = tempfile::tempdir().unwrap();
+    let (p, key) = proxy(&upstream, "127.0.0.1:0", data.path());
+    let key = key.expect("a first start prints the admin key");
+
+    let first = request(&p.front, "GET", "/item", &[], b"");
+    assert_eq!((first.status, first.body.as_slice()), (200, &b"v1"[..]));
+    let second = request(&p.front, "GET", "/item", &[], b"");
+    assert_eq!(second.body, b"v1");
+    assert!(
+        second.headers.to_ascii_lowercase().contains("cache-status: omnicache; hit"),
+        "{}",
+        second.headers
+    );
+    assert!(!second.headers.to_ascii_lowercase().contains("surrogate-key"), "tags stay inside");
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "the second GET was a hit");
+
+    // Purge by tag through the REST API, as an operator would.
+    let auth = format!("Bearer {key}");
+    let purge = request(
+        &p.api,
+        "POST",
+        "/caches/http/invalidate",
+        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        br#"{"by": "tag", "value": "items"}"#,
+    );
+    assert_eq!(purge.status, 200, "{}", String::from_utf8_lossy(&purge.body));
+    assert_eq!(request(&p.front, "GET", "/item", &[], b"").body, b"v2", "purged");
+    let stats = request(&p.api, "GET", "/caches/http/stats", &[("Authorization", &auth)], b"");
+    assert_eq!(stats.status, 200);
+
+    // SIGTERM: drains, flushes, exits 0.
+    let front = p.front.clone();
+    Command::new("kill").args(["-TERM", &p.child.id().to_string()]).status().unwrap();
+    let mut p = p;
+    assert!(p.child.wait().unwrap().success());
+    drop(p);
+
+    // The cache lives on disk: a restart (same address, so the same Host and keys) serves it
+    // without asking the origin.
+    let (p, _) = proxy(&upstream, &front, data.path());
+    let again = request(&p.front, "GET", "/item", &[], b"");
+    assert_eq!(again.body, b"v2");
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "served from the disk tier after a restart");
+}
+
+#[test]
+fn a_bad_upstream_is_a_usage_error() {
+    let data = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["proxy", "--upstream", "https://example.test", "--listen", "127.0.0.1:0"])
+        .args(["--api", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only http:// origins"), "{err}");
+}
