@@ -105,8 +105,19 @@ impl Running {
     }
 }
 
-/// Opens the data directory, the caches and the keys, binds, and starts serving.
-pub async fn start(config: ServerConfig) -> Result<Running> {
+/// What every start opens: the data directory, the caches and the keys.
+struct Opened {
+    state: Arc<AppState>,
+    new_admin_key: Option<String>,
+    key_file: PathBuf,
+    addr: SocketAddr,
+}
+
+/// A listener for the API, with its TLS configuration when there is one.
+type ApiListener = (tokio::net::TcpListener, Option<rustls::ServerConfig>);
+
+/// Opens what every start needs, and binds the API's listener.
+async fn open(config: &ServerConfig) -> Result<(Opened, ApiListener)> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         Error::from(e).context(format!("creating the data directory {}", config.data_dir.display()))
     })?;
@@ -115,33 +126,62 @@ pub async fn start(config: ServerConfig) -> Result<Running> {
     let (keys, new_admin_key) = ApiKeys::load_or_create(&config.data_dir, &config.keys)?;
     let key_file = keys::admin_key_file(&config.data_dir);
     let state = Arc::new(AppState::open(config.clone(), keys).await?);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| Error::from(e).context(format!("binding {}", config.listen)))?;
+    let listener = bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    Ok((Opened { state, new_admin_key, key_file, addr }, (listener, tls)))
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::from(e).context(format!("binding {addr}")))
+}
+
+/// Serves the REST API (over TLS when configured) until `stop` completes, then drains.
+async fn serve_api(
+    listener: tokio::net::TcpListener,
+    tls: Option<rustls::ServerConfig>,
+    app: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let served = match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls)?;
+            axum::serve(listener, app).with_graceful_shutdown(stop).await
+        }
+    };
+    served.map_err(|e| Error::from(e).context("serving the API"))
+}
+
+impl Opened {
+    /// The handle of a start whose serving `task` runs.
+    fn running(self, config: ServerConfig, proxy_addr: Option<SocketAddr>, task: Task) -> Running {
+        Running {
+            addr: self.addr,
+            scheme: if config.tls.is_some() { "https" } else { "http" },
+            data_dir: config.data_dir,
+            new_admin_key: self.new_admin_key,
+            key_file: self.key_file,
+            proxy_addr,
+            task,
+        }
+    }
+}
+
+type Task = tokio::task::JoinHandle<Result<()>>;
+
+/// Opens the data directory, the caches and the keys, binds, and starts serving.
+pub async fn start(config: ServerConfig) -> Result<Running> {
+    let (o, (listener, tls)) = open(&config).await?;
+    let state = o.state.clone();
     let app = api::router(state.clone());
     let task = tokio::spawn(async move {
-        let served = match tls {
-            None => axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await,
-            Some(tls) => {
-                let listener = tls::TlsListener::new(listener, tls)?;
-                axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
-            }
-        };
-        served.map_err(|e| Error::from(e).context("serving"))?;
+        serve_api(listener, tls, app, shutdown_signal()).await?;
         state.shutdown().await;
         Ok(())
     });
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
-    Ok(Running {
-        addr,
-        scheme,
-        data_dir: config.data_dir,
-        new_admin_key,
-        key_file,
-        proxy_addr: None,
-        task,
-    })
+    Ok(o.running(config, None, task))
 }
 
 /// What `omnicache proxy` adds to a server configuration.
@@ -165,27 +205,15 @@ pub struct ProxyConfig {
 /// flush the caches.
 pub async fn start_proxy(config: ServerConfig, proxy: ProxyConfig) -> Result<Running> {
     use tower_layer::Layer;
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        Error::from(e).context(format!("creating the data directory {}", config.data_dir.display()))
-    })?;
-    config.validate().map_err(Error::invalid_input)?;
     let upstream = omnicache_http::proxy::Upstream::new(&proxy.upstream)?;
-    let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
-    let (keys, new_admin_key) = ApiKeys::load_or_create(&config.data_dir, &config.keys)?;
-    let key_file = keys::admin_key_file(&config.data_dir);
-    let state = Arc::new(AppState::open(config.clone(), keys).await?);
+    let (o, (admin, tls)) = open(&config).await?;
+    let state = o.state.clone();
     let store = state.cache_or_default(&proxy.cache).await?;
     let http = omnicache_http::HttpCache::builder(Arc::new(store))
         .max_body_bytes(proxy.max_body_bytes)
         .build();
     let proxy_app = axum::Router::new().fallback_service(http.layer().layer(upstream));
-    let admin = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| Error::from(e).context(format!("binding {}", config.listen)))?;
-    let front = tokio::net::TcpListener::bind(proxy.listen)
-        .await
-        .map_err(|e| Error::from(e).context(format!("binding {}", proxy.listen)))?;
-    let addr = admin.local_addr()?;
+    let front = bind(proxy.listen).await?;
     let proxy_addr = front.local_addr()?;
     let app = api::router(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -197,37 +225,17 @@ pub async fn start_proxy(config: ServerConfig, proxy: ProxyConfig) -> Result<Run
             shutdown_signal().await;
             let _ = stop_tx.send(true);
         });
-        let admin_task = {
-            let stop = stopped(stop_rx.clone());
-            async move {
-                match tls {
-                    None => axum::serve(admin, app).with_graceful_shutdown(stop).await,
-                    Some(tls) => {
-                        let listener = tls::TlsListener::new(admin, tls)?;
-                        axum::serve(listener, app).with_graceful_shutdown(stop).await
-                    }
-                }
-            }
-        };
+        let admin_task = serve_api(admin, tls, app, stopped(stop_rx.clone()));
         let front_task =
             axum::serve(front, proxy_app).with_graceful_shutdown(stopped(stop_rx.clone()));
         let (a, b) = tokio::join!(admin_task, async move { front_task.await });
-        a.map_err(|e| Error::from(e).context("serving the API"))?;
+        a?;
         b.map_err(|e| Error::from(e).context("serving the proxy"))?;
         http.idle().await;
         state.shutdown().await;
         Ok(())
     });
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
-    Ok(Running {
-        addr,
-        scheme,
-        data_dir: config.data_dir,
-        new_admin_key,
-        key_file,
-        proxy_addr: Some(proxy_addr),
-        task,
-    })
+    Ok(o.running(config, Some(proxy_addr), task))
 }
 
 async fn shutdown_signal() {
