@@ -397,10 +397,7 @@ fn schemathesis() -> Result<(), String> {
         "build the server for schemathesis",
         cargo(&["build", "-p", "omnicache-cli", "--all-features"]),
     )?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("schemathesis: no free port: {e}"))?
-        .port();
+    let port = free_port().map_err(|e| format!("schemathesis: {e}"))?;
     let data = std::env::temp_dir().join(format!("omnicache-schemathesis-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let mut server = Command::new("target/debug/omnicache")
@@ -409,13 +406,9 @@ fn schemathesis() -> Result<(), String> {
         .stdout(std::process::Stdio::null())
         .spawn()
         .map_err(|e| format!("schemathesis: starting target/debug/omnicache: {e}"))?;
-    let deadline = Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            let _ = server.kill();
-            return Err("schemathesis: the server did not start listening".into());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    if let Err(e) = wait_for_port(port, "schemathesis: the server") {
+        let _ = server.kill();
+        return Err(e);
     }
     let key = std::fs::read_to_string(data.join("admin.key")).unwrap_or_default();
     let mut st = Command::new("timeout");

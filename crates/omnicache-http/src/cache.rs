@@ -417,6 +417,8 @@ fn strip_validators(h: &mut HeaderMap) {
 struct Found {
     key: Vec<u8>,
     stored: StoredResponse,
+    /// The stored entry's tags, kept when a 304 freshens it without naming any.
+    tags: Vec<String>,
 }
 
 /// What a lookup found.
@@ -658,7 +660,11 @@ where
             directives: RequestDirectives::default(),
             primary: asked.primary.clone(),
         };
-        let found = Found { key: found.key.clone(), stored: found.stored.clone() };
+        let found = Found {
+            key: found.key.clone(),
+            stored: found.stored.clone(),
+            tags: found.tags.clone(),
+        };
         tokio::spawn(async move {
             let _done = Background { shared: shared.clone(), key: found.key.clone() };
             shared.count(MISSES);
@@ -832,10 +838,11 @@ impl Shared {
         self.store.invalidate(&what).await.unwrap_or(0)
     }
 
-    async fn read(&self, key: &[u8]) -> Option<Record> {
+    /// The record under `key` and its tags.
+    async fn read(&self, key: &[u8]) -> Option<(Record, Vec<String>)> {
         let entry = self.store.get(key).await.ok()??;
         match Record::decode(entry.value) {
-            Some(r) => Some(r),
+            Some(r) => Some((r, entry.meta.tags)),
             None => {
                 // Not ours or damaged: drop it and miss.
                 let _ = self.store.remove(key).await;
@@ -847,13 +854,15 @@ impl Shared {
     async fn lookup(&self, asked: &Asked) -> Lookup {
         match self.read(&asked.primary).await {
             None => Lookup::Miss,
-            Some(Record::Response(stored)) => {
-                Lookup::Hit(Found { key: asked.primary.clone(), stored })
+            Some((Record::Response(stored), tags)) => {
+                Lookup::Hit(Found { key: asked.primary.clone(), stored, tags })
             }
-            Some(Record::Vary(names)) => {
+            Some((Record::Vary(names), _)) => {
                 let key = variant(&asked.primary, &names, &asked.headers);
                 match self.read(&key).await {
-                    Some(Record::Response(stored)) => Lookup::Hit(Found { key, stored }),
+                    Some((Record::Response(stored), tags)) => {
+                        Lookup::Hit(Found { key, stored, tags })
+                    }
                     _ => Lookup::VaryMiss,
                 }
             }
@@ -1123,7 +1132,7 @@ impl Shared {
             Ok(f) => {
                 updated.freshness = f;
                 let tags = self.tags(not_modified_headers);
-                let tags = if tags.is_empty() { self.stored_tags(&found.key).await } else { tags };
+                let tags = if tags.is_empty() { found.tags.clone() } else { tags };
                 self.write_at(&found.key, &updated, tags).await;
             }
             Err(_) => {
@@ -1133,13 +1142,6 @@ impl Shared {
             }
         }
         updated
-    }
-
-    async fn stored_tags(&self, key: &[u8]) -> Vec<String> {
-        match self.store.get(key).await {
-            Ok(Some(e)) => e.meta.tags,
-            _ => Vec::new(),
-        }
     }
 
     async fn write_at(&self, key: &[u8], stored: &StoredResponse, tags: Vec<String>) {

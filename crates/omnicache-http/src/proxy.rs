@@ -76,10 +76,9 @@ impl Upstream {
     }
 }
 
-fn gateway(status: StatusCode, why: String) -> Response<CacheBody> {
+fn text(status: StatusCode, why: String) -> Response<CacheBody> {
     let mut r = Response::new(CacheBody::full(Bytes::from(why)));
     *r.status_mut() = status;
-    r.extensions_mut().insert(OriginUnreachable);
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     r
 }
@@ -103,20 +102,23 @@ where
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             let Some(uri) = this.target(&parts.uri) else {
-                let mut r = gateway(StatusCode::BAD_REQUEST, "bad request target\n".into());
-                r.extensions_mut().clear();
-                return Ok(r);
+                return Ok(text(StatusCode::BAD_REQUEST, "bad request target\n".into()));
             };
             parts.uri = uri;
             parts.version = http::Version::HTTP_11;
             strip_hop_by_hop(&mut parts.headers);
             let req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+            let unreachable = |status, why: String| {
+                let mut r = text(status, why);
+                r.extensions_mut().insert(OriginUnreachable);
+                Ok(r)
+            };
             match tokio::time::timeout(this.timeout, this.client.request(req)).await {
                 Ok(Ok(resp)) => Ok(resp.map(CacheBody::stream)),
                 Ok(Err(e)) => {
-                    Ok(gateway(StatusCode::BAD_GATEWAY, format!("upstream failed: {e}\n")))
+                    unreachable(StatusCode::BAD_GATEWAY, format!("upstream failed: {e}\n"))
                 }
-                Err(_) => Ok(gateway(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n".into())),
+                Err(_) => unreachable(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n".into()),
             }
         })
     }
