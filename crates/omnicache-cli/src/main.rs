@@ -144,14 +144,14 @@ enum Command {
     },
     /// Replay access traces against eviction policies and print hit ratios (all cores).
     #[command(
-        after_help = "Examples:\n  omnicache sim trace.gz --policy default,lru,arc,s3fifo,sieve,wtinylfu,opt --size 1000,1%\n  omnicache sim a.lis b.gz --format csv --plot hits.svg\n\nTrace formats: lines (one key per line, optionally gzip), csv:COLUMN, arc (.lis), lirs, oracle (libCacheSim oracleGeneral); guessed from the file name."
+        after_help = "Examples:\n  omnicache sim trace.gz --policy default,lru,arc,s3fifo,sieve,lirs,wtinylfu,opt --size 1000,1%\n  omnicache sim a.lis b.gz --format csv --plot hits.svg\n\nTrace formats: lines (one key per line, optionally gzip), csv:COLUMN, arc (.lis), lirs, oracle (libCacheSim oracleGeneral); guessed from the file name."
     )]
     Sim {
         /// Trace files.
         #[arg(required = true)]
         traces: Vec<PathBuf>,
         /// Policies: any of the strategies, `default` and `opt` (Belady's bound).
-        #[arg(long, short, default_value = "default,lru,arc,s3fifo,sieve,wtinylfu,opt")]
+        #[arg(long, short, default_value = "default,lru,arc,s3fifo,sieve,lirs,wtinylfu,opt")]
         policy: String,
         /// Cache sizes: entries, or a percentage of the trace's distinct keys.
         #[arg(long, short, default_value = "1%")]
@@ -180,7 +180,7 @@ enum CacheCommand {
     Create {
         /// 1 to 64 of a-z, 0-9, '-' and '_'.
         name: String,
-        /// The eviction policy (s3fifo, lru, lfu, ttl, gdsf, arc, sieve, wtinylfu).
+        /// The eviction policy (s3fifo, lru, lfu, ttl, gdsf, arc, lirs, sieve, wtinylfu).
         #[arg(long)]
         policy: Option<String>,
         /// Entries kept in memory.

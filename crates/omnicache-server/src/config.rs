@@ -235,6 +235,9 @@ pub enum PolicyName {
     /// Adaptive replacement cache.
     #[serde(rename = "arc")]
     Arc,
+    /// LIRS (Jiang & Zhang, SIGMETRICS'02): reuse distance decides what is protected.
+    #[serde(rename = "lirs")]
+    Lirs,
     /// SIEVE (Zhang et al., NSDI'24).
     #[serde(rename = "sieve")]
     Sieve,
@@ -534,7 +537,7 @@ mod tests {
             assert_eq!(serde_json::to_value(parsed).unwrap(), serde_json::json!(name));
             assert_eq!(parsed.name(), *name);
         }
-        assert_eq!(omnicache_strategies::NAMES.len(), 11, "PolicyName lists 11 names");
+        assert_eq!(omnicache_strategies::NAMES.len(), 12, "PolicyName lists 12 names");
     }
 
     #[test]

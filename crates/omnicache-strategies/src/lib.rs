@@ -13,6 +13,7 @@
 //! | `ttl` | [`TtlOrdered`] | soonest expiry | ignored |
 //! | `gdsf` (`size`) | [`Gdsf`] | least value per byte (GreedyDual-Size-Frequency) | ordered events |
 //! | `arc` | [`ArcPolicy`] | ARC: recency vs frequency, adaptive target, ghost lists | ordered events |
+//! | `lirs` | [`Lirs`] | LIRS: HIR entries first; reuse distance decides who is protected | ordered events |
 //! | `sieve` | [`Sieve`] | SIEVE: FIFO with a hand that skips visited entries | access bits |
 //! | `wtinylfu` | [`WTinyLfu`] | W-TinyLFU: window + SLRU, sketch admission, adaptive window | ordered events |
 //! | `wtinylfu-fixed` | [`WTinyLfu`] | the same with the window fixed at 1% | ordered events |
@@ -42,6 +43,7 @@ mod arc;
 mod gdsf;
 mod ghost;
 mod lfu;
+mod lirs;
 mod list;
 mod lru;
 mod ordered;
@@ -55,6 +57,7 @@ mod ttl;
 pub use arc::{ArcFactory, ArcPolicy};
 pub use gdsf::{Gdsf, GdsfFactory};
 pub use lfu::{Lfu, LfuFactory};
+pub use lirs::{Lirs, LirsFactory};
 pub use lru::{Lru, LruFactory};
 pub use omnicache_core::{S3Fifo, S3FifoFactory};
 pub use sieve::{Sieve, SieveFactory};
@@ -72,6 +75,7 @@ pub const NAMES: &[&str] = &[
     "ttl",
     "gdsf",
     "arc",
+    "lirs",
     "sieve",
     "wtinylfu",
     "wtinylfu-fixed",
@@ -89,6 +93,7 @@ pub fn by_name(name: &str) -> Option<Arc<dyn PolicyFactory>> {
         "ttl" => Arc::new(TtlFactory),
         "gdsf" | "size" => Arc::new(GdsfFactory),
         "arc" => Arc::new(ArcFactory),
+        "lirs" => Arc::new(LirsFactory::default()),
         "sieve" => Arc::new(SieveFactory),
         "wtinylfu" | "w-tinylfu" | "tinylfu" => Arc::new(WTinyLfuFactory::default()),
         "wtinylfu-fixed" => Arc::new(WTinyLfuFactory { adaptive: false, ..Default::default() }),

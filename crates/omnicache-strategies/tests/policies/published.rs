@@ -1,4 +1,4 @@
-//! ARC, SIEVE and W-TinyLFU: hand-worked sequences, brute-force references, bounded ghosts.
+//! ARC, LIRS, SIEVE and W-TinyLFU: hand-worked sequences, brute-force references, bounded ghosts.
 
 use omnicache_core::testkit::SplitMix;
 use omnicache_core::{AccessView, EntryInfo, EvictionPolicy, NoReads, SlotId};
@@ -185,4 +185,90 @@ fn wtinylfu_window_adapts() {
     let a = replay(&f, &keys, 1_000).hit_ratio();
     let b = replay(&fixed, &keys, 1_000).hit_ratio();
     assert!(a >= b - 0.01, "adaptive {a} is not much worse than fixed {b}");
+}
+
+#[test]
+fn lirs_makes_a_ghost_hit_lir_and_demotes_the_oldest_lir() {
+    // Budget 3: 2 LIR, 1 HIR. Slots double as keys (hash mix(slot)) except where noted.
+    let mut p = Lirs::new(3, 0.01, 2.0);
+    p.on_insert(0, info(0)); // A: LIR (the LIR set is not full yet)
+    p.on_insert(1, info(1)); // B: LIR
+    p.on_insert(2, info(2)); // C: resident HIR
+    p.on_insert(3, info(3)); // D: resident HIR
+    assert_eq!(p.sizes(), (2, 2, 0));
+    assert_eq!(p.evict(&mut Hashes), Some(2), "the oldest resident HIR leaves, not LRU's A");
+    assert_eq!(p.sizes(), (2, 1, 1), "and stays in the stack as a ghost");
+    // C again, in slot 4: still in the stack, so its reuse distance beats A's: C becomes LIR and
+    // A, the oldest LIR, joins the HIR queue ahead of D.
+    p.on_insert(4, EntryInfo { hash: mix(2), weight: 1, expires: None });
+    assert_eq!(p.sizes(), (2, 2, 0));
+    assert_eq!(p.evict(&mut Hashes), Some(3), "D is the oldest in the queue");
+    assert_eq!(p.evict(&mut Hashes), Some(0), "then A");
+    // A read of B (LIR) keeps it; the victims now come from the LIR set, oldest first.
+    p.on_access(1);
+    assert_eq!(p.evict(&mut Hashes), Some(4));
+    assert_eq!(p.evict(&mut Hashes), Some(1));
+    assert_eq!(p.evict(&mut Hashes), None);
+    assert!(p.is_empty());
+}
+
+#[test]
+fn lirs_resident_hir_read_twice_becomes_lir() {
+    let mut p = Lirs::new(3, 0.01, 2.0);
+    for s in 0..3 {
+        p.on_insert(s, info(s)); // 0, 1 LIR; 2 HIR
+    }
+    p.on_access(2); // in the stack: promoted; 0 (the oldest LIR) is demoted
+    assert_eq!(p.sizes(), (2, 1, 0));
+    assert_eq!(p.evict(&mut Hashes), Some(0));
+}
+
+#[test]
+fn lirs_keeps_most_of_a_loop_larger_than_the_cache_where_lru_keeps_nothing() {
+    // A loop over 120 keys in a cache of 100: LRU misses every time.
+    let keys: Vec<u64> = (0..200).flat_map(|_| 0..120u64).collect();
+    let lru = replay(&LruFactory, &keys, 100).hit_ratio();
+    let lirs = replay(&LirsFactory::default(), &keys, 100).hit_ratio();
+    assert_eq!(lru, 0.0);
+    assert!(lirs > 0.75, "LIRS kept the LIR part of the loop: {lirs}");
+}
+
+#[test]
+fn lirs_ghosts_stay_bounded_and_victims_are_resident() {
+    let mut rng = SplitMix(11);
+    let c = 50u64;
+    let mut p = Lirs::new(c, 0.01, 2.0);
+    let mut resident = std::collections::HashMap::new();
+    let mut slots: Vec<Option<u64>> = vec![None; 100];
+    let mut free: Vec<u32> = (0..100).rev().collect();
+    for i in 0..30_000u64 {
+        // A loop and a random tail, so the stack holds LIR, HIR and ghosts.
+        let key = if i % 3 == 0 { rng.below(2_000) } else { i % 70 };
+        if let Some(&s) = resident.get(&key) {
+            if rng.below(10) == 0 {
+                p.on_remove(s);
+                resident.remove(&key);
+                slots[s as usize] = None;
+                free.push(s);
+            } else {
+                p.on_access(s);
+            }
+            continue;
+        }
+        let s = free.pop().unwrap();
+        slots[s as usize] = Some(key);
+        resident.insert(key, s);
+        p.on_insert(s, EntryInfo { hash: mix(key), weight: 1, expires: None });
+        while resident.len() as u64 > c {
+            let v = p.evict(&mut NoReads).unwrap();
+            let k = slots[v as usize].take().expect("the victim is resident");
+            resident.remove(&k);
+            free.push(v);
+        }
+        let (lir, hir, ghosts) = p.sizes();
+        assert_eq!(lir + hir, resident.len());
+        assert_eq!(p.len(), resident.len());
+        assert!((lir as u64) < c, "the LIR set stays within its budget");
+        assert!(ghosts <= 2 * 51, "ghosts bounded by twice the peak resident count");
+    }
 }
