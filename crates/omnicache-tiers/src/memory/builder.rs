@@ -14,6 +14,11 @@ use std::time::Duration;
 /// Each shard holds at least this much budget, so small caches use few shards.
 const MIN_WEIGHT_PER_SHARD: u64 = 4096;
 
+/// Shards per core by default. Writes take their shard's lock exclusively, so with skewed keys
+/// the readers of a hot shard wait behind its writers; 8 per core (rather than 4) halved that
+/// in the `rw` race at 2 threads (docs/BENCHMARKS.md).
+const SHARDS_PER_CPU: usize = 8;
+
 /// Builds a [`sync::Cache`](super::sync::Cache) or a [`future::Cache`](super::future::Cache).
 ///
 /// ```
@@ -167,7 +172,7 @@ where
     }
 
     /// The number of shards, rounded up to a power of two. Each entry must fit in one shard's
-    /// share of the budget. Default: four per core, fewer for small budgets.
+    /// share of the budget. Default: eight per core, fewer for small budgets.
     pub fn shards(mut self, n: usize) -> Self {
         self.shards = Some(n.max(1));
         self
@@ -180,7 +185,7 @@ where
         let max_weight = self.max_weight.unwrap_or(u64::MAX);
         let shards = self.shards.unwrap_or_else(|| {
             let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
-            let by_cpu = (cpus * 4).next_power_of_two() as u64;
+            let by_cpu = (cpus * SHARDS_PER_CPU).next_power_of_two() as u64;
             let by_size = (max_weight / MIN_WEIGHT_PER_SHARD).max(1);
             // Largest power of two not above `by_size`.
             let by_size = 1u64 << (63 - by_size.leading_zeros());

@@ -5,7 +5,7 @@
 //!
 //! ## Design
 //!
-//! The cache is split into shards (a power of two, four per core by default, fewer for small
+//! The cache is split into shards (a power of two, eight per core by default, fewer for small
 //! caches), each a hash table of slot indices plus a slab of entries behind a reader-writer lock.
 //! - **Reads take the shard's lock shared** and touch nothing but the entry: a relaxed load of its
 //!   deadline (the clock is read only when the entry has one), a relaxed store to its access
