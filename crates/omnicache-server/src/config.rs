@@ -238,6 +238,9 @@ pub enum PolicyName {
     /// LIRS (Jiang & Zhang, SIGMETRICS'02): reuse distance decides what is protected.
     #[serde(rename = "lirs")]
     Lirs,
+    /// Follows whichever of S3-FIFO, LIRS and LRU, run as shadow caches, has the most hits.
+    #[serde(rename = "selector")]
+    Selector,
     /// SIEVE (Zhang et al., NSDI'24).
     #[serde(rename = "sieve")]
     Sieve,
@@ -537,7 +540,7 @@ mod tests {
             assert_eq!(serde_json::to_value(parsed).unwrap(), serde_json::json!(name));
             assert_eq!(parsed.name(), *name);
         }
-        assert_eq!(omnicache_strategies::NAMES.len(), 12, "PolicyName lists 12 names");
+        assert_eq!(omnicache_strategies::NAMES.len(), 13, "PolicyName lists 13 names");
     }
 
     #[test]

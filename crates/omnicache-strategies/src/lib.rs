@@ -14,6 +14,7 @@
 //! | `gdsf` (`size`) | [`Gdsf`] | least value per byte (GreedyDual-Size-Frequency) | ordered events |
 //! | `arc` | [`ArcPolicy`] | ARC: recency vs frequency, adaptive target, ghost lists | ordered events |
 //! | `lirs` | [`Lirs`] | LIRS: HIR entries first; reuse distance decides who is protected | ordered events |
+//! | `selector` | [`Selector`] | what the leader of S3-FIFO, LIRS and LRU (run as shadow caches) evicted | ordered events |
 //! | `sieve` | [`Sieve`] | SIEVE: FIFO with a hand that skips visited entries | access bits |
 //! | `wtinylfu` | [`WTinyLfu`] | W-TinyLFU: window + SLRU, sketch admission, adaptive window | ordered events |
 //! | `wtinylfu-fixed` | [`WTinyLfu`] | the same with the window fixed at 1% | ordered events |
@@ -47,6 +48,7 @@ mod lirs;
 mod list;
 mod lru;
 mod ordered;
+mod selector;
 mod sieve;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -60,6 +62,7 @@ pub use lfu::{Lfu, LfuFactory};
 pub use lirs::{Lirs, LirsFactory};
 pub use lru::{Lru, LruFactory};
 pub use omnicache_core::{S3Fifo, S3FifoFactory};
+pub use selector::{Selector, SelectorFactory};
 pub use sieve::{Sieve, SieveFactory};
 pub use tinylfu::{WTinyLfu, WTinyLfuFactory};
 pub use ttl::{TtlFactory, TtlOrdered};
@@ -76,6 +79,7 @@ pub const NAMES: &[&str] = &[
     "gdsf",
     "arc",
     "lirs",
+    "selector",
     "sieve",
     "wtinylfu",
     "wtinylfu-fixed",
@@ -94,6 +98,7 @@ pub fn by_name(name: &str) -> Option<Arc<dyn PolicyFactory>> {
         "gdsf" | "size" => Arc::new(GdsfFactory),
         "arc" => Arc::new(ArcFactory),
         "lirs" => Arc::new(LirsFactory::default()),
+        "selector" => Arc::new(SelectorFactory),
         "sieve" => Arc::new(SieveFactory),
         "wtinylfu" | "w-tinylfu" | "tinylfu" => Arc::new(WTinyLfuFactory::default()),
         "wtinylfu-fixed" => Arc::new(WTinyLfuFactory { adaptive: false, ..Default::default() }),

@@ -1,9 +1,10 @@
-//! ARC, LIRS, SIEVE and W-TinyLFU: hand-worked sequences, brute-force references, bounded ghosts.
+//! ARC, LIRS, SIEVE, W-TinyLFU and the selector: hand-worked sequences, brute-force references, bounded ghosts.
 
 use omnicache_core::testkit::SplitMix;
 use omnicache_core::{AccessView, EntryInfo, EvictionPolicy, NoReads, SlotId};
 use omnicache_strategies::sim::{mix, replay};
 use omnicache_strategies::*;
+use std::sync::Arc;
 
 fn info(slot: SlotId) -> EntryInfo {
     EntryInfo { hash: mix(u64::from(slot)), weight: 1, expires: None }
@@ -270,5 +271,80 @@ fn lirs_ghosts_stay_bounded_and_victims_are_resident() {
         assert_eq!(p.len(), resident.len());
         assert!((lir as u64) < c, "the LIR set stays within its budget");
         assert!(ghosts <= 2 * 51, "ghosts bounded by twice the peak resident count");
+    }
+}
+
+#[test]
+fn selector_follows_lirs_on_a_loop_and_matches_it() {
+    // A loop over 120 keys in a cache of 100: LIRS keeps most of it, S3-FIFO and LRU do not.
+    let keys: Vec<u64> = (0..300).flat_map(|_| 0..120u64).collect();
+    let lirs = replay(&LirsFactory::default(), &keys, 100).hit_ratio();
+    let s3 = replay(&S3FifoFactory::default(), &keys, 100).hit_ratio();
+    let sel = replay(&SelectorFactory, &keys, 100).hit_ratio();
+    assert!(lirs > s3 + 0.2, "the loop separates the experts: {lirs} vs {s3}");
+    assert!(sel > lirs - 0.05, "the selector follows LIRS: {sel} vs {lirs}");
+    let mut p = Selector::new(
+        vec![Arc::new(S3FifoFactory::default()), Arc::new(LirsFactory::default())],
+        100,
+    );
+    assert_eq!(p.leader(), "s3fifo", "the first expert leads at first");
+    drive(&mut *p_as_dyn(&mut p), &keys, 100);
+    assert_eq!(p.leader(), "lirs");
+}
+
+#[test]
+fn selector_follows_s3fifo_against_a_scan() {
+    // A hot set of 50 keys read between one-off keys: S3-FIFO keeps the hot set, LRU does not.
+    let mut rng = SplitMix(5);
+    let mut next = 1_000u64;
+    let keys: Vec<u64> = (0..60_000)
+        .map(|i| {
+            if i % 2 == 0 {
+                rng.below(50)
+            } else {
+                next += 1;
+                next
+            }
+        })
+        .collect();
+    let mut p = Selector::new(vec![Arc::new(LruFactory), Arc::new(S3FifoFactory::default())], 80);
+    drive(&mut *p_as_dyn(&mut p), &keys, 80);
+    assert_eq!(p.leader(), "s3fifo");
+    let sel = replay(&SelectorFactory, &keys, 80).hit_ratio();
+    let lru = replay(&LruFactory, &keys, 80).hit_ratio();
+    let s3 = replay(&S3FifoFactory::default(), &keys, 80).hit_ratio();
+    assert!(s3 > lru + 0.05, "{s3} vs {lru}");
+    assert!(sel > s3 - 0.02, "the selector keeps the hot set too: {sel} vs {s3}");
+}
+
+fn p_as_dyn(p: &mut Selector) -> &mut dyn EvictionPolicy {
+    p
+}
+
+/// Drives a policy as the cache does (get; insert on miss; evict while over `cap`), checking
+/// that every victim is resident and the policy's count matches.
+fn drive(p: &mut dyn EvictionPolicy, keys: &[u64], cap: usize) {
+    let mut resident: std::collections::HashMap<u64, SlotId> = Default::default();
+    let mut key_of: Vec<Option<u64>> = Vec::new();
+    let mut free: Vec<SlotId> = Vec::new();
+    for &k in keys {
+        if let Some(&s) = resident.get(&k) {
+            p.on_access(s);
+            continue;
+        }
+        let s = free.pop().unwrap_or_else(|| {
+            key_of.push(None);
+            (key_of.len() - 1) as SlotId
+        });
+        key_of[s as usize] = Some(k);
+        resident.insert(k, s);
+        p.on_insert(s, EntryInfo { hash: mix(k), weight: 1, expires: None });
+        while resident.len() > cap {
+            let v = p.evict(&mut NoReads).expect("a victim while over budget");
+            let k = key_of[v as usize].take().expect("the victim is resident");
+            resident.remove(&k);
+            free.push(v);
+        }
+        assert_eq!(p.len(), resident.len());
     }
 }
