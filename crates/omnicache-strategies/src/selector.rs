@@ -157,6 +157,10 @@ impl Selector {
             );
         }
         self.pending.extend(self.evicted.drain(..));
+        // Victims pile up only while the cache evicts less than its leader (after removals).
+        while self.pending.len() > 2 * self.len.max(16) {
+            self.pending.pop_front();
+        }
         self.tick += 1;
         if self.tick % self.epoch == 0 {
             self.end_epoch();
@@ -244,6 +248,10 @@ impl EvictionPolicy for Selector {
 
     fn evict(&mut self, _accesses: &mut dyn AccessView) -> Option<SlotId> {
         while let Some(h) = self.pending.pop_front() {
+            // Evicted by the leader, but back in its shadow since: no longer a victim.
+            if self.shadows[self.leader].slot_of.contains_key(&h) {
+                continue;
+            }
             if let Some(&s) = self.by_hash.get(&h) {
                 self.drop_resident(s);
                 return Some(s);
