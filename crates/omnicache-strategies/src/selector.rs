@@ -124,8 +124,12 @@ impl std::fmt::Debug for Selector {
 }
 
 impl Selector {
-    /// A selector over `factories` (the first leads until the first epoch ends).
-    pub fn new(factories: Vec<Arc<dyn PolicyFactory>>, max_weight: u64) -> Self {
+    /// A selector over `factories` (the first leads until the first epoch ends); an empty list
+    /// means S3-FIFO alone.
+    pub fn new(mut factories: Vec<Arc<dyn PolicyFactory>>, max_weight: u64) -> Self {
+        if factories.is_empty() {
+            factories.push(Arc::new(omnicache_core::S3FifoFactory::default()));
+        }
         let max = max_weight.max(1);
         let shadows: Vec<Shadow> = factories.iter().map(|f| Shadow::new(&**f, max)).collect();
         Selector {
@@ -189,16 +193,15 @@ impl Selector {
         }
     }
 
-    fn drop_resident(&mut self, slot: SlotId) -> bool {
+    fn drop_resident(&mut self, slot: SlotId) {
         let Some(r) = self.residents.get_mut(slot as usize).and_then(Option::take) else {
-            return false;
+            return;
         };
         if self.by_hash.get(&r.hash) == Some(&slot) {
             self.by_hash.remove(&r.hash);
         }
         self.recency.unlink(slot);
         self.len -= 1;
-        true
     }
 }
 

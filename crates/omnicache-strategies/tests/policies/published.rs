@@ -348,3 +348,12 @@ fn drive(p: &mut dyn EvictionPolicy, keys: &[u64], cap: usize) {
         assert_eq!(p.len(), resident.len());
     }
 }
+
+#[test]
+fn selector_without_experts_runs_s3fifo_alone() {
+    let mut p = Selector::new(Vec::new(), 10);
+    assert_eq!(p.leader(), "s3fifo");
+    let keys: Vec<u64> = (0..1_000).map(|i| i % 37).collect();
+    drive(&mut *p_as_dyn(&mut p), &keys, 10);
+    assert_eq!(p.len(), 10);
+}
