@@ -141,9 +141,11 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
 async fn serve_api(
     listener: tokio::net::TcpListener,
     tls: Option<rustls::ServerConfig>,
-    app: axum::Router,
+    app: api::ApiService,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    use axum::ServiceExt as _;
+    let app = app.into_make_service();
     let served = match tls {
         None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
         Some(tls) => {
@@ -175,7 +177,7 @@ type Task = tokio::task::JoinHandle<Result<()>>;
 pub async fn start(config: ServerConfig) -> Result<Running> {
     let (o, (listener, tls)) = open(&config).await?;
     let state = o.state.clone();
-    let app = api::router(state.clone());
+    let app = api::service(state.clone());
     let task = tokio::spawn(async move {
         serve_api(listener, tls, app, shutdown_signal()).await?;
         state.shutdown().await;
@@ -215,7 +217,7 @@ pub async fn start_proxy(config: ServerConfig, proxy: ProxyConfig) -> Result<Run
     let proxy_app = axum::Router::new().fallback_service(http.layer().layer(upstream));
     let front = bind(proxy.listen).await?;
     let proxy_addr = front.local_addr()?;
-    let app = api::router(state.clone());
+    let app = api::service(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
