@@ -54,6 +54,9 @@ enum Command {
         /// Entries a cache keeps in memory unless it says otherwise. Default: 100,000.
         #[arg(long)]
         l1_capacity: Option<u64>,
+        /// Threads serving requests. Default: one per core.
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// Run a caching reverse proxy (RFC 9111) in front of an HTTP origin, with the server's
     /// REST API beside it for stats and purges.
@@ -325,26 +328,28 @@ enum KeyCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Serve { config, listen, data, l1_capacity } => {
-            serve(config, listen, data, l1_capacity).await
+        Command::Serve { config, listen, data, l1_capacity, workers } => {
+            server_config(config.as_deref(), listen, data, workers).and_then(|mut config| {
+                if let Some(c) = l1_capacity {
+                    config.l1_capacity = c;
+                }
+                runtime(config.workers)?.block_on(serve(config))
+            })
         }
         Command::Proxy { upstream, listen, api, cache, max_body_bytes, config, data } => {
             let proxy = omnicache_server::ProxyConfig { listen, upstream, cache, max_body_bytes };
-            run_proxy(config, api, data, proxy).await
+            server_config(config.as_deref(), api, data, None)
+                .and_then(|config| runtime(config.workers)?.block_on(run_proxy(config, proxy)))
         }
-        Command::Warm { file, cache, data: Some(data), format, ttl, .. } => {
-            warm_offline(&file, &cache, &data, format.as_deref(), ttl).await
-        }
+        Command::Warm { file, cache, data: Some(data), format, ttl, .. } => runtime(None)
+            .and_then(|rt| rt.block_on(warm_offline(&file, &cache, &data, format.as_deref(), ttl))),
         Command::Sim { traces, policy, size, format, plot, trace_format, threads } => {
             sim(&traces, &policy, &size, &format, plot.as_deref(), trace_format.as_deref(), threads)
         }
-        other => tokio::task::spawn_blocking(move || remote(other))
-            .await
-            .unwrap_or_else(|e| Err(Failure::failed(format!("the command panicked: {e}")))),
+        other => remote(other),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -355,13 +360,14 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(
-    config: Option<PathBuf>,
+/// The file's configuration under the environment's, under the flags.
+fn server_config(
+    file: Option<&Path>,
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
-    l1_capacity: Option<u64>,
-) -> Outcome<()> {
-    let mut config = omnicache_server::ServerConfig::load(config.as_deref(), std::env::vars())
+    workers: Option<usize>,
+) -> Outcome<omnicache_server::ServerConfig> {
+    let mut config = omnicache_server::ServerConfig::load(file, std::env::vars())
         .map_err(|e| Failure::usage(e.to_string()))?;
     if let Some(l) = listen {
         config.listen = l;
@@ -369,9 +375,23 @@ async fn serve(
     if let Some(d) = data {
         config.data_dir = d;
     }
-    if let Some(c) = l1_capacity {
-        config.l1_capacity = c;
+    if let Some(w) = workers {
+        config.workers = Some(w);
     }
+    config.validate().map_err(Failure::usage)?;
+    Ok(config)
+}
+
+/// The runtime serving requests: `workers` threads, by default one per core.
+fn runtime(workers: Option<usize>) -> Outcome<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.enable_all().build().map_err(|e| Failure::failed(format!("could not start the runtime: {e}")))
+}
+
+async fn serve(config: omnicache_server::ServerConfig) -> Outcome<()> {
     let running = omnicache_server::start(config)
         .await
         .map_err(|e| Failure::failed(format!("could not start: {e}")))?;
@@ -393,19 +413,9 @@ async fn serve(
 }
 
 async fn run_proxy(
-    config: Option<PathBuf>,
-    api: Option<SocketAddr>,
-    data: Option<PathBuf>,
+    config: omnicache_server::ServerConfig,
     proxy: omnicache_server::ProxyConfig,
 ) -> Outcome<()> {
-    let mut config = omnicache_server::ServerConfig::load(config.as_deref(), std::env::vars())
-        .map_err(|e| Failure::usage(e.to_string()))?;
-    if let Some(a) = api {
-        config.listen = a;
-    }
-    if let Some(d) = data {
-        config.data_dir = d;
-    }
     let (upstream, cache) = (proxy.upstream.clone(), proxy.cache.clone());
     let running = omnicache_server::start_proxy(config, proxy).await.map_err(|e| {
         let message = format!("could not start: {e}");

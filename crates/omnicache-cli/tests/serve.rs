@@ -3,13 +3,14 @@
 
 mod common;
 
-use common::{request, serve};
+use common::{request, serve, serve_with};
 use std::process::Command;
 
 #[test]
 fn the_embedded_default_serves_entries_behind_its_key_and_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
-    let server = serve(data.path());
+    // One worker thread here; the restart below runs the default, one per core.
+    let server = serve_with(data.path(), &["--workers", "1"], &[]);
     let key = server.key.clone().expect("the first start prints the admin key");
     let auth = format!("Bearer {key}");
     let a = server.addr.clone();
@@ -111,6 +112,21 @@ fn a_bad_listen_address_or_data_dir_is_a_clear_error() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    for (args, envs, want) in [
+        (&["--workers", "0"][..], &[][..], "workers: must be at least 1"),
+        (&[], &[("OMNICACHE_WORKERS", "many")][..], "OMNICACHE_WORKERS"),
+        (&[], &[("OMNICACHE_WORKERS", "0")], "workers: must be at least 1"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_omnicache"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {envs:?}: {err}");
+        assert!(err.contains(want), "{args:?} {envs:?}: {err}");
+    }
 }
 
 #[test]

@@ -25,6 +25,7 @@ const TOP_LEVEL: &[&str] = &[
     "l1_capacity",
     "max_key_len",
     "max_body_bytes",
+    "workers",
     "tls",
     "caches",
     "keys",
@@ -49,6 +50,10 @@ pub struct ServerConfig {
     /// The largest request body, in bytes (413 beyond). Default: 16 MiB.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Threads serving requests (the binary's runtime; a library caller runs its own).
+    /// Default: one per core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
     /// Serve HTTPS with this certificate. Default: plain HTTP.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -85,6 +90,7 @@ impl Default for ServerConfig {
             l1_capacity: default_l1_capacity(),
             max_key_len: default_max_key_len(),
             max_body_bytes: default_max_body_bytes(),
+            workers: None,
             tls: None,
             caches: BTreeMap::new(),
             keys: Vec::new(),
@@ -444,6 +450,9 @@ impl ServerConfig {
         if self.max_key_len == 0 {
             return Err("max_key_len: must be at least 1".into());
         }
+        if self.workers == Some(0) {
+            return Err("workers: must be at least 1".into());
+        }
         for (name, spec) in &self.caches {
             if !valid_cache_name(name) {
                 return Err(format!(
@@ -565,6 +574,7 @@ mod tests {
                 ("OMNICACHE_CACHES__USERS__TIERS__0__KIND", "disk"),
                 ("OMNICACHE_CACHES__USERS__TIERS__0__WRITE", "behind"),
                 ("OMNICACHE_DATA", "/tmp/x"),
+                ("OMNICACHE_WORKERS", "3"),
                 ("OMNICACHE_API_KEY", "not config"),
                 ("OMNICACHE_TOOLS", "/not/config/either"),
                 ("PATH", "/bin"),
@@ -573,6 +583,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.port(), 9001);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.workers, Some(3));
         let users = &c.caches["users"];
         assert_eq!(users.l1_capacity, Some(7));
         assert_eq!(users.tiers.as_ref().unwrap()[0].write, WriteMode::Behind);
@@ -593,6 +604,8 @@ mod tests {
             ("[[keys]]\nname = \"r\"\nsha256 = \"00\"\nscopes = [\"read\"]", "keys[0].sha256"),
             ("[tls]\ncert = \"/nope.pem\"\nkey = \"/nope.key\"", "tls.cert"),
             ("listen = ", "bad.toml"),
+            ("workers = 0", "workers: must be at least 1"),
+            ("workers = -2", "workers"),
         ];
         for (text, want) in cases {
             std::fs::write(&file, text).unwrap();
