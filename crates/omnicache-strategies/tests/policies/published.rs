@@ -55,33 +55,9 @@ fn arc_ghost_lists_stay_bounded() {
     let mut rng = SplitMix(3);
     let c = 50u64;
     let mut p = ArcPolicy::new(c);
-    let mut resident = std::collections::HashMap::new();
-    let mut slots: Vec<Option<u64>> = vec![None; 100];
-    let mut free: Vec<u32> = (0..100).rev().collect();
+    let mut cache = Driver::new(c as usize);
     for _ in 0..20_000 {
-        let key = rng.below(400);
-        if let Some(&s) = resident.get(&key) {
-            p.on_access(s);
-            continue;
-        }
-        let s = free.pop().unwrap();
-        slots[s as usize] = Some(key);
-        resident.insert(key, s);
-        p.on_insert(s, EntryInfo { hash: mix(key), weight: 1, expires: None });
-        while resident.len() as u64 > c {
-            struct V<'a>(&'a [Option<u64>]);
-            impl AccessView for V<'_> {
-                fn take_accesses(&mut self, _: SlotId) -> u8 {
-                    0
-                }
-                fn hash(&mut self, s: SlotId) -> u64 {
-                    mix(self.0[s as usize].unwrap())
-                }
-            }
-            let v = p.evict(&mut V(&slots)).unwrap();
-            resident.remove(&slots[v as usize].take().unwrap());
-            free.push(v);
-        }
+        cache.reference(&mut p, rng.below(400));
         let (t1, t2, b1, b2) = p.sizes();
         assert!(t1 + b1 <= c as usize, "|T1| + |B1| <= c");
         assert!(t1 + t2 + b1 + b2 <= 2 * c as usize, "everything <= 2c");
@@ -239,36 +215,18 @@ fn lirs_ghosts_stay_bounded_and_victims_are_resident() {
     let mut rng = SplitMix(11);
     let c = 50u64;
     let mut p = Lirs::new(c, 0.01, 2.0);
-    let mut resident = std::collections::HashMap::new();
-    let mut slots: Vec<Option<u64>> = vec![None; 100];
-    let mut free: Vec<u32> = (0..100).rev().collect();
+    let mut cache = Driver::new(c as usize);
     for i in 0..30_000u64 {
         // A loop and a random tail, so the stack holds LIR, HIR and ghosts.
         let key = if i % 3 == 0 { rng.below(2_000) } else { i % 70 };
-        if let Some(&s) = resident.get(&key) {
-            if rng.below(10) == 0 {
-                p.on_remove(s);
-                resident.remove(&key);
-                slots[s as usize] = None;
-                free.push(s);
-            } else {
-                p.on_access(s);
-            }
-            continue;
-        }
-        let s = free.pop().unwrap();
-        slots[s as usize] = Some(key);
-        resident.insert(key, s);
-        p.on_insert(s, EntryInfo { hash: mix(key), weight: 1, expires: None });
-        while resident.len() as u64 > c {
-            let v = p.evict(&mut NoReads).unwrap();
-            let k = slots[v as usize].take().expect("the victim is resident");
-            resident.remove(&k);
-            free.push(v);
+        if cache.contains(key) && rng.below(10) == 0 {
+            cache.remove(&mut p, key);
+        } else {
+            cache.reference(&mut p, key);
         }
         let (lir, hir, ghosts) = p.sizes();
-        assert_eq!(lir + hir, resident.len());
-        assert_eq!(p.len(), resident.len());
+        assert_eq!(lir + hir, cache.len());
+        assert_eq!(p.len(), cache.len());
         assert!((lir as u64) < c, "the LIR set stays within its budget");
         assert!(ghosts <= 2 * 51, "ghosts bounded by twice the peak resident count");
     }
@@ -324,28 +282,74 @@ fn p_as_dyn(p: &mut Selector) -> &mut dyn EvictionPolicy {
 /// Drives a policy as the cache does (get; insert on miss; evict while over `cap`), checking
 /// that every victim is resident and the policy's count matches.
 fn drive(p: &mut dyn EvictionPolicy, keys: &[u64], cap: usize) {
-    let mut resident: std::collections::HashMap<u64, SlotId> = Default::default();
-    let mut key_of: Vec<Option<u64>> = Vec::new();
-    let mut free: Vec<SlotId> = Vec::new();
+    let mut cache = Driver::new(cap);
     for &k in keys {
-        if let Some(&s) = resident.get(&k) {
+        cache.reference(p, k);
+    }
+}
+
+/// The cache's side of a policy: keys in slots, a free list, and the keys' hashes for victims.
+struct Driver {
+    cap: usize,
+    resident: std::collections::HashMap<u64, SlotId>,
+    key_of: Vec<Option<u64>>,
+    free: Vec<SlotId>,
+}
+
+/// Each slot's key hash, as the cache gives it to a policy looking for a victim.
+struct KeyHashes<'a>(&'a [Option<u64>]);
+
+impl AccessView for KeyHashes<'_> {
+    fn take_accesses(&mut self, _: SlotId) -> u8 {
+        0
+    }
+    fn hash(&mut self, s: SlotId) -> u64 {
+        mix(self.0[s as usize].expect("asked for the hash of a resident slot"))
+    }
+}
+
+impl Driver {
+    fn new(cap: usize) -> Self {
+        Driver { cap, resident: Default::default(), key_of: Vec::new(), free: Vec::new() }
+    }
+
+    fn len(&self) -> usize {
+        self.resident.len()
+    }
+
+    fn contains(&self, key: u64) -> bool {
+        self.resident.contains_key(&key)
+    }
+
+    /// A get of `key`: a hit is an access; a miss inserts, then evicts while over budget,
+    /// checking that every victim is resident and that the policy counts what is.
+    fn reference(&mut self, p: &mut dyn EvictionPolicy, key: u64) {
+        if let Some(&s) = self.resident.get(&key) {
             p.on_access(s);
-            continue;
+            return;
         }
-        let s = free.pop().unwrap_or_else(|| {
-            key_of.push(None);
-            (key_of.len() - 1) as SlotId
+        let s = self.free.pop().unwrap_or_else(|| {
+            self.key_of.push(None);
+            (self.key_of.len() - 1) as SlotId
         });
-        key_of[s as usize] = Some(k);
-        resident.insert(k, s);
-        p.on_insert(s, EntryInfo { hash: mix(k), weight: 1, expires: None });
-        while resident.len() > cap {
-            let v = p.evict(&mut NoReads).expect("a victim while over budget");
-            let k = key_of[v as usize].take().expect("the victim is resident");
-            resident.remove(&k);
-            free.push(v);
+        self.key_of[s as usize] = Some(key);
+        self.resident.insert(key, s);
+        p.on_insert(s, EntryInfo { hash: mix(key), weight: 1, expires: None });
+        while self.resident.len() > self.cap {
+            let v = p.evict(&mut KeyHashes(&self.key_of)).expect("a victim while over budget");
+            let k = self.key_of[v as usize].take().expect("the victim is resident");
+            self.resident.remove(&k);
+            self.free.push(v);
         }
-        assert_eq!(p.len(), resident.len());
+        assert_eq!(p.len(), self.resident.len());
+    }
+
+    /// An explicit removal of a resident `key`.
+    fn remove(&mut self, p: &mut dyn EvictionPolicy, key: u64) {
+        let s = self.resident.remove(&key).expect("removing a resident key");
+        self.key_of[s as usize] = None;
+        self.free.push(s);
+        p.on_remove(s);
     }
 }
 
