@@ -244,7 +244,10 @@ pub enum PolicyName {
     /// LIRS (Jiang & Zhang, SIGMETRICS'02): reuse distance decides what is protected.
     #[serde(rename = "lirs")]
     Lirs,
-    /// Follows whichever of S3-FIFO, LIRS and LRU, run as shadow caches, has the most hits.
+    /// Learned eviction after LRB (Song et al., NSDI'20), behind a probationary FIFO.
+    #[serde(rename = "lrb")]
+    Lrb,
+    /// Follows whichever of LRB, LIRS and LRU, run as shadow caches, has the most hits.
     #[serde(rename = "selector")]
     Selector,
     /// SIEVE (Zhang et al., NSDI'24).
@@ -549,7 +552,7 @@ mod tests {
             assert_eq!(serde_json::to_value(parsed).unwrap(), serde_json::json!(name));
             assert_eq!(parsed.name(), *name);
         }
-        assert_eq!(omnicache_strategies::NAMES.len(), 13, "PolicyName lists 13 names");
+        assert_eq!(omnicache_strategies::NAMES.len(), 14, "PolicyName lists 14 names");
     }
 
     #[test]

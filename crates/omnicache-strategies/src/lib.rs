@@ -14,7 +14,8 @@
 //! | `gdsf` (`size`) | [`Gdsf`] | least value per byte (GreedyDual-Size-Frequency) | ordered events |
 //! | `arc` | [`ArcPolicy`] | ARC: recency vs frequency, adaptive target, ghost lists | ordered events |
 //! | `lirs` | [`Lirs`] | LIRS: HIR entries first; reuse distance decides who is protected | ordered events |
-//! | `selector` | [`Selector`] | what the leader of S3-FIFO, LIRS and LRU (run as shadow caches) evicted | ordered events |
+//! | `lrb` | [`Lrb`] | learned (LRB): the sampled entry a boosted-tree model predicts returns last, behind a probationary FIFO | ordered events |
+//! | `selector` | [`Selector`] | what the leader of LRB, LIRS and LRU (run as shadow caches) evicted | ordered events |
 //! | `sieve` | [`Sieve`] | SIEVE: FIFO with a hand that skips visited entries | access bits |
 //! | `wtinylfu` | [`WTinyLfu`] | W-TinyLFU: window + SLRU, sketch admission, adaptive window | ordered events |
 //! | `wtinylfu-fixed` | [`WTinyLfu`] | the same with the window fixed at 1% | ordered events |
@@ -41,11 +42,13 @@
 //! ```
 
 mod arc;
+mod gbm;
 mod gdsf;
 mod ghost;
 mod lfu;
 mod lirs;
 mod list;
+mod lrb;
 mod lru;
 mod ordered;
 mod selector;
@@ -60,6 +63,7 @@ pub use arc::{ArcFactory, ArcPolicy};
 pub use gdsf::{Gdsf, GdsfFactory};
 pub use lfu::{Lfu, LfuFactory};
 pub use lirs::{Lirs, LirsFactory};
+pub use lrb::{Lrb, LrbFactory};
 pub use lru::{Lru, LruFactory};
 pub use omnicache_core::{S3Fifo, S3FifoFactory};
 pub use selector::{Selector, SelectorFactory};
@@ -79,6 +83,7 @@ pub const NAMES: &[&str] = &[
     "gdsf",
     "arc",
     "lirs",
+    "lrb",
     "selector",
     "sieve",
     "wtinylfu",
@@ -98,6 +103,7 @@ pub fn by_name(name: &str) -> Option<Arc<dyn PolicyFactory>> {
         "gdsf" | "size" => Arc::new(GdsfFactory),
         "arc" => Arc::new(ArcFactory),
         "lirs" => Arc::new(LirsFactory::default()),
+        "lrb" => Arc::new(LrbFactory::default()),
         "selector" => Arc::new(SelectorFactory),
         "sieve" => Arc::new(SieveFactory),
         "wtinylfu" | "w-tinylfu" | "tinylfu" => Arc::new(WTinyLfuFactory::default()),

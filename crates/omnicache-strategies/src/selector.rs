@@ -1,11 +1,12 @@
 //! A policy that runs several policies as shadow caches and follows the one with the most hits.
 //!
-//! No published policy wins on every workload: S3-FIFO leads on database and storage traces,
-//! LIRS on loops, LRU where recency is everything. The selector runs each of them as a full
-//! shadow cache of the same budget over the same references and evicts what the current leader
-//! evicted. Its cost is that of its experts together (about four times a single policy's
-//! memory and work), and it needs every read in order ([`ReadTracking::Events`]), so it is not
-//! the memory cache's default; see docs/BENCHMARKS.md for what it gains.
+//! No policy wins on every workload: the learned [`Lrb`](crate::Lrb) leads on database,
+//! storage and recommendation traces, LIRS on loops, LRU where recency is everything. The
+//! selector runs each of them as a full shadow cache of the same budget over the same
+//! references and evicts what the current leader evicted. Its cost is that of its experts
+//! together (LRB's model dominates it), and it needs every read in order
+//! ([`ReadTracking::Events`]), so it is not the memory cache's default; see
+//! docs/BENCHMARKS.md for what it gains.
 
 use crate::list::SlotList;
 #[cfg(doc)]
@@ -271,7 +272,7 @@ impl EvictionPolicy for Selector {
     }
 }
 
-/// Makes [`Selector`]s over S3-FIFO, LIRS and LRU.
+/// Makes [`Selector`]s over LRB, LIRS and LRU.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SelectorFactory;
 
@@ -281,7 +282,7 @@ impl PolicyFactory for SelectorFactory {
     }
     fn build(&self, max_weight: u64) -> Box<dyn EvictionPolicy> {
         let experts: Vec<Arc<dyn PolicyFactory>> = vec![
-            Arc::new(omnicache_core::S3FifoFactory::default()),
+            Arc::new(crate::LrbFactory::default()),
             Arc::new(crate::LirsFactory::default()),
             Arc::new(crate::LruFactory),
         ];

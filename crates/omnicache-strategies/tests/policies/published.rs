@@ -1,4 +1,4 @@
-//! ARC, LIRS, SIEVE, W-TinyLFU and the selector: hand-worked sequences, brute-force references, bounded ghosts.
+//! ARC, LIRS, SIEVE, W-TinyLFU, LRB and the selector: hand-worked sequences, brute-force references, bounded ghosts.
 
 use omnicache_core::testkit::SplitMix;
 use omnicache_core::{AccessView, EntryInfo, EvictionPolicy, NoReads, SlotId};
@@ -275,6 +275,73 @@ fn selector_follows_s3fifo_against_a_scan() {
     assert!(sel > s3 - 0.02, "the selector keeps the hot set too: {sel} vs {s3}");
 }
 
+#[test]
+fn lrb_learns_to_keep_part_of_a_loop_larger_than_the_cache() {
+    // A loop over 120 keys in a cache of 100: LRU keeps nothing; OPT keeps 99 of every 120.
+    let keys: Vec<u64> = (0..100).flat_map(|_| 0..120u64).collect();
+    assert_eq!(replay(&LruFactory, &keys, 100).hit_ratio(), 0.0);
+    let mut p = Lrb::new(100);
+    assert!(!p.is_trained());
+    let mut cache = Driver::new(100);
+    let (first, rest) = keys.split_at(keys.len() / 2);
+    for &k in first {
+        cache.reference(&mut p, k);
+    }
+    assert!(p.is_trained(), "labels arrive and a model is trained");
+    let hits = rest.iter().filter(|&&k| cache.reference(&mut p, k)).count();
+    let lrb = hits as f64 / rest.len() as f64;
+    assert!(lrb > 0.5, "the model learns that the youngest entry returns last: {lrb}");
+}
+
+#[test]
+fn lrb_keeps_a_hot_set_against_one_off_keys() {
+    let mut rng = SplitMix(5);
+    let mut next = 1_000u64;
+    let keys: Vec<u64> = (0..60_000)
+        .map(|i| {
+            if i % 2 == 0 {
+                rng.below(50)
+            } else {
+                next += 1;
+                next
+            }
+        })
+        .collect();
+    let lrb = replay(&LrbFactory::default(), &keys, 80).hit_ratio();
+    let lru = replay(&LruFactory, &keys, 80).hit_ratio();
+    let s3 = replay(&S3FifoFactory::default(), &keys, 80).hit_ratio();
+    assert!(lrb > lru + 0.05, "{lrb} vs LRU {lru}");
+    assert!(lrb > s3 - 0.02, "{lrb} vs S3-FIFO {s3}");
+}
+
+#[test]
+fn lrb_evicts_one_off_keys_from_probation_and_readmits_known_keys_past_it() {
+    // 20 keys inserted and read once, then one-off keys: once probation (2 entries) has
+    // passed the read keys on, every victim is a one-off key.
+    let mut p = Lrb::new(20);
+    let mut cache = Driver::new(20);
+    for k in 0..20 {
+        cache.reference(&mut p, k);
+    }
+    for k in 0..20 {
+        cache.reference(&mut p, k);
+    }
+    for k in 100..150 {
+        cache.reference(&mut p, k);
+    }
+    let kept = (0..20).filter(|&k| cache.contains(k)).count();
+    assert!(kept >= 18, "the read keys stay while one-off keys pass: {kept} of 20");
+    assert!((100..148).all(|k| !cache.contains(k)), "one-off keys leave from probation");
+    // Key 100 was evicted moments ago, so its history is within the memory window: back, it
+    // skips probation and outlives the next one-off keys.
+    cache.reference(&mut p, 100);
+    for k in 200..230 {
+        cache.reference(&mut p, k);
+    }
+    assert!(cache.contains(100), "a known key re-enters past probation");
+    assert!(!cache.contains(200));
+}
+
 fn p_as_dyn(p: &mut Selector) -> &mut dyn EvictionPolicy {
     p
 }
@@ -321,12 +388,12 @@ impl Driver {
         self.resident.contains_key(&key)
     }
 
-    /// A get of `key`: a hit is an access; a miss inserts, then evicts while over budget,
-    /// checking that every victim is resident and that the policy counts what is.
-    fn reference(&mut self, p: &mut dyn EvictionPolicy, key: u64) {
+    /// A get of `key`, true for a hit: a hit is an access; a miss inserts, then evicts while
+    /// over budget, checking that every victim is resident and that the policy counts what is.
+    fn reference(&mut self, p: &mut dyn EvictionPolicy, key: u64) -> bool {
         if let Some(&s) = self.resident.get(&key) {
             p.on_access(s);
-            return;
+            return true;
         }
         let s = self.free.pop().unwrap_or_else(|| {
             self.key_of.push(None);
@@ -342,6 +409,7 @@ impl Driver {
             self.free.push(v);
         }
         assert_eq!(p.len(), self.resident.len());
+        false
     }
 
     /// An explicit removal of a resident `key`.

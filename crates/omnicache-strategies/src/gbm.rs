@@ -1,0 +1,232 @@
+//! Gradient-boosted regression trees over byte-binned features: the model behind [`Lrb`].
+//!
+//! Squared loss, depth-wise trees, split search over 256-bin histograms (as LightGBM does,
+//! without its sampling tricks). Small and exact enough to retrain inside a policy every few
+//! thousand samples.
+//!
+//! [`Lrb`]: crate::Lrb
+
+/// Feature value for "no such value" (a missing reuse interval); sorts after every real bin.
+pub(crate) const MISSING: u8 = u8::MAX;
+
+/// Log-scale bin of `x`: 0 for 0, then eight bins per power of two, at most 254.
+pub(crate) fn log_bin(x: u64) -> u8 {
+    if x == 0 {
+        return 0;
+    }
+    let octave = 63 - u64::from(x.leading_zeros());
+    let frac = if octave >= 3 { (x >> (octave - 3)) & 7 } else { (x << (3 - octave)) & 7 };
+    (1 + octave * 8 + frac).min(254) as u8
+}
+
+/// How a model is trained.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Boosting {
+    pub(crate) trees: usize,
+    pub(crate) depth: usize,
+    pub(crate) learning_rate: f32,
+    pub(crate) min_leaf: usize,
+}
+
+impl Default for Boosting {
+    /// LightGBM's usual small model: 32 trees of up to 32 leaves, learning rate 0.1.
+    fn default() -> Self {
+        Boosting { trees: 32, depth: 5, learning_rate: 0.1, min_leaf: 20 }
+    }
+}
+
+/// A split (`feature <= threshold` goes left) or, with `feature == LEAF`, a leaf's `value`.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    feature: u8,
+    threshold: u8,
+    left: u32,
+    right: u32,
+    value: f32,
+}
+
+const LEAF: u8 = u8::MAX;
+
+/// A trained ensemble: a base value plus the sum of every tree's leaf.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Model {
+    base: f32,
+    trees: Vec<Vec<Node>>,
+}
+
+fn leaf_of(tree: &[Node], x: &[u8]) -> f32 {
+    let mut i = 0usize;
+    loop {
+        let Some(n) = tree.get(i) else { return 0.0 };
+        if n.feature == LEAF {
+            return n.value;
+        }
+        let v = x.get(n.feature as usize).copied().unwrap_or(MISSING);
+        i = if v <= n.threshold { n.left } else { n.right } as usize;
+    }
+}
+
+impl Model {
+    /// The prediction for one feature row.
+    pub(crate) fn predict(&self, x: &[u8]) -> f32 {
+        self.base + self.trees.iter().map(|t| leaf_of(t, x)).sum::<f32>()
+    }
+
+    /// Fits `rows` (each `width` features) to `targets`. An empty set gives the zero model.
+    pub(crate) fn train(rows: &[u8], width: usize, targets: &[f32], b: &Boosting) -> Model {
+        let n = targets.len().min(rows.len() / width.max(1));
+        if n == 0 || width == 0 {
+            return Model::default();
+        }
+        let base = targets[..n].iter().sum::<f32>() / n as f32;
+        let mut pred = vec![base; n];
+        let mut resid = vec![0f32; n];
+        let mut t = Trainer {
+            rows,
+            width,
+            resid: &mut resid,
+            sums: vec![0.0; width * 256],
+            counts: vec![0; width * 256],
+            b,
+        };
+        let mut trees = Vec::with_capacity(b.trees);
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        for _ in 0..b.trees {
+            for i in 0..n {
+                t.resid[i] = targets[i] - pred[i];
+            }
+            let mut tree = Vec::new();
+            t.grow(&mut tree, &mut order, 0);
+            for (i, p) in pred.iter_mut().enumerate() {
+                *p += leaf_of(&tree, &rows[i * width..(i + 1) * width]);
+            }
+            trees.push(tree);
+        }
+        Model { base, trees }
+    }
+}
+
+struct Trainer<'a> {
+    rows: &'a [u8],
+    width: usize,
+    resid: &'a mut [f32],
+    sums: Vec<f64>,
+    counts: Vec<u32>,
+    b: &'a Boosting,
+}
+
+impl Trainer<'_> {
+    /// Grows the subtree for the samples in `idx` (reordered in place); returns its root.
+    fn grow(&mut self, tree: &mut Vec<Node>, idx: &mut [u32], depth: usize) -> u32 {
+        let me = tree.len() as u32;
+        let total: f64 = idx.iter().map(|&i| f64::from(self.resid[i as usize])).sum();
+        let n = idx.len();
+        let value = (f64::from(self.b.learning_rate) * total / n.max(1) as f64) as f32;
+        tree.push(Node { feature: LEAF, threshold: 0, left: 0, right: 0, value });
+        if depth >= self.b.depth || n < 2 * self.b.min_leaf.max(1) {
+            return me;
+        }
+        let Some((feature, threshold)) = self.best_split(idx, total) else { return me };
+        let w = self.width;
+        let rows = self.rows;
+        let goes_left = |i: u32| rows[i as usize * w + feature] <= threshold;
+        let mut split = 0;
+        for j in 0..n {
+            if goes_left(idx[j]) {
+                idx.swap(j, split);
+                split += 1;
+            }
+        }
+        let (l, r) = idx.split_at_mut(split);
+        let left = self.grow(tree, l, depth + 1);
+        let right = self.grow(tree, r, depth + 1);
+        tree[me as usize] = Node { feature: feature as u8, threshold, left, right, value: 0.0 };
+        me
+    }
+
+    /// The split with the largest reduction in squared error, if any leaves both sides with
+    /// at least `min_leaf` samples.
+    fn best_split(&mut self, idx: &[u32], total: f64) -> Option<(usize, u8)> {
+        let w = self.width;
+        self.sums.iter_mut().for_each(|s| *s = 0.0);
+        self.counts.iter_mut().for_each(|c| *c = 0);
+        for &i in idx {
+            let row = &self.rows[i as usize * w..(i as usize + 1) * w];
+            let r = f64::from(self.resid[i as usize]);
+            for (f, &bin) in row.iter().enumerate() {
+                let k = f * 256 + bin as usize;
+                self.sums[k] += r;
+                self.counts[k] += 1;
+            }
+        }
+        let n = idx.len();
+        let min = self.b.min_leaf.max(1);
+        let parent = total * total / n as f64;
+        let mut best: Option<(f64, usize, u8)> = None;
+        for f in 0..w {
+            let (mut ls, mut lc) = (0f64, 0usize);
+            for bin in 0..255usize {
+                ls += self.sums[f * 256 + bin];
+                lc += self.counts[f * 256 + bin] as usize;
+                if lc < min {
+                    continue;
+                }
+                if n - lc < min {
+                    break;
+                }
+                let rs = total - ls;
+                let gain = ls * ls / lc as f64 + rs * rs / (n - lc) as f64 - parent;
+                if gain > best.map_or(1e-9, |b| b.0) {
+                    best = Some((gain, f, bin as u8));
+                }
+            }
+        }
+        best.map(|(_, f, t)| (f, t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_bins_are_monotone_and_bounded() {
+        let mut last = 0;
+        for x in (0..20).chain([100, 1_000, 1 << 20, u64::MAX]) {
+            let b = log_bin(x);
+            assert!(b >= last, "bin of {x} ({b}) below the previous ({last})");
+            assert!(b < MISSING);
+            last = b;
+        }
+        assert_eq!(log_bin(0), 0);
+        assert!(log_bin(9) > log_bin(8), "eight bins per octave separate 8 and 9");
+    }
+
+    #[test]
+    fn learns_a_step_and_an_interaction() {
+        // y = 10 when x0 > 100 and x1 <= 50, else 0: needs two levels of splits.
+        let mut rows = Vec::new();
+        let mut ys = Vec::new();
+        let mut s = 1u64;
+        for _ in 0..4_000 {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let (a, b) = ((s >> 33) as u8, (s >> 45) as u8);
+            rows.extend([a, b, 7]);
+            ys.push(if a > 100 && b <= 50 { 10.0 } else { 0.0 });
+        }
+        let m = Model::train(&rows, 3, &ys, &Boosting::default());
+        assert!(m.predict(&[200, 10, 7]) > 8.0, "{}", m.predict(&[200, 10, 7]));
+        assert!(m.predict(&[200, 200, 7]) < 2.0);
+        assert!(m.predict(&[50, 10, 7]) < 2.0);
+        // A short row reads as missing features rather than panicking.
+        let _ = m.predict(&[200]);
+    }
+
+    #[test]
+    fn an_empty_or_constant_set_gives_a_constant_model() {
+        let m = Model::train(&[], 3, &[], &Boosting::default());
+        assert_eq!(m.predict(&[1, 2, 3]), 0.0);
+        let m = Model::train(&[1, 2, 3, 4, 5, 6], 3, &[2.0, 2.0], &Boosting::default());
+        assert!((m.predict(&[9, 9, 9]) - 2.0).abs() < 1e-6);
+    }
+}
