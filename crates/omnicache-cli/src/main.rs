@@ -183,7 +183,8 @@ enum CacheCommand {
     Create {
         /// 1 to 64 of a-z, 0-9, '-' and '_'.
         name: String,
-        /// The eviction policy (s3fifo, lru, lfu, ttl, gdsf, arc, lirs, sieve, wtinylfu).
+        /// The eviction policy (s3fifo, lru, lfu, ttl, gdsf, arc, lirs, lrb, selector, sieve,
+        /// wtinylfu, wtinylfu-fixed).
         #[arg(long)]
         policy: Option<String>,
         /// Entries kept in memory.

@@ -190,6 +190,26 @@ fn stats_clear_set_policy_batches_and_limits() {
     assert_eq!((bad.status, bad.error_code().as_str()), (400, "invalid_json"));
     assert!(bad.json()["error"]["message"].as_str().unwrap().contains("wtinylfu"));
 
+    // The learned policy end to end: a 50-entry memory layer evicts by LRB, the disk keeps
+    // the rest, and every key still reads back.
+    let r =
+        call(&s, a, "POST", "/caches", br#"{"name":"learned","policy":"lrb","l1_capacity":50}"#);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    for i in 0..200 {
+        let path = format!("/caches/learned/entries/k{i}");
+        assert!(call(&s, a, "PUT", &path, i.to_string().as_bytes()).status < 300);
+    }
+    for round in 0..3 {
+        for i in (0..200).filter(|i| round == 0 || i % 4 == 0) {
+            let r = call(&s, a, "GET", &format!("/caches/learned/entries/k{i}"), b"");
+            assert_eq!((r.status, r.body), (200, i.to_string().into_bytes()), "k{i}");
+        }
+    }
+    let info = call(&s, a, "GET", "/caches/learned", b"").json();
+    assert_eq!(info["policy"], "lrb", "{info}");
+    let held = info["l1_entries"].as_u64().unwrap();
+    assert!((1..=50).contains(&held), "the memory layer keeps its bound: {held}");
+
     // Clear empties memory and the tiers.
     let c = call(&s, a, "POST", "/caches/st/clear", b"").json();
     assert!(c["removed"].as_u64().unwrap() >= 1);
