@@ -290,17 +290,40 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.lookup(key, true)
+    }
+
+    /// A second look after a miss that was already counted (a loader about to run checks that
+    /// no other finished meanwhile): a hit counts, another miss does not.
+    pub(crate) fn get_again<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.lookup(key, false)
+    }
+
+    #[inline]
+    fn lookup<Q>(&self, key: &Q, count_miss: bool) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let hash = self.hash(key);
         let shard = self.shard(hash);
         let data = shard.data.read();
         let Some(idx) = data.find(hash, key) else {
             drop(data);
-            self.record_miss();
+            if count_miss {
+                self.record_miss();
+            }
             return None;
         };
         let Some(e) = &data.slots[idx as usize] else {
             drop(data);
-            self.record_miss();
+            if count_miss {
+                self.record_miss();
+            }
             return None;
         };
         let deadline = e.deadline();
@@ -308,7 +331,9 @@ where
             let now = self.clock.now();
             if now >= deadline {
                 drop(data);
-                self.record_miss();
+                if count_miss {
+                    self.record_miss();
+                }
                 return None;
             }
             if self.tti != NEVER {

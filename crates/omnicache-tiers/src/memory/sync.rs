@@ -121,6 +121,11 @@ where
                 }
             }
             let lead = Lead::new(&self.flights, &key, waiter);
+            // A leader that finished between our miss and our lead has cached the value.
+            if let Some(v) = self.engine.get_again(&key) {
+                lead.complete(Outcome::Value(v.clone()));
+                return Ok(v);
+            }
             let Some(init) = init.take() else {
                 // Only reachable if this caller led before, which returns or unwinds.
                 lead.complete(Outcome::Abandoned);

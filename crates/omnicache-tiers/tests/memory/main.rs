@@ -356,6 +356,35 @@ fn get_with_runs_one_loader_for_many_threads() {
 }
 
 #[test]
+fn a_load_that_finishes_between_a_miss_and_the_next_lead_is_not_run_again() {
+    // Instant loaders on the same keys in the same order: callers often miss just before
+    // another caller's load completes and removes its flight. Each key still loads once.
+    let keys = 5_000u64;
+    let cache: Cache<u64, u64> = Cache::new(keys);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(4));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (cache, runs, barrier) = (cache.clone(), runs.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for k in 0..keys {
+                    let v = cache.get_with(k, || {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        k * 2
+                    });
+                    assert_eq!(v, k * 2);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), keys as usize, "one load per key");
+}
+
+#[test]
 fn try_get_with_shares_the_error_and_caches_nothing() {
     let cache: Cache<u64, u64> = Cache::new(100);
     let runs = Arc::new(AtomicUsize::new(0));
