@@ -253,18 +253,7 @@ fn selector_follows_lirs_on_a_loop_and_matches_it() {
 #[test]
 fn selector_follows_s3fifo_against_a_scan() {
     // A hot set of 50 keys read between one-off keys: S3-FIFO keeps the hot set, LRU does not.
-    let mut rng = SplitMix(5);
-    let mut next = 1_000u64;
-    let keys: Vec<u64> = (0..60_000)
-        .map(|i| {
-            if i % 2 == 0 {
-                rng.below(50)
-            } else {
-                next += 1;
-                next
-            }
-        })
-        .collect();
+    let keys = hot_set_between_one_off_keys();
     let mut p = Selector::new(vec![Arc::new(LruFactory), Arc::new(S3FifoFactory::default())], 80);
     drive(&mut *p_as_dyn(&mut p), &keys, 80);
     assert_eq!(p.leader(), "s3fifo");
@@ -295,18 +284,7 @@ fn lrb_learns_to_keep_part_of_a_loop_larger_than_the_cache() {
 
 #[test]
 fn lrb_keeps_a_hot_set_against_one_off_keys() {
-    let mut rng = SplitMix(5);
-    let mut next = 1_000u64;
-    let keys: Vec<u64> = (0..60_000)
-        .map(|i| {
-            if i % 2 == 0 {
-                rng.below(50)
-            } else {
-                next += 1;
-                next
-            }
-        })
-        .collect();
+    let keys = hot_set_between_one_off_keys();
     let lrb = replay(&LrbFactory::default(), &keys, 80).hit_ratio();
     let lru = replay(&LruFactory, &keys, 80).hit_ratio();
     let s3 = replay(&S3FifoFactory::default(), &keys, 80).hit_ratio();
@@ -340,6 +318,22 @@ fn lrb_evicts_one_off_keys_from_probation_and_readmits_known_keys_past_it() {
     }
     assert!(cache.contains(100), "a known key re-enters past probation");
     assert!(!cache.contains(200));
+}
+
+/// 60,000 references: a hot set of 50 keys read between one-off keys.
+fn hot_set_between_one_off_keys() -> Vec<u64> {
+    let mut rng = SplitMix(5);
+    let mut next = 1_000u64;
+    (0..60_000)
+        .map(|i| {
+            if i % 2 == 0 {
+                rng.below(50)
+            } else {
+                next += 1;
+                next
+            }
+        })
+        .collect()
 }
 
 fn p_as_dyn(p: &mut Selector) -> &mut dyn EvictionPolicy {
