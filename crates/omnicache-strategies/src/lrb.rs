@@ -29,6 +29,8 @@ struct History {
     decayed: [f32; DECAYED],
     weight: u64,
     resident: bool,
+    /// When the history's latest entry in `seen` was made (its last reference or eviction).
+    lease: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,9 +68,10 @@ struct Slot {
 /// - **Model**: 32 gradient-boosted regression trees (squared loss on the log time), retrained
 ///   on the latest 32,768 labels whenever an eighth as many new ones have arrived (at least
 ///   512). Until the first model exists, the oldest sampled entry is evicted.
-/// - **Memory window**: histories of keys no longer resident are kept for `window` times the
-///   largest resident count seen, in references; a key inserted while its history is kept
-///   skips the probationary queue.
+/// - **Memory window**: `window` times the largest resident count seen, in references. A key
+///   no longer resident keeps its history for a window after its last reference or its
+///   eviction, whichever is later; a key inserted while its history is kept skips the
+///   probationary queue.
 /// - **Probation** (from S3-FIFO): a new key enters a small FIFO (10% of the weight); it moves
 ///   to the learned region if read while there, and is evicted from the FIFO otherwise. This
 ///   keeps one-hit wonders from ever reaching the model's sample.
@@ -121,6 +124,12 @@ impl Lrb {
     /// Whether a model has been trained yet (until then the oldest sampled entry goes).
     pub fn is_trained(&self) -> bool {
         self.model.is_some()
+    }
+
+    /// Keys whose history is kept: the residents and the keys referenced or evicted within
+    /// the memory window.
+    pub fn tracked_keys(&self) -> usize {
+        self.history.len()
     }
 
     fn window(&self) -> u64 {
@@ -197,6 +206,7 @@ impl Lrb {
             decayed: [0.0; DECAYED],
             weight,
             resident: true,
+            lease: now,
         });
         if h.count > 0 {
             let d = now - h.last;
@@ -213,6 +223,7 @@ impl Lrb {
         h.last = now;
         h.weight = weight;
         h.resident = true;
+        h.lease = now;
         self.seen.push_back((now, hash));
         self.forget();
     }
@@ -225,7 +236,7 @@ impl Lrb {
                 break;
             }
             self.seen.pop_front();
-            if self.history.get(&hash).is_some_and(|h| h.last == t && !h.resident) {
+            if self.history.get(&hash).is_some_and(|h| h.lease == t && !h.resident) {
                 self.history.remove(&hash);
             }
         }
@@ -242,9 +253,12 @@ impl Lrb {
         }
     }
 
-    fn set_resident(&mut self, hash: u64, resident: bool) {
+    /// Marks `hash` evicted or removed: its history is kept for one memory window from now.
+    fn leave(&mut self, hash: u64) {
         if let Some(h) = self.history.get_mut(&hash) {
-            h.resident = resident;
+            h.resident = false;
+            h.lease = self.now;
+            self.seen.push_back((self.now, hash));
         }
     }
 
@@ -270,7 +284,7 @@ impl Lrb {
             }
         }
         self.slots[slot as usize].place = Place::Free;
-        self.set_resident(s.hash, false);
+        self.leave(s.hash);
         true
     }
 
@@ -363,7 +377,7 @@ impl EvictionPolicy for Lrb {
                 continue;
             }
             self.slots[slot as usize].place = Place::Free;
-            self.set_resident(s.hash, false);
+            self.leave(s.hash);
             return Some(slot);
         }
         if self.main.is_empty() {

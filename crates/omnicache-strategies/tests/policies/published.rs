@@ -283,6 +283,22 @@ fn lrb_learns_to_keep_part_of_a_loop_larger_than_the_cache() {
 }
 
 #[test]
+fn lrb_forgets_keys_a_window_after_they_leave() {
+    // 100 entries, so a window of 6 x 100 references: with each reference and each eviction
+    // leaving one mark in the window, at most 100 residents plus 1,200 others are tracked.
+    let mut p = Lrb::new(100);
+    let mut cache = Driver::new(100);
+    let mut rng = SplitMix(11);
+    for i in 0..50_000u64 {
+        // A slowly drifting hot set, so keys stay resident well past the window, then leave.
+        let k = if i % 3 == 0 { i } else { i / 500 * 40 + rng.below(40) };
+        cache.reference(&mut p, k);
+        assert!(p.tracked_keys() <= 1_300, "{} histories at {i}", p.tracked_keys());
+    }
+    assert!(p.tracked_keys() >= 100, "the residents are tracked");
+}
+
+#[test]
 fn lrb_keeps_a_hot_set_against_one_off_keys() {
     let keys = hot_set_between_one_off_keys();
     let lrb = replay(&LrbFactory::default(), &keys, 80).hit_ratio();
