@@ -268,10 +268,10 @@ impl Lrb {
     }
 
     /// Takes `slot` out of whichever queue holds it.
-    fn detach(&mut self, slot: SlotId) -> bool {
-        let Some(s) = self.slots.get(slot as usize).copied() else { return false };
+    fn detach(&mut self, slot: SlotId) {
+        let Some(s) = self.slots.get(slot as usize).copied() else { return };
         match s.place {
-            Place::Free => return false,
+            Place::Free => return,
             Place::Small { .. } => {
                 self.small.unlink(slot);
                 self.small_weight -= s.weight;
@@ -285,7 +285,6 @@ impl Lrb {
         }
         self.slots[slot as usize].place = Place::Free;
         self.leave(s.hash);
-        true
     }
 
     /// The learned region's victim: the sampled entry predicted to return last.
