@@ -1,7 +1,8 @@
 //! Bytes per entry at 1,000,000 `u64 -> u64` entries, counted by a global allocator, for
 //! omnicache, quick_cache, moka, lru and a plain `HashMap`, each in a fresh process phase.
 //!
-//! `cargo run --release -p omnicache-bench --bin memory`
+//! `cargo run --release -p omnicache-bench --bin memory [-- --policy NAME]`: with a policy, only
+//! omnicache runs, on that policy instead of its default.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -55,8 +56,32 @@ fn measure<T>(
     drop(c);
 }
 
-fn main() {
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let policy = match (args.next().as_deref(), args.next()) {
+        (None, _) => None,
+        (Some("--policy"), Some(name)) => Some(omnicache_bench::policy_by_name(&name)?),
+        _ => anyhow::bail!("usage: memory [--policy NAME]"),
+    };
     println!("cache,inserted,held,bytes_per_entry");
+    if let Some(policy) = policy {
+        let name = format!("omnicache ({})", policy.name());
+        for inserted in [N, 3 * N] {
+            measure(
+                &name,
+                inserted,
+                || {
+                    omnicache::sync::Cache::<u64, u64>::builder()
+                        .max_capacity(N)
+                        .policy_arc(policy.clone())
+                        .build()
+                },
+                |c, k| c.insert(k, k),
+                |c| c.entry_count(),
+            );
+        }
+        return Ok(());
+    }
     // N distinct keys into a cache of N (filling), then 3N (steady state with evictions, where
     // ghost queues and other eviction bookkeeping are allocated).
     for inserted in [N, 3 * N] {
@@ -119,4 +144,5 @@ fn main() {
             |c| c.borrow().len() as u64,
         );
     }
+    Ok(())
 }

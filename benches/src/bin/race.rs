@@ -6,6 +6,7 @@
 //! 100% get), `rw` (90% get, 10% insert), `aside` (get, insert on miss). 1 and 2 threads.
 //! Each (mix, threads) cell runs every contender in turn for `--secs`, repeated `--rounds`
 //! times, and reports the best round, so that background noise hurts every contender alike.
+//! `--policy NAME` runs omnicache on another eviction policy than its default.
 
 use omnicache_bench::{contenders, zipf_keys, Contender};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -109,6 +110,7 @@ fn main() -> anyhow::Result<()> {
     let mut threads_list = vec![1usize, 2];
     let mut only: Option<String> = None;
     let mut cache_filter: Option<String> = None;
+    let mut policy: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -130,9 +132,12 @@ fn main() -> anyhow::Result<()> {
             }
             "--mix" => only = args.next(),
             "--cache" => cache_filter = args.next(),
+            "--policy" => {
+                policy = Some(args.next().ok_or_else(|| anyhow::anyhow!("--policy needs a name"))?)
+            }
             "--format" => csv = args.next().as_deref() == Some("csv"),
             "-h" | "--help" => {
-                println!("race [--secs S] [--rounds N] [--threads 1,2] [--mix read|rw|aside] [--cache NAME] [--format csv|table]");
+                println!("race [--secs S] [--rounds N] [--threads 1,2] [--mix read|rw|aside] [--cache NAME] [--policy NAME] [--format csv|table]");
                 return Ok(());
             }
             other => anyhow::bail!("unknown argument {other:?}; see --help"),
@@ -147,7 +152,7 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         for &threads in &threads_list {
-            let mut caches = contenders(CAPACITY);
+            let mut caches = contenders(CAPACITY, policy.as_deref())?;
             if let Some(name) = &cache_filter {
                 // quick_cache stays as the yardstick of the ratio column.
                 caches.retain(|c| c.name() == name || c.name() == "quick_cache");
