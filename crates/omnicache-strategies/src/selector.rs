@@ -1,23 +1,23 @@
-//! A policy that runs several policies as shadow caches and follows the one with the most hits.
+//! A policy that runs several policies as shadow caches and evicts by their vote, weighted by hits.
 //!
 //! No policy wins on every workload: the learned [`Lrb`](crate::Lrb) leads on database,
 //! storage and recommendation traces, LIRS on loops, LRU where recency is everything. The
 //! selector runs each of them as a full shadow cache of the same budget over the same
-//! references and evicts what the current leader evicted. Its cost is that of its experts
-//! together (LRB's model dominates it), and it needs every read in order
+//! references and evicts by a vote of the shadows weighted by their recent hits. Its cost is
+//! that of its experts together (LRB's model dominates it), and it needs every read in order
 //! ([`ReadTracking::Events`]), so it is not the memory cache's default; see
-//! docs/BENCHMARKS.md for what it gains.
+//! docs/BENCHMARKS.md for what it gains and costs.
 
 use crate::list::SlotList;
-#[cfg(doc)]
-use omnicache_core::ReadTracking;
-use omnicache_core::{AccessView, EntryInfo, EvictionPolicy, PolicyFactory, SlotId};
-use std::collections::{HashMap, VecDeque};
+use omnicache_core::{AccessView, EntryInfo, EvictionPolicy, PolicyFactory, ReadTracking, SlotId};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A full simulation of one expert over the same key stream (hashes only).
 struct Shadow {
     policy: Box<dyn EvictionPolicy>,
+    /// Whether the policy takes reads as events (otherwise only as access counts).
+    events: bool,
     slot_of: HashMap<u64, SlotId>,
     hashes: Vec<u64>,
     weights: Vec<u64>,
@@ -44,8 +44,10 @@ impl AccessView for ShadowView<'_> {
 
 impl Shadow {
     fn new(factory: &dyn PolicyFactory, max: u64) -> Self {
+        let policy = factory.build(max);
         Shadow {
-            policy: factory.build(max),
+            events: policy.read_tracking() == ReadTracking::Events,
+            policy,
             slot_of: HashMap::new(),
             hashes: Vec::new(),
             weights: Vec::new(),
@@ -63,7 +65,9 @@ impl Shadow {
             self.hits += 1;
             let c = &mut self.counts[s as usize];
             *c = (*c + 1).min(3);
-            self.policy.on_access(s);
+            if self.events {
+                self.policy.on_access(s);
+            }
             return;
         }
         let s = self.free.pop().unwrap_or_else(|| {
@@ -92,26 +96,38 @@ impl Shadow {
     }
 }
 
-/// Resident entries as the selector sees them.
+/// A resident entry as the selector sees it.
 #[derive(Clone, Copy)]
 struct Resident {
     hash: u64,
     weight: u64,
+    /// Which shadows hold the key (bit `i`: shadow `i`).
+    held: usize,
 }
 
-/// Runs every expert as a shadow cache of the same size over the same references, and makes
-/// the real cache follow the one with the most (recently decayed) hits: the victim is an entry
-/// the leader's shadow has evicted. In step with its leader, the cache holds exactly what the
-/// leader holds; after a change of leader it converges by evicting, least recently used first,
-/// what the new leader does not hold.
+/// Runs every expert as a shadow cache of the same size over the same references, scores each
+/// by its hits (the past decaying), and evicts by a vote weighted by the scores: the victim is
+/// the resident whose holders weigh least, and among those the one that has been in that state
+/// longest. Each expert's weight is its score relative to the best one's, raised to a high
+/// power, so a clear leader decides alone (once settled, the cache holds what the leader
+/// holds), while experts with close scores decide together: a resident that two near-equal
+/// experts keep outlasts one that only a third keeps. Entries no expert holds leave first.
+/// Scores are hits per epoch of half the cache's size in references, the past decaying by 0.9
+/// an epoch; a weight is (score / best score)^32.
+///
+/// Following the leader alone, as an earlier version did, pays for every change of leader:
+/// the new leader's residents that the cache no longer holds are misses until they come back,
+/// and a burst that one expert catches makes it lead for several epochs afterwards. Voting
+/// keeps what the close experts agree on through such changes (docs/BENCHMARKS.md).
 pub struct Selector {
     shadows: Vec<Shadow>,
-    leader: usize,
     scores: Vec<f64>,
+    /// What the residents held by each combination of shadows weigh in the vote.
+    keep: Vec<f64>,
     residents: Vec<Option<Resident>>,
     by_hash: HashMap<u64, SlotId>,
-    recency: SlotList,
-    pending: VecDeque<u64>,
+    /// Residents by which shadows hold them, the latest to get there at the front.
+    groups: Vec<SlotList>,
     evicted: Vec<u64>,
     len: usize,
     tick: u64,
@@ -124,73 +140,106 @@ impl std::fmt::Debug for Selector {
     }
 }
 
+/// Experts beyond this many are ignored (the residents' `held` sets are bit masks).
+const MAX_EXPERTS: usize = 8;
+/// Epochs are this share of the cache's size in references, at least [`EPOCH_MIN`].
+const EPOCH_SHARE: f64 = 0.5;
+/// Fewest references per epoch.
+const EPOCH_MIN: u64 = 256;
+/// Each epoch the scores so far count this much (about ten epochs of memory).
+const DECAY: f64 = 0.9;
+/// An expert's vote is (its score / the best score) to this power: 0.9 of the best score
+/// weighs 0.03, so a clear leader decides alone.
+const SHARPNESS: i32 = 32;
+
 impl Selector {
-    /// A selector over `factories` (the first leads until the first epoch ends); an empty list
-    /// means S3-FIFO alone.
+    /// A selector over `factories` (at most eight; the first is reported as leading until the
+    /// first epoch ends); an empty list means S3-FIFO alone.
     pub fn new(mut factories: Vec<Arc<dyn PolicyFactory>>, max_weight: u64) -> Self {
         if factories.is_empty() {
             factories.push(Arc::new(omnicache_core::S3FifoFactory::default()));
         }
+        factories.truncate(MAX_EXPERTS);
         let max = max_weight.max(1);
         let shadows: Vec<Shadow> = factories.iter().map(|f| Shadow::new(&**f, max)).collect();
-        Selector {
-            scores: vec![0.0; shadows.len()],
+        let n = shadows.len();
+        let mut selector = Selector {
+            scores: vec![0.0; n],
+            keep: Vec::new(),
             shadows,
-            leader: 0,
             residents: Vec::new(),
             by_hash: HashMap::new(),
-            recency: SlotList::new(),
-            pending: VecDeque::new(),
+            groups: (0..1usize << n).map(|_| SlotList::new()).collect(),
             evicted: Vec::new(),
             len: 0,
             tick: 0,
-            epoch: max.clamp(EPOCH_MIN, 1 << 20),
-        }
+            epoch: ((max as f64 * EPOCH_SHARE) as u64).clamp(EPOCH_MIN, 1 << 20),
+        };
+        selector.weigh();
+        selector
     }
 
-    /// The expert the cache follows now.
+    /// The expert with the best score (the first until the first epoch ends).
     pub fn leader(&self) -> &'static str {
-        self.shadows[self.leader].policy.name()
-    }
-
-    fn reference(&mut self, hash: u64, weight: u64) {
-        for (i, s) in self.shadows.iter_mut().enumerate() {
-            s.reference(
-                hash,
-                weight,
-                if i == self.leader { Some(&mut self.evicted) } else { None },
-            );
-        }
-        self.pending.extend(self.evicted.drain(..));
-        // Victims pile up only while the cache evicts less than its leader (after removals).
-        while self.pending.len() > 2 * self.len.max(16) {
-            self.pending.pop_front();
-        }
-        self.tick += 1;
-        if self.tick % self.epoch == 0 {
-            self.end_epoch();
-        }
-    }
-
-    fn end_epoch(&mut self) {
-        for (score, s) in self.scores.iter_mut().zip(&mut self.shadows) {
-            *score = *score * DECAY + std::mem::take(&mut s.hits) as f64;
-        }
         let best = (0..self.scores.len())
             .max_by(|&a, &b| self.scores[a].total_cmp(&self.scores[b]).then(b.cmp(&a)))
             .unwrap_or(0);
-        if best != self.leader && self.scores[best] > self.scores[self.leader] * LEAD {
-            self.leader = best;
-            self.pending.clear();
-            let mut s = self.recency.back();
-            while let Some(slot) = s {
-                if let Some(r) = self.residents[slot as usize] {
-                    if !self.shadows[best].slot_of.contains_key(&r.hash) {
-                        self.pending.push_back(r.hash);
-                    }
+        self.shadows[best].policy.name()
+    }
+
+    /// Recomputes what each combination of holders weighs from the scores (equal votes while
+    /// no expert has scored).
+    fn weigh(&mut self) {
+        let top = self.scores.iter().copied().fold(0.0, f64::max);
+        let votes: Vec<f64> = self
+            .scores
+            .iter()
+            .map(|&s| if top > 0.0 { (s / top).powi(SHARPNESS) } else { 1.0 })
+            .collect();
+        self.keep = (0..self.groups.len())
+            .map(|held| {
+                votes
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| held & (1 << i) != 0)
+                    .map(|(_, v)| v)
+                    .sum()
+            })
+            .collect();
+    }
+
+    /// Moves a resident to the group of `held`, at the front.
+    fn regroup(&mut self, slot: SlotId, held: usize) {
+        if let Some(Some(r)) = self.residents.get_mut(slot as usize) {
+            self.groups[r.held].unlink(slot);
+            r.held = held;
+            self.groups[held].push_front(slot);
+        }
+    }
+
+    fn reference(&mut self, hash: u64, weight: u64) {
+        for i in 0..self.shadows.len() {
+            self.shadows[i].reference(hash, weight, Some(&mut self.evicted));
+            for j in 0..self.evicted.len() {
+                if let Some(&s) = self.by_hash.get(&self.evicted[j]) {
+                    let held = self.residents[s as usize].map_or(0, |r| r.held) & !(1 << i);
+                    self.regroup(s, held);
                 }
-                s = self.recency.newer(slot);
             }
+            self.evicted.clear();
+        }
+        if let Some(&s) = self.by_hash.get(&hash) {
+            let held = (0..self.shadows.len())
+                .filter(|&i| self.shadows[i].slot_of.contains_key(&hash))
+                .fold(0, |held, i| held | 1 << i);
+            self.regroup(s, held);
+        }
+        self.tick += 1;
+        if self.tick % self.epoch == 0 {
+            for (score, s) in self.scores.iter_mut().zip(&mut self.shadows) {
+                *score = *score * DECAY + std::mem::take(&mut s.hits) as f64;
+            }
+            self.weigh();
         }
     }
 
@@ -201,17 +250,10 @@ impl Selector {
         if self.by_hash.get(&r.hash) == Some(&slot) {
             self.by_hash.remove(&r.hash);
         }
-        self.recency.unlink(slot);
+        self.groups[r.held].unlink(slot);
         self.len -= 1;
     }
 }
-
-/// Epochs are the cache's size in references, at least this many.
-const EPOCH_MIN: u64 = 256;
-/// Each epoch the scores so far count this much (about ten epochs of memory).
-const DECAY: f64 = 0.9;
-/// A challenger leads when its score is this many times the leader's.
-const LEAD: f64 = 1.01;
 
 impl EvictionPolicy for Selector {
     fn name(&self) -> &'static str {
@@ -225,9 +267,9 @@ impl EvictionPolicy for Selector {
         }
         self.drop_resident(slot);
         let weight = info.weight.max(1);
-        self.residents[i] = Some(Resident { hash: info.hash, weight });
+        self.residents[i] = Some(Resident { hash: info.hash, weight, held: 0 });
         self.by_hash.insert(info.hash, slot);
-        self.recency.push_front(slot);
+        self.groups[0].push_front(slot);
         self.len += 1;
         self.reference(info.hash, weight);
     }
@@ -235,14 +277,12 @@ impl EvictionPolicy for Selector {
     fn on_access(&mut self, slot: SlotId) {
         let Some(Some(r)) = self.residents.get(slot as usize) else { return };
         let (hash, weight) = (r.hash, r.weight);
-        self.recency.move_to_front(slot);
         self.reference(hash, weight);
     }
 
     fn on_update(&mut self, slot: SlotId, info: EntryInfo) {
         if let Some(Some(r)) = self.residents.get_mut(slot as usize) {
             r.weight = info.weight.max(1);
-            self.recency.move_to_front(slot);
         }
     }
 
@@ -251,18 +291,13 @@ impl EvictionPolicy for Selector {
     }
 
     fn evict(&mut self, _accesses: &mut dyn AccessView) -> Option<SlotId> {
-        while let Some(h) = self.pending.pop_front() {
-            // Evicted by the leader, but back in its shadow since: no longer a victim.
-            if self.shadows[self.leader].slot_of.contains_key(&h) {
-                continue;
-            }
-            if let Some(&s) = self.by_hash.get(&h) {
-                self.drop_resident(s);
-                return Some(s);
+        let mut lightest: Option<(f64, usize)> = None;
+        for (held, group) in self.groups.iter().enumerate() {
+            if group.len() > 0 && lightest.is_none_or(|(w, _)| self.keep[held] < w) {
+                lightest = Some((self.keep[held], held));
             }
         }
-        // Nothing the leader evicted is resident (weights, removals): the least recent leaves.
-        let v = self.recency.back()?;
+        let v = self.groups[lightest?.1].back()?;
         self.drop_resident(v);
         Some(v)
     }

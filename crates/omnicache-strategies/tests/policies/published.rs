@@ -1,7 +1,7 @@
 //! ARC, LIRS, SIEVE, W-TinyLFU, LRB and the selector: hand-worked sequences, brute-force references, bounded ghosts.
 
 use omnicache_core::testkit::SplitMix;
-use omnicache_core::{AccessView, EntryInfo, EvictionPolicy, NoReads, SlotId};
+use omnicache_core::{AccessView, EntryInfo, EvictionPolicy, NoReads, PolicyFactory, SlotId};
 use omnicache_strategies::sim::{mix, replay};
 use omnicache_strategies::*;
 use std::sync::Arc;
@@ -248,6 +248,54 @@ fn selector_follows_lirs_on_a_loop_and_matches_it() {
     assert_eq!(p.leader(), "s3fifo", "the first expert leads at first");
     drive(&mut *p_as_dyn(&mut p), &keys, 100);
     assert_eq!(p.leader(), "lirs");
+}
+
+/// A selector over chosen experts, as a factory for `replay`.
+#[derive(Debug)]
+struct SelectorOver(Vec<Arc<dyn PolicyFactory>>);
+
+impl PolicyFactory for SelectorOver {
+    fn name(&self) -> &str {
+        "selector"
+    }
+    fn build(&self, max_weight: u64) -> Box<dyn EvictionPolicy> {
+        Box::new(Selector::new(self.0.clone(), max_weight))
+    }
+}
+
+#[test]
+fn a_selector_over_one_expert_is_that_expert() {
+    // What the only expert keeps gets the whole vote, so the cache evicts exactly what the
+    // expert's shadow evicts: the same hits at every reference count.
+    let mut rng = SplitMix(11);
+    let keys: Vec<u64> =
+        (0..20_000).map(|i| if i % 4 == 0 { rng.below(5_000) } else { rng.below(300) }).collect();
+    let experts: [Arc<dyn PolicyFactory>; 3] = [
+        Arc::new(LruFactory),
+        Arc::new(LirsFactory::default()),
+        Arc::new(S3FifoFactory::default()),
+    ];
+    for expert in experts {
+        let alone = replay(&*expert, &keys, 200);
+        let selected = replay(&SelectorOver(vec![expert.clone()]), &keys, 200);
+        assert_eq!(selected.hits, alone.hits, "{}", expert.name());
+    }
+}
+
+#[test]
+fn a_strong_expert_outvotes_a_weak_majority() {
+    // On a loop larger than the cache LRU gets no hits and LIRS most: two LRUs against one
+    // LIRS must not carry the vote by number.
+    let keys: Vec<u64> = (0..300).flat_map(|_| 0..120u64).collect();
+    let lirs = replay(&LirsFactory::default(), &keys, 100).hit_ratio();
+    let two_lrus = SelectorOver(vec![
+        Arc::new(LruFactory),
+        Arc::new(LruFactory),
+        Arc::new(LirsFactory::default()),
+    ]);
+    let sel = replay(&two_lrus, &keys, 100).hit_ratio();
+    assert!(lirs > 0.5, "{lirs}");
+    assert!(sel > lirs - 0.05, "the selector follows LIRS: {sel} vs {lirs}");
 }
 
 #[test]
