@@ -247,7 +247,7 @@ pub enum PolicyName {
     /// Learned eviction after LRB (Song et al., NSDI'20), behind a probationary FIFO.
     #[serde(rename = "lrb")]
     Lrb,
-    /// Follows whichever of LRB, LIRS and LRU, run as shadow caches, has the most hits.
+    /// Evicts by a vote of LRB, LIRS and LRU, run as shadow caches, weighted by their hits.
     #[serde(rename = "selector")]
     Selector,
     /// SIEVE (Zhang et al., NSDI'24).

@@ -15,7 +15,7 @@
 //! | `arc` | [`ArcPolicy`] | ARC: recency vs frequency, adaptive target, ghost lists | ordered events |
 //! | `lirs` | [`Lirs`] | LIRS: HIR entries first; reuse distance decides who is protected | ordered events |
 //! | `lrb` | [`Lrb`] | learned (LRB): the sampled entry a boosted-tree model predicts returns last, behind a probationary FIFO | ordered events |
-//! | `selector` | [`Selector`] | what the leader of LRB, LIRS and LRU (run as shadow caches) evicted | ordered events |
+//! | `selector` | [`Selector`] | by a vote of LRB, LIRS and LRU (run as shadow caches) weighted by their recent hits | ordered events |
 //! | `sieve` | [`Sieve`] | SIEVE: FIFO with a hand that skips visited entries | access bits |
 //! | `wtinylfu` | [`WTinyLfu`] | W-TinyLFU: window + SLRU, sketch admission, adaptive window | ordered events |
 //! | `wtinylfu-fixed` | [`WTinyLfu`] | the same with the window fixed at 1% | ordered events |
