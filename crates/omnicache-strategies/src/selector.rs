@@ -59,8 +59,8 @@ impl Shadow {
         }
     }
 
-    /// One reference to `hash`; the hashes it evicts go to `evicted` when given.
-    fn reference(&mut self, hash: u64, weight: u64, mut evicted: Option<&mut Vec<u64>>) {
+    /// One reference to `hash`; the hashes it evicts go to `evicted`.
+    fn reference(&mut self, hash: u64, weight: u64, evicted: &mut Vec<u64>) {
         if let Some(&s) = self.slot_of.get(&hash) {
             self.hits += 1;
             let c = &mut self.counts[s as usize];
@@ -88,9 +88,7 @@ impl Shadow {
             self.used -= self.weights[v as usize];
             let h = self.hashes[v as usize];
             self.slot_of.remove(&h);
-            if let Some(e) = evicted.as_deref_mut() {
-                e.push(h);
-            }
+            evicted.push(h);
             self.free.push(v);
         }
     }
@@ -219,7 +217,7 @@ impl Selector {
 
     fn reference(&mut self, hash: u64, weight: u64) {
         for i in 0..self.shadows.len() {
-            self.shadows[i].reference(hash, weight, Some(&mut self.evicted));
+            self.shadows[i].reference(hash, weight, &mut self.evicted);
             for j in 0..self.evicted.len() {
                 if let Some(&s) = self.by_hash.get(&self.evicted[j]) {
                     let held = self.residents[s as usize].map_or(0, |r| r.held) & !(1 << i);
