@@ -73,23 +73,26 @@ impl Contender for LruMutex {
     }
 }
 
-/// Every contender, freshly built with the same capacity; omnicache runs `policy` when given
-/// (a name of `omnicache::strategies::by_name`), its default otherwise.
-pub fn contenders(capacity: u64, policy: Option<&str>) -> anyhow::Result<Vec<Arc<dyn Contender>>> {
+/// Every contender, freshly built with the same capacity; omnicache runs `policy` when given,
+/// its default otherwise.
+pub fn contenders(
+    capacity: u64,
+    policy: Option<Arc<dyn omnicache::core::PolicyFactory>>,
+) -> Vec<Arc<dyn Contender>> {
     let mut omni = omnicache::sync::Cache::builder()
         .max_capacity(capacity)
         .time_to_live(std::time::Duration::from_secs(3600));
-    if let Some(name) = policy {
-        omni = omni.policy_arc(policy_by_name(name)?);
+    if let Some(policy) = policy {
+        omni = omni.policy_arc(policy);
     }
-    Ok(vec![
+    vec![
         Arc::new(Omni(omni.build())),
         Arc::new(Moka(moka::sync::Cache::new(capacity))),
         Arc::new(Quick(quick_cache::sync::Cache::new(capacity as usize))),
         Arc::new(LruMutex(parking_lot::Mutex::new(lru::LruCache::new(
             std::num::NonZeroUsize::new(capacity as usize).unwrap_or(std::num::NonZeroUsize::MIN),
         )))),
-    ])
+    ]
 }
 
 /// The policy called `name`, or an error listing the known names.

@@ -64,34 +64,27 @@ fn main() -> anyhow::Result<()> {
         _ => anyhow::bail!("usage: memory [--policy NAME]"),
     };
     println!("cache,inserted,held,bytes_per_entry");
-    if let Some(policy) = policy {
-        let name = format!("omnicache ({})", policy.name());
-        for inserted in [N, 3 * N] {
-            measure(
-                &name,
-                inserted,
-                || {
-                    omnicache::sync::Cache::<u64, u64>::builder()
-                        .max_capacity(N)
-                        .policy_arc(policy.clone())
-                        .build()
-                },
-                |c, k| c.insert(k, k),
-                |c| c.entry_count(),
-            );
-        }
-        return Ok(());
-    }
+    let name =
+        policy.as_ref().map_or("omnicache".to_owned(), |p| format!("omnicache ({})", p.name()));
     // N distinct keys into a cache of N (filling), then 3N (steady state with evictions, where
     // ghost queues and other eviction bookkeeping are allocated).
     for inserted in [N, 3 * N] {
         measure(
-            "omnicache",
+            &name,
             inserted,
-            || omnicache::sync::Cache::<u64, u64>::builder().max_capacity(N).build(),
+            || {
+                let builder = omnicache::sync::Cache::<u64, u64>::builder().max_capacity(N);
+                match &policy {
+                    Some(p) => builder.policy_arc(p.clone()).build(),
+                    None => builder.build(),
+                }
+            },
             |c, k| c.insert(k, k),
             |c| c.entry_count(),
         );
+        if policy.is_some() {
+            continue;
+        }
         measure(
             "omnicache (ttl)",
             inserted,

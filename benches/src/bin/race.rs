@@ -110,7 +110,7 @@ fn main() -> anyhow::Result<()> {
     let mut threads_list = vec![1usize, 2];
     let mut only: Option<String> = None;
     let mut cache_filter: Option<String> = None;
-    let mut policy: Option<String> = None;
+    let mut policy = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -133,7 +133,8 @@ fn main() -> anyhow::Result<()> {
             "--mix" => only = args.next(),
             "--cache" => cache_filter = args.next(),
             "--policy" => {
-                policy = Some(args.next().ok_or_else(|| anyhow::anyhow!("--policy needs a name"))?)
+                let name = args.next().ok_or_else(|| anyhow::anyhow!("--policy needs a name"))?;
+                policy = Some(omnicache_bench::policy_by_name(&name)?);
             }
             "--format" => csv = args.next().as_deref() == Some("csv"),
             "-h" | "--help" => {
@@ -152,7 +153,7 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         for &threads in &threads_list {
-            let mut caches = contenders(CAPACITY, policy.as_deref())?;
+            let mut caches = contenders(CAPACITY, policy.clone());
             if let Some(name) = &cache_filter {
                 // quick_cache stays as the yardstick of the ratio column.
                 caches.retain(|c| c.name() == name || c.name() == "quick_cache");
