@@ -247,6 +247,9 @@ pub enum PolicyName {
     /// Learned eviction after LRB (Song et al., NSDI'20), behind a probationary FIFO.
     #[serde(rename = "lrb")]
     Lrb,
+    /// LRB's learned eviction on seven bytes of history per key.
+    #[serde(rename = "lrb-compact")]
+    LrbCompact,
     /// Evicts by a vote of LRB, LIRS and LRU, run as shadow caches, weighted by their hits.
     #[serde(rename = "selector")]
     Selector,
@@ -552,7 +555,7 @@ mod tests {
             assert_eq!(serde_json::to_value(parsed).unwrap(), serde_json::json!(name));
             assert_eq!(parsed.name(), *name);
         }
-        assert_eq!(omnicache_strategies::NAMES.len(), 14, "PolicyName lists 14 names");
+        assert_eq!(omnicache_strategies::NAMES.len(), 15, "PolicyName lists 15 names");
     }
 
     #[test]

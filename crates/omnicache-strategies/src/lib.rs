@@ -15,6 +15,7 @@
 //! | `arc` | [`ArcPolicy`] | ARC: recency vs frequency, adaptive target, ghost lists | ordered events |
 //! | `lirs` | [`Lirs`] | LIRS: HIR entries first; reuse distance decides who is protected | ordered events |
 //! | `lrb` | [`Lrb`] | learned (LRB): the sampled entry a boosted-tree model predicts returns last, behind a probationary FIFO | ordered events |
+//! | `lrb-compact` | [`CompactLrb`] | the same on seven bytes of history per key; evicted keys' histories in a bounded table | ordered events |
 //! | `selector` | [`Selector`] | by a vote of LRB, LIRS and LRU (run as shadow caches) weighted by their recent hits | ordered events |
 //! | `sieve` | [`Sieve`] | SIEVE: FIFO with a hand that skips visited entries | access bits |
 //! | `wtinylfu` | [`WTinyLfu`] | W-TinyLFU: window + SLRU, sketch admission, adaptive window | ordered events |
@@ -49,6 +50,7 @@ mod lfu;
 mod lirs;
 mod list;
 mod lrb;
+mod lrb_compact;
 mod lru;
 mod ordered;
 mod selector;
@@ -64,6 +66,7 @@ pub use gdsf::{Gdsf, GdsfFactory};
 pub use lfu::{Lfu, LfuFactory};
 pub use lirs::{Lirs, LirsFactory};
 pub use lrb::{Lrb, LrbFactory};
+pub use lrb_compact::{CompactLrb, CompactLrbFactory};
 pub use lru::{Lru, LruFactory};
 pub use omnicache_core::{S3Fifo, S3FifoFactory};
 pub use selector::{Selector, SelectorFactory};
@@ -84,6 +87,7 @@ pub const NAMES: &[&str] = &[
     "arc",
     "lirs",
     "lrb",
+    "lrb-compact",
     "selector",
     "sieve",
     "wtinylfu",
@@ -104,6 +108,7 @@ pub fn by_name(name: &str) -> Option<Arc<dyn PolicyFactory>> {
         "arc" => Arc::new(ArcFactory),
         "lirs" => Arc::new(LirsFactory::default()),
         "lrb" => Arc::new(LrbFactory::default()),
+        "lrb-compact" => Arc::new(CompactLrbFactory::default()),
         "selector" => Arc::new(SelectorFactory),
         "sieve" => Arc::new(SieveFactory),
         "wtinylfu" | "w-tinylfu" | "tinylfu" => Arc::new(WTinyLfuFactory::default()),

@@ -387,6 +387,66 @@ fn lrb_evicts_one_off_keys_from_probation_and_readmits_known_keys_past_it() {
     assert!(!cache.contains(200));
 }
 
+#[test]
+fn compact_lrb_learns_to_keep_part_of_a_loop_larger_than_the_cache() {
+    // As for LRB: LRU keeps nothing of a loop over 120 keys in 100 entries, OPT 99 of 120.
+    let keys: Vec<u64> = (0..100).flat_map(|_| 0..120u64).collect();
+    let mut p = CompactLrb::new(100);
+    assert!(!p.is_trained());
+    let mut cache = Driver::new(100);
+    let (first, rest) = keys.split_at(keys.len() / 2);
+    for &k in first {
+        cache.reference(&mut p, k);
+    }
+    assert!(p.is_trained(), "labels arrive and a model is trained");
+    let hits = rest.iter().filter(|&&k| cache.reference(&mut p, k)).count();
+    let learned = hits as f64 / rest.len() as f64;
+    assert!(learned > 0.5, "the model learns that the youngest entry returns last: {learned}");
+}
+
+#[test]
+fn compact_lrb_keeps_a_hot_set_against_one_off_keys() {
+    let keys = hot_set_between_one_off_keys();
+    let compact = replay(&CompactLrbFactory::default(), &keys, 80).hit_ratio();
+    let lru = replay(&LruFactory, &keys, 80).hit_ratio();
+    let s3 = replay(&S3FifoFactory::default(), &keys, 80).hit_ratio();
+    assert!(compact > lru + 0.05, "{compact} vs LRU {lru}");
+    assert!(compact > s3 - 0.02, "{compact} vs S3-FIFO {s3}");
+}
+
+#[test]
+fn compact_lrb_remembers_evicted_keys_in_its_ghost_table() {
+    // As for LRB, with fewer one-off keys (the table holds about twice the residents' keys):
+    // one-off keys leave from probation, and a key evicted a moment ago comes back with its
+    // history (from the ghost table) past probation.
+    let mut p = CompactLrb::new(20);
+    let mut cache = Driver::new(20);
+    for k in (0..20).chain(0..20).chain(100..126) {
+        cache.reference(&mut p, k);
+    }
+    let kept = (0..20).filter(|&k| cache.contains(k)).count();
+    assert!(kept >= 18, "the read keys stay while one-off keys pass: {kept} of 20");
+    assert!((100..124).all(|k| !cache.contains(k)), "one-off keys leave from probation");
+    cache.reference(&mut p, 100);
+    for k in 200..230 {
+        cache.reference(&mut p, k);
+    }
+    assert!(cache.contains(100), "a remembered key re-enters past probation");
+    assert!(!cache.contains(200));
+    // Without the ghost table's memory, key 100 would be one more one-off key: a policy whose
+    // table is forced to forget (a thousand other keys evicted since) sends it to probation.
+    let mut p = CompactLrb::new(20);
+    let mut cache = Driver::new(20);
+    for k in (0..20).chain(0..20).chain(100..101).chain(1_000..3_000) {
+        cache.reference(&mut p, k);
+    }
+    cache.reference(&mut p, 100);
+    for k in 200..230 {
+        cache.reference(&mut p, k);
+    }
+    assert!(!cache.contains(100), "a forgotten key is new again and leaves from probation");
+}
+
 /// 60,000 references: a hot set of 50 keys read between one-off keys.
 fn hot_set_between_one_off_keys() -> Vec<u64> {
     let mut rng = SplitMix(5);
