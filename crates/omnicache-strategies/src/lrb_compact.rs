@@ -37,7 +37,12 @@ impl Hist {
 
     fn referenced(self, now: u32) -> Hist {
         let d = now.wrapping_sub(self.last);
-        Hist { last: now, i1: log_bin(u64::from(d)), i2: self.i1, count: self.count.saturating_add(1) }
+        Hist {
+            last: now,
+            i1: log_bin(u64::from(d)),
+            i2: self.i1,
+            count: self.count.saturating_add(1),
+        }
     }
 }
 
@@ -59,7 +64,9 @@ fn bin_floor(bin: u8) -> u64 {
 enum Place {
     Free,
     /// In the probationary FIFO, with the key's count when it was inserted.
-    Small { count_at_insert: u8 },
+    Small {
+        count_at_insert: u8,
+    },
     /// In the learned region.
     Main,
 }
