@@ -238,11 +238,6 @@ impl Selector {
                 *score = *score * DECAY + std::mem::take(&mut s.hits) as f64;
             }
             self.weigh();
-            if std::env::var("SEL_DEBUG").is_ok() {
-                let hits: Vec<u64> = self.shadows.iter().map(|s| s.hits).collect();
-                eprintln!("{} {:?} groups {:?}", self.tick, self.scores.iter().map(|x| *x as u64).collect::<Vec<_>>(), self.groups.iter().map(|g| g.len()).collect::<Vec<_>>());
-                let _ = hits;
-            }
         }
     }
 
