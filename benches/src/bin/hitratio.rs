@@ -48,7 +48,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let Some(factory) = omnicache::strategies::by_name(&default) else {
+    let Some(factory) = omnicache::strategies::by_name_for_replay(&default) else {
         eprintln!("hitratio: unknown policy {default:?}");
         return ExitCode::from(2);
     };
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
             "opt" => Arc::new(Opt),
             n => Arc::new(PolicyReplayer {
                 name: n.to_string(),
-                factory: omnicache::strategies::by_name(n).expect("a known policy"),
+                factory: omnicache::strategies::by_name_for_replay(n).expect("a known policy"),
             }),
         }
     };

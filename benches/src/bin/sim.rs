@@ -24,7 +24,7 @@ fn replayer(name: &str) -> Option<Arc<dyn Replayer>> {
         "moka" => Some(Arc::new(MokaReplayer { strict: false })),
         "moka-strict" => Some(Arc::new(MokaReplayer { strict: true })),
         "quick_cache" | "quickcache" => Some(Arc::new(QuickCacheReplayer)),
-        _ => omnicache::strategies::by_name(name).map(|factory| {
+        _ => omnicache::strategies::by_name_for_replay(name).map(|factory| {
             Arc::new(PolicyReplayer { name: name.to_string(), factory }) as Arc<dyn Replayer>
         }),
     }

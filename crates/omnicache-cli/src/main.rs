@@ -985,7 +985,7 @@ fn sim(
             if p == "opt" {
                 return Ok(Arc::new(Opt) as Arc<dyn Replayer>);
             }
-            omnicache_strategies::by_name(p)
+            omnicache_strategies::by_name_for_replay(p)
                 .map(|factory| {
                     Arc::new(PolicyReplayer { name: p.to_string(), factory }) as Arc<dyn Replayer>
                 })

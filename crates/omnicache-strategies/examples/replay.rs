@@ -28,7 +28,7 @@ fn main() {
             std::process::exit(2);
         };
         for name in ["lru", "arc", "s3fifo", "sieve", "wtinylfu", "wtinylfu-fixed"] {
-            let f = omnicache_strategies::by_name(name).expect("known policy");
+            let f = omnicache_strategies::by_name_for_replay(name).expect("known policy");
             let r = omnicache_strategies::sim::replay(&*f, &keys, size);
             println!("{path},{name},{size},{:.2}", 100.0 * r.hit_ratio());
         }

@@ -6,6 +6,9 @@
 //!
 //! [`Lrb`]: crate::Lrb
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+
 /// Feature value for "no such value" (a missing reuse interval); sorts after every real bin.
 pub(crate) const MISSING: u8 = u8::MAX;
 
@@ -185,6 +188,153 @@ impl Trainer<'_> {
     }
 }
 
+/// Where a learned policy trains its model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Training {
+    /// Inside the policy's `evict`: a pause of milliseconds to a tenth of a second every
+    /// few thousand labels, but deterministic, so a replay gives the same figures every run.
+    /// What the trace simulator uses.
+    #[default]
+    Inline,
+    /// On a thread of the policy's own: evictions go on with the previous model until the
+    /// new one is ready, so none waits for a training. What a served cache uses
+    /// ([`by_name`](crate::by_name)). Falls back to inline if the thread cannot be spawned.
+    Background,
+}
+
+/// Training data, schedule and model of a learned policy: the latest labelled rows in a
+/// ring, retrained whenever an eighth as many new labels have arrived (at least
+/// [`RETRAIN_MIN`]), inline or on a background thread.
+pub(crate) struct Learner {
+    width: usize,
+    rows: Vec<u8>,
+    targets: Vec<f32>,
+    next_row: usize,
+    fresh: usize,
+    boosting: Boosting,
+    model: Option<Model>,
+    training: Training,
+    worker: Option<Worker>,
+}
+
+/// Labels kept for training (the latest).
+pub(crate) const TRAIN_MAX: usize = 32_768;
+/// Fewest new labels between trainings.
+pub(crate) const RETRAIN_MIN: usize = 512;
+
+/// A training thread: one job at a time; a finished model waits in `done` until adopted.
+struct Worker {
+    jobs: mpsc::SyncSender<(Vec<u8>, Vec<f32>)>,
+    done: Arc<Mutex<Option<Model>>>,
+    /// Set while a job is queued or training.
+    busy: Arc<AtomicBool>,
+    /// Set when `done` holds a model not yet adopted.
+    ready: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn spawn(width: usize, boosting: Boosting) -> Option<Worker> {
+        let (jobs, inbox) = mpsc::sync_channel::<(Vec<u8>, Vec<f32>)>(1);
+        let done = Arc::new(Mutex::new(None));
+        let busy = Arc::new(AtomicBool::new(false));
+        let ready = Arc::new(AtomicBool::new(false));
+        let (d, b, r) = (done.clone(), busy.clone(), ready.clone());
+        std::thread::Builder::new()
+            .name("omnicache-train".into())
+            .spawn(move || {
+                // Ends when the policy, and with it the sender, is dropped.
+                while let Ok((rows, targets)) = inbox.recv() {
+                    let model = Model::train(&rows, width, &targets, &boosting);
+                    *d.lock().unwrap_or_else(|e| e.into_inner()) = Some(model);
+                    r.store(true, Ordering::Release);
+                    b.store(false, Ordering::Release);
+                }
+            })
+            .ok()?;
+        Some(Worker { jobs, done, busy, ready })
+    }
+}
+
+impl Learner {
+    pub(crate) fn new(width: usize, boosting: Boosting, training: Training) -> Learner {
+        Learner {
+            width,
+            rows: Vec::new(),
+            targets: Vec::new(),
+            next_row: 0,
+            fresh: 0,
+            boosting,
+            model: None,
+            training,
+            worker: None,
+        }
+    }
+
+    /// Whether a model exists (trained, or finished in the background and not yet adopted).
+    pub(crate) fn is_trained(&self) -> bool {
+        self.model.is_some() || self.worker.as_ref().is_some_and(|w| w.ready.load(Ordering::Acquire))
+    }
+
+    /// Adopts the model the background thread has finished, if any.
+    pub(crate) fn adopt(&mut self) {
+        if let Some(w) = &self.worker {
+            if w.ready.swap(false, Ordering::Acquire) {
+                if let Some(m) = w.done.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    self.model = Some(m);
+                }
+            }
+        }
+    }
+
+    /// The current model (see [`adopt`](Self::adopt)).
+    pub(crate) fn model(&self) -> Option<&Model> {
+        self.model.as_ref()
+    }
+
+    /// Adds a labelled row (its first `width` features) and retrains when due.
+    pub(crate) fn add(&mut self, row: &[u8], target: f32) {
+        let row = &row[..self.width];
+        if self.targets.len() < TRAIN_MAX {
+            self.rows.extend_from_slice(row);
+            self.targets.push(target);
+        } else {
+            let i = self.next_row;
+            self.rows[i * self.width..(i + 1) * self.width].copy_from_slice(row);
+            self.targets[i] = target;
+            self.next_row = (i + 1) % TRAIN_MAX;
+        }
+        self.fresh += 1;
+        if self.fresh < RETRAIN_MIN.max(self.targets.len() / 8) {
+            return;
+        }
+        if self.training == Training::Background && self.worker.is_none() {
+            self.worker = Worker::spawn(self.width, self.boosting);
+            if self.worker.is_none() {
+                self.training = Training::Inline;
+            }
+        }
+        match &self.worker {
+            Some(w) => {
+                // Still training the last job: try again at the next label.
+                if w.busy.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                if w.jobs.try_send((self.rows.clone(), self.targets.clone())).is_err() {
+                    // The thread is gone (it panicked): train here from now on.
+                    self.worker = None;
+                    self.training = Training::Inline;
+                    return;
+                }
+                self.fresh = 0;
+            }
+            None => {
+                self.fresh = 0;
+                self.model = Some(Model::train(&self.rows, self.width, &self.targets, &self.boosting));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +370,55 @@ mod tests {
         assert!(m.predict(&[50, 10, 7]) < 2.0);
         // A short row reads as missing features rather than panicking.
         let _ = m.predict(&[200]);
+    }
+
+    /// Rows of `y = 10 when x0 > 100 else 0`, the labels a learner gets.
+    fn step_rows(n: usize) -> Vec<([u8; 2], f32)> {
+        let mut s = 7u64;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let row = [(s >> 33) as u8, (s >> 45) as u8];
+                (row, if row[0] > 100 { 10.0 } else { 0.0 })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_learner_trains_inline_once_enough_labels_arrive() {
+        let mut l = Learner::new(2, Boosting::default(), Training::Inline);
+        let rows = step_rows(RETRAIN_MIN);
+        for (row, y) in &rows[..RETRAIN_MIN - 1] {
+            l.add(row, *y);
+        }
+        assert!(!l.is_trained(), "no model before {RETRAIN_MIN} labels");
+        l.add(&rows[RETRAIN_MIN - 1].0, rows[RETRAIN_MIN - 1].1);
+        assert!(l.is_trained());
+        assert!(l.model().is_some_and(|m| m.predict(&[200, 0]) > 8.0 && m.predict(&[50, 0]) < 2.0));
+    }
+
+    #[test]
+    fn a_background_learner_trains_the_same_model_on_its_own_thread() {
+        let rows = step_rows(RETRAIN_MIN);
+        let mut inline = Learner::new(2, Boosting::default(), Training::Inline);
+        let mut background = Learner::new(2, Boosting::default(), Training::Background);
+        for (row, y) in &rows {
+            inline.add(row, *y);
+            background.add(row, *y);
+        }
+        assert!(background.worker.is_some(), "the training thread was started");
+        assert!(background.model().is_none(), "nothing is adopted before `adopt`");
+        // Wait for the thread (not for a clock): a training of 512 rows takes milliseconds.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !background.is_trained() {
+            assert!(std::time::Instant::now() < deadline, "no model from the training thread");
+            std::thread::yield_now();
+        }
+        background.adopt();
+        let (a, b) = (inline.model().unwrap(), background.model().unwrap());
+        for x in [[0, 0], [99, 7], [101, 7], [255, 255]] {
+            assert_eq!(a.predict(&x), b.predict(&x), "same rows, same model at {x:?}");
+        }
     }
 
     #[test]

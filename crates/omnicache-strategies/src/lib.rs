@@ -65,6 +65,7 @@ pub use arc::{ArcFactory, ArcPolicy};
 pub use gdsf::{Gdsf, GdsfFactory};
 pub use lfu::{Lfu, LfuFactory};
 pub use lirs::{Lirs, LirsFactory};
+pub use gbm::Training;
 pub use lrb::{Lrb, LrbFactory};
 pub use lrb_compact::{CompactLrb, CompactLrbFactory};
 pub use lru::{Lru, LruFactory};
@@ -96,8 +97,20 @@ pub const NAMES: &[&str] = &[
     "size",
 ];
 
-/// The factory for a policy name (case-insensitive), or `None` if unknown.
+/// The factory for a policy name (case-insensitive), or `None` if unknown. The learned
+/// policies (`lrb`, `lrb-compact`, `selector`) train on a background thread, as a served cache
+/// needs; replays use [`by_name_for_replay`].
 pub fn by_name(name: &str) -> Option<Arc<dyn PolicyFactory>> {
+    resolve(name, Training::Background)
+}
+
+/// [`by_name`], with the learned policies training inline: slower, but a replay of the same
+/// trace gives the same hits every run. What the trace simulator uses.
+pub fn by_name_for_replay(name: &str) -> Option<Arc<dyn PolicyFactory>> {
+    resolve(name, Training::Inline)
+}
+
+fn resolve(name: &str, training: Training) -> Option<Arc<dyn PolicyFactory>> {
     let f: Arc<dyn PolicyFactory> = match name.to_ascii_lowercase().as_str() {
         "s3fifo" | "s3-fifo" | "default" => Arc::new(S3FifoFactory::default()),
         "s3fifo-eager" => Arc::new(S3FifoFactory::eager()),
@@ -107,9 +120,9 @@ pub fn by_name(name: &str) -> Option<Arc<dyn PolicyFactory>> {
         "gdsf" | "size" => Arc::new(GdsfFactory),
         "arc" => Arc::new(ArcFactory),
         "lirs" => Arc::new(LirsFactory::default()),
-        "lrb" => Arc::new(LrbFactory::default()),
-        "lrb-compact" => Arc::new(CompactLrbFactory::default()),
-        "selector" => Arc::new(SelectorFactory),
+        "lrb" => Arc::new(LrbFactory { training, ..Default::default() }),
+        "lrb-compact" => Arc::new(CompactLrbFactory { training, ..Default::default() }),
+        "selector" => Arc::new(SelectorFactory { training }),
         "sieve" => Arc::new(SieveFactory),
         "wtinylfu" | "w-tinylfu" | "tinylfu" => Arc::new(WTinyLfuFactory::default()),
         "wtinylfu-fixed" => Arc::new(WTinyLfuFactory { adaptive: false, ..Default::default() }),

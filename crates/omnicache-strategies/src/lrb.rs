@@ -1,7 +1,7 @@
 //! Learned eviction after LRB (Song et al., "Learning Relaxed Belady for Content Distribution
 //! Network Caching", NSDI'20), behind an S3-FIFO-style probationary queue: see [`Lrb`].
 
-use crate::gbm::{log_bin, Boosting, Model, MISSING};
+use crate::gbm::{log_bin, Boosting, Learner, Training, MISSING};
 use crate::list::SlotList;
 use omnicache_core::{AccessView, EntryInfo, EvictionPolicy, PolicyFactory, SlotId};
 use std::collections::{HashMap, VecDeque};
@@ -12,10 +12,6 @@ const INTERVALS: usize = 8;
 const DECAYED: usize = 6;
 /// Feature columns: age, intervals, decayed counts, count, weight, four age-interval gaps.
 const WIDTH: usize = 1 + INTERVALS + DECAYED + 2 + 4;
-/// Labels kept for training (the latest).
-const TRAIN_MAX: usize = 32_768;
-/// Fewest new labels between trainings.
-const RETRAIN_MIN: usize = 512;
 /// Sampled entries whose features become training samples, per eviction.
 const LABELED_PER_EVICTION: usize = 4;
 
@@ -77,10 +73,10 @@ struct Slot {
 ///   keeps one-hit wonders from ever reaching the model's sample.
 ///
 /// With weights, the score is the predicted log time plus the log of the weight (far and
-/// large goes first). Training runs inside [`EvictionPolicy::evict`], a pause of the order of
-/// a hundred milliseconds every thousand or so evictions once the training set is full, and
-/// replaying a trace costs a few hundred times what S3-FIFO costs: it is for caches whose
-/// misses are far dearer than that. docs/BENCHMARKS.md has the figures and what it buys.
+/// large goes first). Training runs inside [`EvictionPolicy::evict`] (a pause of the order of
+/// a hundred milliseconds every thousand or so evictions once the training set is full) or,
+/// with [`Training::Background`], on a thread of its own. Replaying a trace costs a few
+/// hundred times what S3-FIFO costs: it is for caches whose misses are far dearer than that. docs/BENCHMARKS.md has the figures and what it buys.
 pub struct Lrb {
     slots: Vec<Slot>,
     small: SlotList,
@@ -91,12 +87,7 @@ pub struct Lrb {
     seen: VecDeque<(u64, u64)>,
     pending: HashMap<u64, (u64, [u8; WIDTH])>,
     pending_order: VecDeque<(u64, u64)>,
-    rows: Vec<u8>,
-    targets: Vec<f32>,
-    next_row: usize,
-    fresh: usize,
-    model: Option<Model>,
-    boosting: Boosting,
+    learner: Learner,
     now: u64,
     rng: u64,
     peak: usize,
@@ -110,7 +101,7 @@ impl std::fmt::Debug for Lrb {
         f.debug_struct("Lrb")
             .field("small", &self.small.len())
             .field("main", &self.main.len())
-            .field("trained", &self.model.is_some())
+            .field("trained", &self.learner.is_trained())
             .finish()
     }
 }
@@ -123,7 +114,7 @@ impl Lrb {
 
     /// Whether a model has been trained yet (until then the oldest sampled entry goes).
     pub fn is_trained(&self) -> bool {
-        self.model.is_some()
+        self.learner.is_trained()
     }
 
     /// Keys whose history is kept: the residents and the keys referenced or evicted within
@@ -172,21 +163,7 @@ impl Lrb {
     }
 
     fn add_label(&mut self, row: [u8; WIDTH], waited: u64) {
-        let target = ((waited + 1) as f32).log2();
-        if self.targets.len() < TRAIN_MAX {
-            self.rows.extend_from_slice(&row);
-            self.targets.push(target);
-        } else {
-            let i = self.next_row;
-            self.rows[i * WIDTH..(i + 1) * WIDTH].copy_from_slice(&row);
-            self.targets[i] = target;
-            self.next_row = (i + 1) % TRAIN_MAX;
-        }
-        self.fresh += 1;
-        if self.fresh >= RETRAIN_MIN.max(self.targets.len() / 8) {
-            self.fresh = 0;
-            self.model = Some(Model::train(&self.rows, WIDTH, &self.targets, &self.boosting));
-        }
+        self.learner.add(&row, ((waited + 1) as f32).log2());
     }
 
     /// A reference to `hash` (an insert or a read): labels its pending sample, updates its
@@ -289,6 +266,7 @@ impl Lrb {
 
     /// The learned region's victim: the sampled entry predicted to return last.
     fn evict_main(&mut self) -> Option<SlotId> {
+        self.learner.adopt();
         let k = self.samples.min(self.main.len());
         let mut best: Option<(f32, SlotId)> = None;
         for c in 0..k {
@@ -301,7 +279,7 @@ impl Lrb {
                 self.pending.insert(s.hash, (self.now, row));
                 self.pending_order.push_back((self.now, s.hash));
             }
-            let score = match &self.model {
+            let score = match self.learner.model() {
                 Some(m) => m.predict(&row) + (s.weight.max(1) as f32).log2(),
                 None => (self.now - h.last) as f32,
             };
@@ -399,11 +377,14 @@ pub struct LrbFactory {
     pub samples: usize,
     /// Share of the weight in the probationary FIFO (default 0.1, as S3-FIFO's small queue).
     pub small_share: f64,
+    /// Where the model is trained (default inline, for reproducible replays;
+    /// [`by_name`](crate::by_name) gives a served cache background training).
+    pub training: Training,
 }
 
 impl Default for LrbFactory {
     fn default() -> Self {
-        LrbFactory { window: 6, samples: 32, small_share: 0.1 }
+        LrbFactory { window: 6, samples: 32, small_share: 0.1, training: Training::Inline }
     }
 }
 
@@ -424,12 +405,7 @@ impl LrbFactory {
             seen: VecDeque::new(),
             pending: HashMap::new(),
             pending_order: VecDeque::new(),
-            rows: Vec::new(),
-            targets: Vec::new(),
-            next_row: 0,
-            fresh: 0,
-            model: None,
-            boosting: Boosting::default(),
+            learner: Learner::new(WIDTH, Boosting::default(), self.training),
             now: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
             peak: 0,

@@ -1,6 +1,6 @@
 //! LRB on a few bytes per key: see [`CompactLrb`].
 
-use crate::gbm::{log_bin, Boosting, Model, MISSING};
+use crate::gbm::{log_bin, Boosting, Learner, Training, MISSING};
 use crate::list::SlotList;
 use omnicache_core::{AccessView, EntryInfo, EvictionPolicy, PolicyFactory, SlotId};
 use std::collections::{HashMap, VecDeque};
@@ -8,10 +8,6 @@ use std::collections::{HashMap, VecDeque};
 /// Feature columns: age, last two intervals, count, weight, age short of and past the last
 /// interval.
 const WIDTH: usize = 7;
-/// Labels kept for training (the latest).
-const TRAIN_MAX: usize = 32_768;
-/// Fewest new labels between trainings.
-const RETRAIN_MIN: usize = 512;
 /// Sampled entries whose features become training samples, per eviction.
 const LABELED_PER_EVICTION: usize = 4;
 /// Most samples awaiting their label at once (more are not taken).
@@ -164,8 +160,8 @@ impl Ghosts {
 ///   random residents join the `keep` worst candidates of the previous eviction, and the one
 ///   the model predicts to return last goes; before the first model, the oldest.
 /// - **Model and labels**: as [`Lrb`](crate::Lrb)'s (32 boosted trees on the latest 32,768
-///   labels, retrained inside [`EvictionPolicy::evict`]), with at most 16,384 samples
-///   awaiting their label.
+///   labels, retrained inline or on a thread of its own, see [`Training`]), with at most
+///   16,384 samples awaiting their label.
 ///
 /// It closes a little less of the gap to OPT than [`Lrb`](crate::Lrb) on the shared traces
 /// and replays them about twice as fast; training still makes it a policy for caches whose
@@ -180,12 +176,7 @@ pub struct CompactLrb {
     ghost_factor: usize,
     pending: HashMap<u64, (u32, [u8; WIDTH])>,
     pending_order: VecDeque<(u32, u64)>,
-    rows: Vec<u8>,
-    targets: Vec<f32>,
-    next_row: usize,
-    fresh: usize,
-    model: Option<Model>,
-    boosting: Boosting,
+    learner: Learner,
     now: u32,
     rng: u64,
     peak: usize,
@@ -203,7 +194,7 @@ impl std::fmt::Debug for CompactLrb {
             .field("small", &self.small.len())
             .field("main", &self.main_len)
             .field("ghosts", &self.ghosts.capacity())
-            .field("trained", &self.model.is_some())
+            .field("trained", &self.learner.is_trained())
             .finish()
     }
 }
@@ -216,7 +207,7 @@ impl CompactLrb {
 
     /// Whether a model has been trained yet (until then the oldest sampled entry goes).
     pub fn is_trained(&self) -> bool {
-        self.model.is_some()
+        self.learner.is_trained()
     }
 
     fn window(&self) -> u32 {
@@ -247,21 +238,7 @@ impl CompactLrb {
     }
 
     fn add_label(&mut self, row: [u8; WIDTH], waited: u32) {
-        let target = (f64::from(waited) + 1.0).log2() as f32;
-        if self.targets.len() < TRAIN_MAX {
-            self.rows.extend_from_slice(&row);
-            self.targets.push(target);
-        } else {
-            let i = self.next_row;
-            self.rows[i * WIDTH..(i + 1) * WIDTH].copy_from_slice(&row);
-            self.targets[i] = target;
-            self.next_row = (i + 1) % TRAIN_MAX;
-        }
-        self.fresh += 1;
-        if self.fresh >= RETRAIN_MIN.max(self.targets.len() / 8) {
-            self.fresh = 0;
-            self.model = Some(Model::train(&self.rows, WIDTH, &self.targets, &self.boosting));
-        }
+        self.learner.add(&row, (f64::from(waited) + 1.0).log2() as f32);
     }
 
     /// Advances the clock for a reference to `hash`: labels its pending sample and expires
@@ -303,6 +280,7 @@ impl CompactLrb {
     /// random residents join the `keep` worst candidates left from earlier evictions, and the
     /// one predicted to return last goes (the oldest before the first model).
     fn evict_main(&mut self) -> Option<SlotId> {
+        self.learner.adopt();
         let mut cands = std::mem::take(&mut self.scratch);
         cands.clear();
         for &(slot, stamp) in &self.kept {
@@ -333,7 +311,7 @@ impl CompactLrb {
         }
         for c in cands.iter_mut() {
             let s = self.slots[c.1 as usize];
-            c.0 = match &self.model {
+            c.0 = match self.learner.model() {
                 Some(m) => {
                     m.predict(&self.features(s.hist, s.weight)) + (s.weight.max(1) as f32).log2()
                 }
@@ -459,11 +437,21 @@ pub struct CompactLrbFactory {
     pub small_share: f64,
     /// Evicted keys' histories kept, in multiples of the largest resident count (default 2).
     pub ghosts: usize,
+    /// Where the model is trained (default inline, for reproducible replays;
+    /// [`by_name`](crate::by_name) gives a served cache background training).
+    pub training: Training,
 }
 
 impl Default for CompactLrbFactory {
     fn default() -> Self {
-        CompactLrbFactory { window: 6, samples: 8, keep: 8, small_share: 0.1, ghosts: 2 }
+        CompactLrbFactory {
+            window: 6,
+            samples: 8,
+            keep: 8,
+            small_share: 0.1,
+            ghosts: 2,
+            training: Training::Inline,
+        }
     }
 }
 
@@ -480,12 +468,7 @@ impl CompactLrbFactory {
             ghost_factor: self.ghosts.max(1),
             pending: HashMap::new(),
             pending_order: VecDeque::new(),
-            rows: Vec::new(),
-            targets: Vec::new(),
-            next_row: 0,
-            fresh: 0,
-            model: None,
-            boosting: Boosting::default(),
+            learner: Learner::new(WIDTH, Boosting::default(), self.training),
             now: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
             peak: 0,

@@ -307,7 +307,11 @@ impl EvictionPolicy for Selector {
 
 /// Makes [`Selector`]s over LRB, LIRS and LRU.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SelectorFactory;
+pub struct SelectorFactory {
+    /// Where the LRB expert trains its model (default inline, for reproducible replays;
+    /// [`by_name`](crate::by_name) gives a served cache background training).
+    pub training: crate::Training,
+}
 
 impl PolicyFactory for SelectorFactory {
     fn name(&self) -> &str {
@@ -315,7 +319,7 @@ impl PolicyFactory for SelectorFactory {
     }
     fn build(&self, max_weight: u64) -> Box<dyn EvictionPolicy> {
         let experts: Vec<Arc<dyn PolicyFactory>> = vec![
-            Arc::new(crate::LrbFactory::default()),
+            Arc::new(crate::LrbFactory { training: self.training, ..Default::default() }),
             Arc::new(crate::LirsFactory::default()),
             Arc::new(crate::LruFactory),
         ];

@@ -132,7 +132,7 @@ mod tests {
         for cap in [1, 10, 50, 200] {
             let o = opt(&t, cap).hits;
             for name in crate::NAMES {
-                let f = crate::by_name(name).unwrap();
+                let f = crate::by_name_for_replay(name).unwrap();
                 let h = super::super::replay_trace(&*f, &t, cap).hits;
                 assert!(h <= o, "{name} at {cap}: {h} hits beats OPT's {o}");
             }

@@ -238,7 +238,7 @@ fn selector_follows_lirs_on_a_loop_and_matches_it() {
     let keys: Vec<u64> = (0..300).flat_map(|_| 0..120u64).collect();
     let lirs = replay(&LirsFactory::default(), &keys, 100).hit_ratio();
     let s3 = replay(&S3FifoFactory::default(), &keys, 100).hit_ratio();
-    let sel = replay(&SelectorFactory, &keys, 100).hit_ratio();
+    let sel = replay(&SelectorFactory::default(), &keys, 100).hit_ratio();
     assert!(lirs > s3 + 0.2, "the loop separates the experts: {lirs} vs {s3}");
     assert!(sel > lirs - 0.05, "the selector follows LIRS: {sel} vs {lirs}");
     let mut p = Selector::new(
@@ -308,7 +308,7 @@ fn selector_follows_s3fifo_against_a_scan() {
     let mut p = Selector::new(vec![Arc::new(LruFactory), Arc::new(S3FifoFactory::default())], 80);
     drive(&mut *p_as_dyn(&mut p), &keys, 80);
     assert_eq!(p.leader(), "s3fifo");
-    let sel = replay(&SelectorFactory, &keys, 80).hit_ratio();
+    let sel = replay(&SelectorFactory::default(), &keys, 80).hit_ratio();
     let lru = replay(&LruFactory, &keys, 80).hit_ratio();
     let s3 = replay(&S3FifoFactory::default(), &keys, 80).hit_ratio();
     assert!(s3 > lru + 0.05, "{s3} vs {lru}");
