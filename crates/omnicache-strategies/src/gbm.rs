@@ -6,8 +6,9 @@
 //!
 //! [`Lrb`]: crate::Lrb
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 /// Feature value for "no such value" (a missing reuse interval); sorts after every real bin.
 pub(crate) const MISSING: u8 = u8::MAX;
@@ -196,15 +197,16 @@ pub enum Training {
     /// What the trace simulator uses.
     #[default]
     Inline,
-    /// On a thread of the policy's own: evictions go on with the previous model until the
-    /// new one is ready, so none waits for a training. What a served cache uses
-    /// ([`by_name`](crate::by_name)). Falls back to inline if the thread cannot be spawned.
+    /// On a training thread the process's learned policies share (one, started by the first
+    /// training): evictions go on with the previous model until the new one is ready, so none
+    /// waits for a training. What a served cache uses ([`by_name`](crate::by_name)). Falls
+    /// back to inline if the thread cannot be spawned.
     Background,
 }
 
 /// Training data, schedule and model of a learned policy: the latest labelled rows in a
 /// ring, retrained whenever an eighth as many new labels have arrived (at least
-/// [`RETRAIN_MIN`]), inline or on a background thread.
+/// [`RETRAIN_MIN`]), inline or on the process's training thread.
 pub(crate) struct Learner {
     width: usize,
     rows: Vec<u8>,
@@ -214,7 +216,8 @@ pub(crate) struct Learner {
     boosting: Boosting,
     model: Option<Model>,
     training: Training,
-    worker: Option<Worker>,
+    /// Where the training thread leaves models (background training only).
+    slot: Option<Arc<Slot>>,
 }
 
 /// Labels kept for training (the latest).
@@ -222,37 +225,52 @@ pub(crate) const TRAIN_MAX: usize = 32_768;
 /// Fewest new labels between trainings.
 pub(crate) const RETRAIN_MIN: usize = 512;
 
-/// A training thread: one job at a time; a finished model waits in `done` until adopted.
-struct Worker {
-    jobs: mpsc::SyncSender<(Vec<u8>, Vec<f32>)>,
-    done: Arc<Mutex<Option<Model>>>,
+/// A background learner's side of the training thread: at most one job in flight; a finished
+/// model waits in `model` until adopted.
+#[derive(Default)]
+struct Slot {
+    model: Mutex<Option<Model>>,
     /// Set while a job is queued or training.
-    busy: Arc<AtomicBool>,
-    /// Set when `done` holds a model not yet adopted.
-    ready: Arc<AtomicBool>,
+    busy: AtomicBool,
+    /// Set when `model` holds a model not yet adopted.
+    ready: AtomicBool,
 }
 
-impl Worker {
-    fn spawn(width: usize, boosting: Boosting) -> Option<Worker> {
-        let (jobs, inbox) = mpsc::sync_channel::<(Vec<u8>, Vec<f32>)>(1);
-        let done = Arc::new(Mutex::new(None));
-        let busy = Arc::new(AtomicBool::new(false));
-        let ready = Arc::new(AtomicBool::new(false));
-        let (d, b, r) = (done.clone(), busy.clone(), ready.clone());
-        std::thread::Builder::new()
-            .name("omnicache-train".into())
-            .spawn(move || {
-                // Ends when the policy, and with it the sender, is dropped.
-                while let Ok((rows, targets)) = inbox.recv() {
-                    let model = Model::train(&rows, width, &targets, &boosting);
-                    *d.lock().unwrap_or_else(|e| e.into_inner()) = Some(model);
-                    r.store(true, Ordering::Release);
-                    b.store(false, Ordering::Release);
-                }
-            })
-            .ok()?;
-        Some(Worker { jobs, done, busy, ready })
-    }
+/// A training job for the process's training thread.
+struct Job {
+    rows: Vec<u8>,
+    targets: Vec<f32>,
+    width: usize,
+    boosting: Boosting,
+    slot: Arc<Slot>,
+}
+
+/// The process's one training thread, shared by every background learner (a memory cache
+/// builds one policy per shard, and a thread each would be dozens), started by the first
+/// job; `None` if it could not be spawned.
+fn trainer() -> Option<&'static mpsc::Sender<Job>> {
+    static TRAINER: OnceLock<Option<mpsc::Sender<Job>>> = OnceLock::new();
+    TRAINER
+        .get_or_init(|| {
+            let (jobs, inbox) = mpsc::channel::<Job>();
+            std::thread::Builder::new()
+                .name("omnicache-train".into())
+                .spawn(move || {
+                    while let Ok(job) = inbox.recv() {
+                        let trained = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            Model::train(&job.rows, job.width, &job.targets, &job.boosting)
+                        }));
+                        if let Ok(model) = trained {
+                            *job.slot.model.lock().unwrap_or_else(|e| e.into_inner()) = Some(model);
+                            job.slot.ready.store(true, Ordering::Release);
+                        }
+                        job.slot.busy.store(false, Ordering::Release);
+                    }
+                })
+                .ok()
+                .map(|_| jobs)
+        })
+        .as_ref()
 }
 
 impl Learner {
@@ -266,20 +284,20 @@ impl Learner {
             boosting,
             model: None,
             training,
-            worker: None,
+            slot: (training == Training::Background).then(Arc::default),
         }
     }
 
     /// Whether a model exists (trained, or finished in the background and not yet adopted).
     pub(crate) fn is_trained(&self) -> bool {
-        self.model.is_some() || self.worker.as_ref().is_some_and(|w| w.ready.load(Ordering::Acquire))
+        self.model.is_some() || self.slot.as_ref().is_some_and(|s| s.ready.load(Ordering::Acquire))
     }
 
     /// Adopts the model the background thread has finished, if any.
     pub(crate) fn adopt(&mut self) {
-        if let Some(w) = &self.worker {
-            if w.ready.swap(false, Ordering::Acquire) {
-                if let Some(m) = w.done.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(slot) = &self.slot {
+            if slot.ready.swap(false, Ordering::Acquire) {
+                if let Some(m) = slot.model.lock().unwrap_or_else(|e| e.into_inner()).take() {
                     self.model = Some(m);
                 }
             }
@@ -307,31 +325,28 @@ impl Learner {
         if self.fresh < RETRAIN_MIN.max(self.targets.len() / 8) {
             return;
         }
-        if self.training == Training::Background && self.worker.is_none() {
-            self.worker = Worker::spawn(self.width, self.boosting);
-            if self.worker.is_none() {
-                self.training = Training::Inline;
+        if let Some(slot) = &self.slot {
+            // Still training the last job: try again at the next label.
+            if slot.busy.swap(true, Ordering::AcqRel) {
+                return;
             }
-        }
-        match &self.worker {
-            Some(w) => {
-                // Still training the last job: try again at the next label.
-                if w.busy.swap(true, Ordering::AcqRel) {
-                    return;
-                }
-                if w.jobs.try_send((self.rows.clone(), self.targets.clone())).is_err() {
-                    // The thread is gone (it panicked): train here from now on.
-                    self.worker = None;
-                    self.training = Training::Inline;
-                    return;
-                }
+            let job = Job {
+                rows: self.rows.clone(),
+                targets: self.targets.clone(),
+                width: self.width,
+                boosting: self.boosting,
+                slot: slot.clone(),
+            };
+            if trainer().is_some_and(|t| t.send(job).is_ok()) {
                 self.fresh = 0;
+                return;
             }
-            None => {
-                self.fresh = 0;
-                self.model = Some(Model::train(&self.rows, self.width, &self.targets, &self.boosting));
-            }
+            // No training thread (it could not be spawned): train here from now on.
+            self.slot = None;
+            self.training = Training::Inline;
         }
+        self.fresh = 0;
+        self.model = Some(Model::train(&self.rows, self.width, &self.targets, &self.boosting));
     }
 }
 
@@ -406,7 +421,13 @@ mod tests {
             inline.add(row, *y);
             background.add(row, *y);
         }
-        assert!(background.worker.is_some(), "the training thread was started");
+        assert!(
+            background
+                .slot
+                .as_ref()
+                .is_some_and(|s| s.busy.load(Ordering::Acquire) || s.ready.load(Ordering::Acquire)),
+            "a job went to the training thread"
+        );
         assert!(background.model().is_none(), "nothing is adopted before `adopt`");
         // Wait for the thread (not for a clock): a training of 512 rows takes milliseconds.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

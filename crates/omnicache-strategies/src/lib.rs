@@ -62,10 +62,10 @@ mod tinylfu;
 mod ttl;
 
 pub use arc::{ArcFactory, ArcPolicy};
+pub use gbm::Training;
 pub use gdsf::{Gdsf, GdsfFactory};
 pub use lfu::{Lfu, LfuFactory};
 pub use lirs::{Lirs, LirsFactory};
-pub use gbm::Training;
 pub use lrb::{Lrb, LrbFactory};
 pub use lrb_compact::{CompactLrb, CompactLrbFactory};
 pub use lru::{Lru, LruFactory};
