@@ -6,6 +6,7 @@
 //!
 //! [`Lrb`]: crate::Lrb
 
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
@@ -347,6 +348,54 @@ impl Learner {
         }
         self.fresh = 0;
         self.model = Some(Model::train(&self.rows, self.width, &self.targets, &self.boosting));
+    }
+}
+
+/// Feature rows of sampled entries awaiting their label: the log of the time to the key's
+/// next reference, or of twice the memory window if none comes within it. At most `max` wait
+/// at once (more are not taken).
+pub(crate) struct Pending<const W: usize> {
+    rows: HashMap<u64, (u64, [u8; W])>,
+    order: VecDeque<(u64, u64)>,
+    max: usize,
+}
+
+impl<const W: usize> Pending<W> {
+    pub(crate) fn new(max: usize) -> Self {
+        Pending { rows: HashMap::new(), order: VecDeque::new(), max }
+    }
+
+    /// Whether a sample of `hash` would be taken (none waits for it, and there is room).
+    pub(crate) fn wants(&self, hash: u64) -> bool {
+        self.rows.len() < self.max && !self.rows.contains_key(&hash)
+    }
+
+    /// Takes `row` as the sample of `hash` at time `now` (see [`wants`](Self::wants)).
+    pub(crate) fn add(&mut self, hash: u64, now: u64, row: [u8; W]) {
+        self.rows.insert(hash, (now, row));
+        self.order.push_back((now, hash));
+    }
+
+    /// A reference to `hash` at `now`: labels its sample, if one waits.
+    pub(crate) fn referenced(&mut self, hash: u64, now: u64, learner: &mut Learner) {
+        if let Some((t, row)) = self.rows.remove(&hash) {
+            learner.add(&row, ((now - t + 1) as f32).log2());
+        }
+    }
+
+    /// Labels the samples taken more than `window` before `now` as not referenced again.
+    pub(crate) fn expire(&mut self, now: u64, window: u64, learner: &mut Learner) {
+        while let Some(&(t, hash)) = self.order.front() {
+            if now - t <= window {
+                break;
+            }
+            self.order.pop_front();
+            if self.rows.get(&hash).is_some_and(|p| p.0 == t) {
+                if let Some((_, row)) = self.rows.remove(&hash) {
+                    learner.add(&row, ((2 * window + 1) as f32).log2());
+                }
+            }
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Learned eviction after LRB (Song et al., "Learning Relaxed Belady for Content Distribution
 //! Network Caching", NSDI'20), behind an S3-FIFO-style probationary queue: see [`Lrb`].
 
-use crate::gbm::{log_bin, Boosting, Learner, Training, MISSING};
+use crate::gbm::{log_bin, Boosting, Learner, Pending, Training, MISSING};
 use crate::list::SlotList;
 use omnicache_core::{AccessView, EntryInfo, EvictionPolicy, PolicyFactory, SlotId};
 use std::collections::{HashMap, VecDeque};
@@ -85,8 +85,7 @@ pub struct Lrb {
     main: Vec<SlotId>,
     history: HashMap<u64, History>,
     seen: VecDeque<(u64, u64)>,
-    pending: HashMap<u64, (u64, [u8; WIDTH])>,
-    pending_order: VecDeque<(u64, u64)>,
+    pending: Pending<WIDTH>,
     learner: Learner,
     now: u64,
     rng: u64,
@@ -162,18 +161,12 @@ impl Lrb {
         x
     }
 
-    fn add_label(&mut self, row: [u8; WIDTH], waited: u64) {
-        self.learner.add(&row, ((waited + 1) as f32).log2());
-    }
-
     /// A reference to `hash` (an insert or a read): labels its pending sample, updates its
     /// history, and forgets what fell out of the memory window.
     fn reference(&mut self, hash: u64, weight: u64) {
         self.now += 1;
         let now = self.now;
-        if let Some((t, row)) = self.pending.remove(&hash) {
-            self.add_label(row, now - t);
-        }
+        self.pending.referenced(hash, now, &mut self.learner);
         let half_lives = self.half_lives;
         let h = self.history.entry(hash).or_insert(History {
             last: now,
@@ -217,17 +210,7 @@ impl Lrb {
                 self.history.remove(&hash);
             }
         }
-        while let Some(&(t, hash)) = self.pending_order.front() {
-            if t >= horizon {
-                break;
-            }
-            self.pending_order.pop_front();
-            if self.pending.get(&hash).is_some_and(|p| p.0 == t) {
-                if let Some((_, row)) = self.pending.remove(&hash) {
-                    self.add_label(row, 2 * window);
-                }
-            }
-        }
+        self.pending.expire(self.now, window, &mut self.learner);
     }
 
     /// Marks `hash` evicted or removed: its history is kept for one memory window from now.
@@ -275,9 +258,8 @@ impl Lrb {
             let s = self.slots[slot as usize];
             let Some(h) = self.history.get(&s.hash).copied() else { continue };
             let row = self.features(&h);
-            if c < LABELED_PER_EVICTION && !self.pending.contains_key(&s.hash) {
-                self.pending.insert(s.hash, (self.now, row));
-                self.pending_order.push_back((self.now, s.hash));
+            if c < LABELED_PER_EVICTION && self.pending.wants(s.hash) {
+                self.pending.add(s.hash, self.now, row);
             }
             let score = match self.learner.model() {
                 Some(m) => m.predict(&row) + (s.weight.max(1) as f32).log2(),
@@ -403,8 +385,7 @@ impl LrbFactory {
             main: Vec::new(),
             history: HashMap::new(),
             seen: VecDeque::new(),
-            pending: HashMap::new(),
-            pending_order: VecDeque::new(),
+            pending: Pending::new(usize::MAX),
             learner: Learner::new(WIDTH, Boosting::default(), self.training),
             now: 0,
             rng: 0x9E37_79B9_7F4A_7C15,

@@ -1,9 +1,8 @@
 //! LRB on a few bytes per key: see [`CompactLrb`].
 
-use crate::gbm::{log_bin, Boosting, Learner, Training, MISSING};
+use crate::gbm::{log_bin, Boosting, Learner, Pending, Training, MISSING};
 use crate::list::SlotList;
 use omnicache_core::{AccessView, EntryInfo, EvictionPolicy, PolicyFactory, SlotId};
-use std::collections::{HashMap, VecDeque};
 
 /// Feature columns: age, last two intervals, count, weight, age short of and past the last
 /// interval.
@@ -174,10 +173,10 @@ pub struct CompactLrb {
     main_len: usize,
     ghosts: Ghosts,
     ghost_factor: usize,
-    pending: HashMap<u64, (u32, [u8; WIDTH])>,
-    pending_order: VecDeque<(u32, u64)>,
+    pending: Pending<WIDTH>,
     learner: Learner,
-    now: u32,
+    /// References seen; histories keep its low 32 bits.
+    now: u64,
     rng: u64,
     peak: usize,
     window_factor: u32,
@@ -222,7 +221,7 @@ impl CompactLrb {
     }
 
     fn features(&self, h: Hist, weight: u64) -> [u8; WIDTH] {
-        let age = u64::from(self.now.wrapping_sub(h.last));
+        let age = u64::from(self.clock().wrapping_sub(h.last));
         let mut x = [MISSING; WIDTH];
         x[0] = log_bin(age);
         x[1] = h.i1;
@@ -237,29 +236,17 @@ impl CompactLrb {
         x
     }
 
-    fn add_label(&mut self, row: [u8; WIDTH], waited: u32) {
-        self.learner.add(&row, (f64::from(waited) + 1.0).log2() as f32);
+    /// The reference clock as histories hold it.
+    fn clock(&self) -> u32 {
+        self.now as u32
     }
 
     /// Advances the clock for a reference to `hash`: labels its pending sample and expires
     /// samples older than the memory window.
     fn tick(&mut self, hash: u64) {
-        self.now = self.now.wrapping_add(1);
-        if let Some((t, row)) = self.pending.remove(&hash) {
-            self.add_label(row, self.now.wrapping_sub(t));
-        }
-        let window = self.window();
-        while let Some(&(t, h)) = self.pending_order.front() {
-            if self.now.wrapping_sub(t) <= window {
-                break;
-            }
-            self.pending_order.pop_front();
-            if self.pending.get(&h).is_some_and(|p| p.0 == t) {
-                if let Some((_, row)) = self.pending.remove(&h) {
-                    self.add_label(row, window.saturating_mul(2));
-                }
-            }
-        }
+        self.now += 1;
+        self.pending.referenced(hash, self.now, &mut self.learner);
+        self.pending.expire(self.now, u64::from(self.window()), &mut self.learner);
     }
 
     fn leave(&mut self, slot: SlotId) {
@@ -298,13 +285,8 @@ impl CompactLrb {
             if s.place != Place::Main || cands.iter().any(|c| c.1 == slot) {
                 continue;
             }
-            if taken < LABELED_PER_EVICTION
-                && self.pending.len() < PENDING_MAX
-                && !self.pending.contains_key(&s.hash)
-            {
-                let row = self.features(s.hist, s.weight);
-                self.pending.insert(s.hash, (self.now, row));
-                self.pending_order.push_back((self.now, s.hash));
+            if taken < LABELED_PER_EVICTION && self.pending.wants(s.hash) {
+                self.pending.add(s.hash, self.now, self.features(s.hist, s.weight));
             }
             taken += 1;
             cands.push((0.0, slot, s.stamp));
@@ -315,7 +297,7 @@ impl CompactLrb {
                 Some(m) => {
                     m.predict(&self.features(s.hist, s.weight)) + (s.weight.max(1) as f32).log2()
                 }
-                None => self.now.wrapping_sub(s.hist.last) as f32,
+                None => self.clock().wrapping_sub(s.hist.last) as f32,
             };
         }
         cands.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -348,7 +330,7 @@ impl EvictionPolicy for CompactLrb {
         self.leave(slot);
         self.tick(info.hash);
         let remembered = self.ghosts.take(info.hash);
-        let hist = remembered.map_or(Hist::first(self.now), |h| h.referenced(self.now));
+        let hist = remembered.map_or(Hist::first(self.clock()), |h| h.referenced(self.clock()));
         self.stamps = self.stamps.wrapping_add(1);
         let stamp = self.stamps;
         self.slots[i] =
@@ -374,7 +356,7 @@ impl EvictionPolicy for CompactLrb {
         let Some(s) = self.slots.get(slot as usize).copied() else { return };
         if s.place != Place::Free {
             self.tick(s.hash);
-            self.slots[slot as usize].hist = s.hist.referenced(self.now);
+            self.slots[slot as usize].hist = s.hist.referenced(self.clock());
         }
     }
 
@@ -387,9 +369,10 @@ impl EvictionPolicy for CompactLrb {
             self.small_weight = self.small_weight - s.weight + info.weight;
         }
         self.tick(s.hash);
+        let hist = s.hist.referenced(self.clock());
         let slot = &mut self.slots[slot as usize];
         slot.weight = info.weight;
-        slot.hist = s.hist.referenced(self.now);
+        slot.hist = hist;
     }
 
     fn on_remove(&mut self, slot: SlotId) {
@@ -466,8 +449,7 @@ impl CompactLrbFactory {
             main_len: 0,
             ghosts: Ghosts::with_capacity(64),
             ghost_factor: self.ghosts.max(1),
-            pending: HashMap::new(),
-            pending_order: VecDeque::new(),
+            pending: Pending::new(PENDING_MAX),
             learner: Learner::new(WIDTH, Boosting::default(), self.training),
             now: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
