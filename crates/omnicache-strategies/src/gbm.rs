@@ -1,8 +1,9 @@
 //! Gradient-boosted regression trees over byte-binned features: the model behind [`Lrb`].
 //!
 //! Squared loss, depth-wise trees, split search over 256-bin histograms (as LightGBM does,
-//! without its sampling tricks). Small and exact enough to retrain inside a policy every few
-//! thousand samples.
+//! without its sampling tricks). Small and exact enough to retrain every few thousand
+//! samples, inside a policy or on the process's training thread ([`Learner`]), from the
+//! samples awaiting their labels ([`Pending`]).
 //!
 //! [`Lrb`]: crate::Lrb
 
@@ -216,9 +217,8 @@ pub(crate) struct Learner {
     fresh: usize,
     boosting: Boosting,
     model: Option<Model>,
-    training: Training,
-    /// Where the training thread leaves models (background training only).
-    slot: Option<Arc<Slot>>,
+    /// Where the training thread leaves models: `Some` for background training.
+    handoff: Option<Arc<Handoff>>,
 }
 
 /// Labels kept for training (the latest).
@@ -229,7 +229,7 @@ pub(crate) const RETRAIN_MIN: usize = 512;
 /// A background learner's side of the training thread: at most one job in flight; a finished
 /// model waits in `model` until adopted.
 #[derive(Default)]
-struct Slot {
+struct Handoff {
     model: Mutex<Option<Model>>,
     /// Set while a job is queued or training.
     busy: AtomicBool,
@@ -243,7 +243,7 @@ struct Job {
     targets: Vec<f32>,
     width: usize,
     boosting: Boosting,
-    slot: Arc<Slot>,
+    handoff: Arc<Handoff>,
 }
 
 /// The process's one training thread, shared by every background learner (a memory cache
@@ -262,10 +262,11 @@ fn trainer() -> Option<&'static mpsc::Sender<Job>> {
                             Model::train(&job.rows, job.width, &job.targets, &job.boosting)
                         }));
                         if let Ok(model) = trained {
-                            *job.slot.model.lock().unwrap_or_else(|e| e.into_inner()) = Some(model);
-                            job.slot.ready.store(true, Ordering::Release);
+                            *job.handoff.model.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some(model);
+                            job.handoff.ready.store(true, Ordering::Release);
                         }
-                        job.slot.busy.store(false, Ordering::Release);
+                        job.handoff.busy.store(false, Ordering::Release);
                     }
                 })
                 .ok()
@@ -284,21 +285,21 @@ impl Learner {
             fresh: 0,
             boosting,
             model: None,
-            training,
-            slot: (training == Training::Background).then(Arc::default),
+            handoff: (training == Training::Background).then(Arc::default),
         }
     }
 
     /// Whether a model exists (trained, or finished in the background and not yet adopted).
     pub(crate) fn is_trained(&self) -> bool {
-        self.model.is_some() || self.slot.as_ref().is_some_and(|s| s.ready.load(Ordering::Acquire))
+        self.model.is_some()
+            || self.handoff.as_ref().is_some_and(|h| h.ready.load(Ordering::Acquire))
     }
 
     /// Adopts the model the background thread has finished, if any.
     pub(crate) fn adopt(&mut self) {
-        if let Some(slot) = &self.slot {
-            if slot.ready.swap(false, Ordering::Acquire) {
-                if let Some(m) = slot.model.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(handoff) = &self.handoff {
+            if handoff.ready.swap(false, Ordering::Acquire) {
+                if let Some(m) = handoff.model.lock().unwrap_or_else(|e| e.into_inner()).take() {
                     self.model = Some(m);
                 }
             }
@@ -326,9 +327,9 @@ impl Learner {
         if self.fresh < RETRAIN_MIN.max(self.targets.len() / 8) {
             return;
         }
-        if let Some(slot) = &self.slot {
+        if let Some(handoff) = &self.handoff {
             // Still training the last job: try again at the next label.
-            if slot.busy.swap(true, Ordering::AcqRel) {
+            if handoff.busy.swap(true, Ordering::AcqRel) {
                 return;
             }
             let job = Job {
@@ -336,15 +337,14 @@ impl Learner {
                 targets: self.targets.clone(),
                 width: self.width,
                 boosting: self.boosting,
-                slot: slot.clone(),
+                handoff: handoff.clone(),
             };
             if trainer().is_some_and(|t| t.send(job).is_ok()) {
                 self.fresh = 0;
                 return;
             }
             // No training thread (it could not be spawned): train here from now on.
-            self.slot = None;
-            self.training = Training::Inline;
+            self.handoff = None;
         }
         self.fresh = 0;
         self.model = Some(Model::train(&self.rows, self.width, &self.targets, &self.boosting));
@@ -472,9 +472,9 @@ mod tests {
         }
         assert!(
             background
-                .slot
+                .handoff
                 .as_ref()
-                .is_some_and(|s| s.busy.load(Ordering::Acquire) || s.ready.load(Ordering::Acquire)),
+                .is_some_and(|h| h.busy.load(Ordering::Acquire) || h.ready.load(Ordering::Acquire)),
             "a job went to the training thread"
         );
         assert!(background.model().is_none(), "nothing is adopted before `adopt`");

@@ -75,7 +75,7 @@ struct Slot {
 /// With weights, the score is the predicted log time plus the log of the weight (far and
 /// large goes first). Training runs inside [`EvictionPolicy::evict`] (a pause of the order of
 /// a hundred milliseconds every thousand or so evictions once the training set is full) or,
-/// with [`Training::Background`], on a thread of its own. Replaying a trace costs a few
+/// with [`Training::Background`], on the training thread the process's learned policies share. Replaying a trace costs a few
 /// hundred times what S3-FIFO costs: it is for caches whose misses are far dearer than that. docs/BENCHMARKS.md has the figures and what it buys.
 pub struct Lrb {
     slots: Vec<Slot>,

@@ -159,7 +159,7 @@ impl Ghosts {
 ///   random residents join the `keep` worst candidates of the previous eviction, and the one
 ///   the model predicts to return last goes; before the first model, the oldest.
 /// - **Model and labels**: as [`Lrb`](crate::Lrb)'s (32 boosted trees on the latest 32,768
-///   labels, retrained inline or on a thread of its own, see [`Training`]), with at most
+///   labels, retrained inline or on the process's training thread, see [`Training`]), with at most
 ///   16,384 samples awaiting their label.
 ///
 /// It closes a little less of the gap to OPT than [`Lrb`](crate::Lrb) on the shared traces
