@@ -317,20 +317,32 @@ fn selector_follows_s3fifo_against_a_scan() {
 
 #[test]
 fn lrb_learns_to_keep_part_of_a_loop_larger_than_the_cache() {
-    // A loop over 120 keys in a cache of 100: LRU keeps nothing; OPT keeps 99 of every 120.
+    keeps_part_of_a_loop_larger_than_the_cache(Lrb::new(100), Lrb::is_trained);
+}
+
+#[test]
+fn compact_lrb_learns_to_keep_part_of_a_loop_larger_than_the_cache() {
+    keeps_part_of_a_loop_larger_than_the_cache(CompactLrb::new(100), CompactLrb::is_trained);
+}
+
+/// A loop over 120 keys in a cache of 100: LRU keeps nothing; OPT keeps 99 of every 120; a
+/// learned policy `p`, once trained on the first half, more than half in the second.
+fn keeps_part_of_a_loop_larger_than_the_cache<P: EvictionPolicy>(
+    mut p: P,
+    is_trained: fn(&P) -> bool,
+) {
     let keys: Vec<u64> = (0..100).flat_map(|_| 0..120u64).collect();
     assert_eq!(replay(&LruFactory, &keys, 100).hit_ratio(), 0.0);
-    let mut p = Lrb::new(100);
-    assert!(!p.is_trained());
+    assert!(!is_trained(&p));
     let mut cache = Driver::new(100);
     let (first, rest) = keys.split_at(keys.len() / 2);
     for &k in first {
         cache.reference(&mut p, k);
     }
-    assert!(p.is_trained(), "labels arrive and a model is trained");
+    assert!(is_trained(&p), "labels arrive and a model is trained");
     let hits = rest.iter().filter(|&&k| cache.reference(&mut p, k)).count();
-    let lrb = hits as f64 / rest.len() as f64;
-    assert!(lrb > 0.5, "the model learns that the youngest entry returns last: {lrb}");
+    let learned = hits as f64 / rest.len() as f64;
+    assert!(learned > 0.5, "the model learns that the youngest entry returns last: {learned}");
 }
 
 #[test]
@@ -351,12 +363,23 @@ fn lrb_forgets_keys_a_window_after_they_leave() {
 
 #[test]
 fn lrb_keeps_a_hot_set_against_one_off_keys() {
+    keeps_a_hot_set_against_one_off_keys(&LrbFactory::default());
+}
+
+#[test]
+fn compact_lrb_keeps_a_hot_set_against_one_off_keys() {
+    keeps_a_hot_set_against_one_off_keys(&CompactLrbFactory::default());
+}
+
+/// A hot set read between one-off keys: the policy of `factory` keeps it as S3-FIFO does, and
+/// LRU does not.
+fn keeps_a_hot_set_against_one_off_keys(factory: &dyn PolicyFactory) {
     let keys = hot_set_between_one_off_keys();
-    let lrb = replay(&LrbFactory::default(), &keys, 80).hit_ratio();
+    let learned = replay(factory, &keys, 80).hit_ratio();
     let lru = replay(&LruFactory, &keys, 80).hit_ratio();
     let s3 = replay(&S3FifoFactory::default(), &keys, 80).hit_ratio();
-    assert!(lrb > lru + 0.05, "{lrb} vs LRU {lru}");
-    assert!(lrb > s3 - 0.02, "{lrb} vs S3-FIFO {s3}");
+    assert!(learned > lru + 0.05, "{learned} vs LRU {lru}");
+    assert!(learned > s3 - 0.02, "{learned} vs S3-FIFO {s3}");
 }
 
 #[test]
@@ -385,33 +408,6 @@ fn lrb_evicts_one_off_keys_from_probation_and_readmits_known_keys_past_it() {
     }
     assert!(cache.contains(100), "a known key re-enters past probation");
     assert!(!cache.contains(200));
-}
-
-#[test]
-fn compact_lrb_learns_to_keep_part_of_a_loop_larger_than_the_cache() {
-    // As for LRB: LRU keeps nothing of a loop over 120 keys in 100 entries, OPT 99 of 120.
-    let keys: Vec<u64> = (0..100).flat_map(|_| 0..120u64).collect();
-    let mut p = CompactLrb::new(100);
-    assert!(!p.is_trained());
-    let mut cache = Driver::new(100);
-    let (first, rest) = keys.split_at(keys.len() / 2);
-    for &k in first {
-        cache.reference(&mut p, k);
-    }
-    assert!(p.is_trained(), "labels arrive and a model is trained");
-    let hits = rest.iter().filter(|&&k| cache.reference(&mut p, k)).count();
-    let learned = hits as f64 / rest.len() as f64;
-    assert!(learned > 0.5, "the model learns that the youngest entry returns last: {learned}");
-}
-
-#[test]
-fn compact_lrb_keeps_a_hot_set_against_one_off_keys() {
-    let keys = hot_set_between_one_off_keys();
-    let compact = replay(&CompactLrbFactory::default(), &keys, 80).hit_ratio();
-    let lru = replay(&LruFactory, &keys, 80).hit_ratio();
-    let s3 = replay(&S3FifoFactory::default(), &keys, 80).hit_ratio();
-    assert!(compact > lru + 0.05, "{compact} vs LRU {lru}");
-    assert!(compact > s3 - 0.02, "{compact} vs S3-FIFO {s3}");
 }
 
 #[test]
