@@ -384,51 +384,14 @@ fn keeps_a_hot_set_against_one_off_keys(factory: &dyn PolicyFactory) {
 
 #[test]
 fn lrb_evicts_one_off_keys_from_probation_and_readmits_known_keys_past_it() {
-    // 20 keys inserted and read once, then one-off keys: once probation (2 entries) has
-    // passed the read keys on, every victim is a one-off key.
-    let mut p = Lrb::new(20);
-    let mut cache = Driver::new(20);
-    for k in 0..20 {
-        cache.reference(&mut p, k);
-    }
-    for k in 0..20 {
-        cache.reference(&mut p, k);
-    }
-    for k in 100..150 {
-        cache.reference(&mut p, k);
-    }
-    let kept = (0..20).filter(|&k| cache.contains(k)).count();
-    assert!(kept >= 18, "the read keys stay while one-off keys pass: {kept} of 20");
-    assert!((100..148).all(|k| !cache.contains(k)), "one-off keys leave from probation");
-    // Key 100 was evicted moments ago, so its history is within the memory window: back, it
-    // skips probation and outlives the next one-off keys.
-    cache.reference(&mut p, 100);
-    for k in 200..230 {
-        cache.reference(&mut p, k);
-    }
-    assert!(cache.contains(100), "a known key re-enters past probation");
-    assert!(!cache.contains(200));
+    // Key 100's history stays within LRB's memory window after 50 one-off keys.
+    readmits_a_known_key_past_probation(&mut Lrb::new(20), 50);
 }
 
 #[test]
 fn compact_lrb_remembers_evicted_keys_in_its_ghost_table() {
-    // As for LRB, with fewer one-off keys (the table holds about twice the residents' keys):
-    // one-off keys leave from probation, and a key evicted a moment ago comes back with its
-    // history (from the ghost table) past probation.
-    let mut p = CompactLrb::new(20);
-    let mut cache = Driver::new(20);
-    for k in (0..20).chain(0..20).chain(100..126) {
-        cache.reference(&mut p, k);
-    }
-    let kept = (0..20).filter(|&k| cache.contains(k)).count();
-    assert!(kept >= 18, "the read keys stay while one-off keys pass: {kept} of 20");
-    assert!((100..124).all(|k| !cache.contains(k)), "one-off keys leave from probation");
-    cache.reference(&mut p, 100);
-    for k in 200..230 {
-        cache.reference(&mut p, k);
-    }
-    assert!(cache.contains(100), "a remembered key re-enters past probation");
-    assert!(!cache.contains(200));
+    // As for LRB, with fewer one-off keys (the table holds about twice the residents' keys).
+    readmits_a_known_key_past_probation(&mut CompactLrb::new(20), 26);
     // Without the ghost table's memory, key 100 would be one more one-off key: a policy whose
     // table is forced to forget (a thousand other keys evicted since) sends it to probation.
     let mut p = CompactLrb::new(20);
@@ -441,6 +404,27 @@ fn compact_lrb_remembers_evicted_keys_in_its_ghost_table() {
         cache.reference(&mut p, k);
     }
     assert!(!cache.contains(100), "a forgotten key is new again and leaves from probation");
+}
+
+/// In a cache of 20: 20 keys inserted and read once, then `one_offs` one-off keys from 100.
+/// Once probation (2 entries) has passed the read keys on, every victim is a one-off key. Key
+/// 100, evicted moments ago, comes back with its history past probation and outlives the next
+/// one-off keys.
+fn readmits_a_known_key_past_probation(p: &mut dyn EvictionPolicy, one_offs: u64) {
+    let mut cache = Driver::new(20);
+    for k in (0..20).chain(0..20).chain(100..100 + one_offs) {
+        cache.reference(p, k);
+    }
+    let kept = (0..20).filter(|&k| cache.contains(k)).count();
+    assert!(kept >= 18, "the read keys stay while one-off keys pass: {kept} of 20");
+    let left = 100..100 + one_offs - 2;
+    assert!(left.clone().all(|k| !cache.contains(k)), "one-off keys leave from probation");
+    cache.reference(p, 100);
+    for k in 200..230 {
+        cache.reference(p, k);
+    }
+    assert!(cache.contains(100), "a known key re-enters past probation");
+    assert!(!cache.contains(200));
 }
 
 /// 60,000 references: a hot set of 50 keys read between one-off keys.
