@@ -25,7 +25,7 @@ use tower_service::Service;
 /// Forwards requests to one origin (`http://host:port[/base]`), keeping method, path, query,
 /// headers (minus hop-by-hop ones) and body. A connection failure or timeout becomes a
 /// `502 Bad Gateway` or `504 Gateway Timeout` response, so the cache in front can serve stale
-/// (`stale-if-error`) instead.
+/// (`stale-if-error`) instead. Idle connections to the origin are kept for at most 4 s.
 #[derive(Clone, Debug)]
 pub struct Upstream {
     client: Client<HttpConnector, UnsyncBoxBody<Bytes, BoxError>>,
@@ -55,7 +55,12 @@ impl Upstream {
         let base = uri.path().trim_end_matches('/').to_string();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        // Idle connections to the origin are reused for at most 4 s: under the 5 s keep-alive of
+        // Node's and Apache's servers, so a request is not written to a connection the origin is
+        // closing (hyper does not retry a request once written, and it would become a 502).
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(4))
+            .build(connector);
         Ok(Upstream { client, scheme, authority, base, timeout: Duration::from_secs(30) })
     }
 
