@@ -12,6 +12,9 @@
 //!   cooldown passes, then tried once (half-open). [`TieredCache::report_failure`] counts a
 //!   caller's complaint about an entry; after `failure_threshold` complaints it is invalidated
 //!   everywhere.
+//! - **Events**: listeners given to [`TieredCacheBuilder::event_listener`] hear what happens to
+//!   the cache's entries as its callers see them ([`CacheEvent`]): writes, removals with their
+//!   cause, promotions and demotions.
 //!
 //! ```
 //! use omnicache_core::testkit::MemoryTier;
@@ -35,8 +38,9 @@ use crate::breaker::{Breaker, BreakerState};
 use crate::memory::sync::Cache;
 use omnicache_core::clock::duration_nanos;
 use omnicache_core::{
-    DynTier, EntryMeta, Error, ErrorKind, Invalidation, PolicyFactory, RemovalCause, Result,
-    ScanPage, SharedClock, StatsSnapshot, Tier, TierEntry, TierHealth, Timestamp,
+    CacheEvent, DynTier, EntryMeta, Error, ErrorKind, EventListener, Invalidation, PolicyFactory,
+    RemovalCause, Result, ScanPage, SharedClock, StatsSnapshot, Tier, TierEntry, TierHealth,
+    Timestamp,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -205,6 +209,24 @@ struct Inner {
     started: Timestamp,
     /// Lookups that no tier answered.
     misses: AtomicU64,
+    events: Listeners,
+}
+
+/// The listeners of a tiered cache, shared with L1's eviction listener.
+#[derive(Clone, Default)]
+struct Listeners(Arc<[Arc<dyn EventListener>]>);
+
+impl Listeners {
+    /// Sends the event `make` builds to every listener; builds nothing when there are none.
+    fn emit(&self, make: impl FnOnce() -> CacheEvent) {
+        if self.0.is_empty() {
+            return;
+        }
+        let event = make();
+        for l in self.0.iter() {
+            l.on_event(&event);
+        }
+    }
 }
 
 /// See the [module docs](self).
@@ -246,6 +268,7 @@ pub struct TieredCacheBuilder {
     l1_max_value_bytes: Option<usize>,
     sweep_interval: Option<Duration>,
     l1_policy: Option<Arc<dyn PolicyFactory>>,
+    listeners: Vec<Arc<dyn EventListener>>,
 }
 
 impl fmt::Debug for TieredCacheBuilder {
@@ -253,6 +276,7 @@ impl fmt::Debug for TieredCacheBuilder {
         f.debug_struct("TieredCacheBuilder")
             .field("l1_capacity", &self.l1_capacity)
             .field("tiers", &self.tiers.len())
+            .field("listeners", &self.listeners.len())
             .finish_non_exhaustive()
     }
 }
@@ -332,6 +356,26 @@ impl TieredCacheBuilder {
         self
     }
 
+    /// Adds a listener for what happens to the cache's entries. It is called synchronously on
+    /// the thread that caused the event (a caller, or the background writer for demotions),
+    /// outside every lock, so keep it quick: hand slow work to a channel. Events describe the
+    /// cache as a whole:
+    /// - [`CacheEvent::Inserted`] for every key written by `put`, `put_many` or as a [`Tier`];
+    /// - [`CacheEvent::Removed`] when an entry leaves the cache: `Explicit` (`remove`), `Health`
+    ///   (complaints reached the threshold), `Invalidated` (for each key L1 held; the tiers
+    ///   report counts, not keys), `Expired` (L1 found it expired), `Corrupt` (a tier returned
+    ///   it corrupt), and `Capacity` when L1 evicts an entry that no lower tier was given (none
+    ///   written eagerly takes its size, and its demotion failed, was dropped or there is no
+    ///   demotion tier);
+    /// - [`CacheEvent::Promoted`] when a tier's hit is copied into L1, naming the tier;
+    /// - [`CacheEvent::Demoted`] when an L1 eviction was written to the demotion tier.
+    ///
+    /// Default: none; without listeners no event is built.
+    pub fn event_listener(mut self, listener: Arc<dyn EventListener>) -> Self {
+        self.listeners.push(listener);
+        self
+    }
+
     /// Builds the cache and starts its background writer on the current Tokio runtime.
     pub fn build(self) -> Result<TieredCache> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -345,25 +389,49 @@ impl TieredCacheBuilder {
         let pending: Arc<Mutex<HashMap<Vec<u8>, Arc<Entry>>>> = Arc::default();
         let demote_pending = pending.clone();
         let clock = self.clock.clone();
+        let events = Listeners(self.listeners.into());
+        let l1_events = events.clone();
+        // The largest value each eagerly written tier takes, as `Inner::held_below` reads it
+        // (L1's listener is built before `Inner`).
+        let eager: Vec<Option<usize>> = self
+            .tiers
+            .iter()
+            .filter(|t| t.write != WritePolicy::OnEvict)
+            .map(|t| t.settings.max_value_bytes)
+            .collect();
         let mut l1 = Cache::builder()
             .max_capacity(self.l1_max_bytes.unwrap_or(self.l1_capacity))
             .clock(self.clock.clone())
             .stats(true)
             .eviction_listener(move |key: Vec<u8>, e: Arc<Entry>, cause| {
-                if cause != RemovalCause::Capacity {
-                    return;
+                match cause {
+                    RemovalCause::Expired => {
+                        l1_events.emit(|| CacheEvent::Removed { key, cause });
+                        return;
+                    }
+                    RemovalCause::Capacity => {}
+                    // Removals the cache asked for are reported where it asks for them.
+                    _ => return,
                 }
+                let held_below = eager.iter().any(|max| max.is_none_or(|m| e.value.len() <= m));
+                let mut queued = false;
                 if let Some(tier) = demote_to {
                     let entry = TierEntry { value: e.value.clone(), meta: e.meta.clone() };
                     if let Some(tx) = demote_queue.lock().as_ref() {
                         demote_pending.lock().insert(key.clone(), e.clone());
-                        if let Err(mpsc::error::TrySendError::Full(Job::Put { key, .. })) =
-                            tx.try_send(Job::Put { tier, key, entry, demotion: Some(e) })
-                        {
-                            // Queue full: the entry is dropped like a plain eviction.
-                            demote_pending.lock().remove(&key);
-                        }
+                        let job = Job::Put { tier, key: key.clone(), entry, demotion: Some(e) };
+                        queued = match tx.try_send(job) {
+                            Ok(()) => true,
+                            Err(_) => {
+                                // Queue full: the entry is dropped like a plain eviction.
+                                demote_pending.lock().remove(&key);
+                                false
+                            }
+                        };
                     }
+                }
+                if !queued && !held_below {
+                    l1_events.emit(|| CacheEvent::Removed { key, cause });
                 }
             });
         if let Some(policy) = self.l1_policy {
@@ -407,6 +475,7 @@ impl TieredCacheBuilder {
             l1_max_value_bytes: self.l1_max_value_bytes,
             started: self.clock.now(),
             misses: AtomicU64::new(0),
+            events,
         });
         let weak = Arc::downgrade(&inner);
         let worker = handle.spawn(async move {
@@ -420,14 +489,26 @@ impl TieredCacheBuilder {
                         let Some(inner) = weak.upgrade() else { break };
                         let ok = inner.put_to(tier, &key, entry).await;
                         if let Some(demoted) = demotion {
+                            let still_pending = {
+                                let mut pending = inner.pending.lock();
+                                let mine =
+                                    pending.get(&key).is_some_and(|p| Arc::ptr_eq(p, &demoted));
+                                if mine {
+                                    pending.remove(&key);
+                                }
+                                mine
+                            };
                             if ok {
                                 inner.slots[tier].stats.add(DEMOTIONS, 1);
+                                let to = inner.slots[tier].tier.name().to_string();
+                                inner.events.emit(|| CacheEvent::Demoted { key, to });
                             } else {
                                 inner.slots[tier].stats.add(DROPPED, 1);
-                            }
-                            let mut pending = inner.pending.lock();
-                            if pending.get(&key).is_some_and(|p| Arc::ptr_eq(p, &demoted)) {
-                                pending.remove(&key);
+                                // Lost, unless it was written or removed again meanwhile.
+                                if still_pending && !inner.held_below(demoted.value.len()) {
+                                    let cause = RemovalCause::Capacity;
+                                    inner.events.emit(|| CacheEvent::Removed { key, cause });
+                                }
                             }
                         }
                     }
@@ -573,6 +654,13 @@ impl Inner {
         self.slots[i].max_value_bytes.is_none_or(|m| len <= m)
     }
 
+    /// Whether a tier written eagerly (through or behind) takes a value of `len` bytes, so an
+    /// L1 eviction of it leaves a copy below.
+    fn held_below(&self, len: usize) -> bool {
+        (0..self.slots.len())
+            .any(|i| self.slots[i].write != WritePolicy::OnEvict && self.fits(i, len))
+    }
+
     /// The tier with the cheapest storage that accepts a value of `len` bytes.
     fn cheapest_tier(&self, len: usize) -> Option<usize> {
         (0..self.slots.len()).filter(|&i| self.fits(i, len)).min_by(|&a, &b| {
@@ -652,6 +740,7 @@ impl TieredCache {
             l1_max_value_bytes: None,
             sweep_interval: Some(Duration::from_secs(60)),
             l1_policy: None,
+            listeners: Vec::new(),
         }
     }
 
@@ -696,6 +785,10 @@ impl TieredCache {
                             inner.put_to(j, key, found.clone()).await;
                         }
                     }
+                    inner.events.emit(|| CacheEvent::Promoted {
+                        key: key.to_vec(),
+                        from: tier.name().to_string(),
+                    });
                     return Some(entry);
                 }
                 Some(Ok(None)) => inner.slots[i].stats.add(MISSES, 1),
@@ -704,6 +797,8 @@ impl TieredCache {
                     inner.slots[i].stats.removed(RemovalCause::Corrupt, 1);
                     // The tier normally deletes what it finds corrupt; make sure.
                     let _ = inner.call(i, tier.remove(key)).await;
+                    let cause = RemovalCause::Corrupt;
+                    inner.events.emit(|| CacheEvent::Removed { key: key.to_vec(), cause });
                 }
                 _ => {}
             }
@@ -734,6 +829,8 @@ impl TieredCache {
     async fn store(&self, key: &[u8], entry: Arc<Entry>, cold: bool, now: Timestamp) {
         let inner = &self.inner;
         inner.pending.lock().remove(key);
+        let weight = entry.meta.weight;
+        inner.events.emit(|| CacheEvent::Inserted { key: key.to_vec(), weight });
         if inner.fits_l1(entry.value.len()) && !cold {
             match inner.remaining(&entry.meta, now) {
                 Some(t) => inner.l1.insert_with_ttl(key.to_vec(), entry.clone(), t),
@@ -797,6 +894,8 @@ impl TieredCache {
             let meta = inner.meta(now, ttl, value.len(), options.tags, options.subject);
             inner.pending.lock().remove(&key);
             let entry = Arc::new(Entry { value, meta });
+            let weight = entry.meta.weight;
+            inner.events.emit(|| CacheEvent::Inserted { key: key.clone(), weight });
             match ttl {
                 Some(t) => inner.l1.insert_with_ttl(key.clone(), entry.clone(), t),
                 None => inner.l1.insert(key.clone(), entry.clone()),
@@ -838,6 +937,9 @@ impl TieredCache {
                 found = true;
             }
         }
+        if found {
+            inner.events.emit(|| CacheEvent::Removed { key: key.to_vec(), cause });
+        }
         found
     }
 
@@ -846,8 +948,26 @@ impl TieredCache {
     pub async fn invalidate(&self, what: &Invalidation) -> u64 {
         let inner = &self.inner;
         let before = inner.l1.entry_count();
-        inner.l1.invalidate_if(|k, v| what.matches(k, &v.meta));
-        inner.pending.lock().retain(|k, v| !what.matches(k, &v.meta));
+        let listening = !inner.events.0.is_empty();
+        let keys = Mutex::new(Vec::new());
+        inner.l1.invalidate_if(|k, v| {
+            let hit = what.matches(k, &v.meta);
+            if hit && listening {
+                keys.lock().push(k.clone());
+            }
+            hit
+        });
+        inner.pending.lock().retain(|k, v| {
+            let hit = what.matches(k, &v.meta);
+            if hit && listening {
+                keys.lock().push(k.clone());
+            }
+            !hit
+        });
+        for key in keys.into_inner() {
+            let cause = RemovalCause::Invalidated;
+            inner.events.emit(|| CacheEvent::Removed { key, cause });
+        }
         let l1_removed = before.saturating_sub(inner.l1.entry_count());
         let mut most = l1_removed;
         for i in 0..inner.slots.len() {

@@ -1,6 +1,7 @@
 //! The tiered cache over the reference tier and the real disk tier: promotion, write policies,
 //! demotion, breakers, timeouts, corruption, complaints, TTL caps.
 
+mod events;
 mod placement;
 mod warm;
 
