@@ -53,6 +53,7 @@ mod lrb;
 mod lrb_compact;
 mod lru;
 mod ordered;
+mod rng;
 mod selector;
 mod sieve;
 #[cfg(feature = "sim")]

@@ -88,7 +88,7 @@ pub struct Lrb {
     pending: Pending<WIDTH>,
     learner: Learner,
     now: u64,
-    rng: u64,
+    rng: crate::rng::XorShift64,
     peak: usize,
     window_factor: u64,
     samples: usize,
@@ -124,14 +124,6 @@ impl Lrb {
 
     fn window(&self) -> u64 {
         self.window_factor * (self.peak as u64).max(64)
-    }
-
-    fn next_rand(&mut self) -> u64 {
-        // xorshift64: deterministic, so replays are reproducible.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
     }
 
     fn features(&self, h: &History) -> [u8; WIDTH] {
@@ -253,7 +245,7 @@ impl Lrb {
         let k = self.samples.min(self.main.len());
         let mut best: Option<(f32, SlotId)> = None;
         for c in 0..k {
-            let r = (self.next_rand() % self.main.len() as u64) as usize;
+            let r = (self.rng.next() % self.main.len() as u64) as usize;
             let slot = self.main[r];
             let s = self.slots[slot as usize];
             let Some(h) = self.history.get(&s.hash).copied() else { continue };
@@ -388,7 +380,7 @@ impl LrbFactory {
             pending: Pending::new(usize::MAX),
             learner: Learner::new(WIDTH, Boosting::default(), self.training),
             now: 0,
-            rng: 0x9E37_79B9_7F4A_7C15,
+            rng: crate::rng::XorShift64::new(0x9E37_79B9_7F4A_7C15),
             peak: 0,
             window_factor: self.window.max(1),
             samples: self.samples.max(1),

@@ -177,7 +177,7 @@ pub struct CompactLrb {
     learner: Learner,
     /// References seen; histories keep its low 32 bits.
     now: u64,
-    rng: u64,
+    rng: crate::rng::XorShift64,
     peak: usize,
     window_factor: u32,
     samples: usize,
@@ -211,13 +211,6 @@ impl CompactLrb {
 
     fn window(&self) -> u32 {
         self.window_factor.saturating_mul((self.peak as u32).max(64))
-    }
-
-    fn next_rand(&mut self) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
     }
 
     fn features(&self, h: Hist, weight: u64) -> [u8; WIDTH] {
@@ -280,7 +273,7 @@ impl CompactLrb {
         let (mut taken, mut tries) = (0, 0);
         while taken < k && tries < 8 * k + 64 {
             tries += 1;
-            let slot = (self.next_rand() % self.slots.len() as u64) as SlotId;
+            let slot = (self.rng.next() % self.slots.len() as u64) as SlotId;
             let s = self.slots[slot as usize];
             if s.place != Place::Main || cands.iter().any(|c| c.1 == slot) {
                 continue;
@@ -452,7 +445,7 @@ impl CompactLrbFactory {
             pending: Pending::new(PENDING_MAX),
             learner: Learner::new(WIDTH, Boosting::default(), self.training),
             now: 0,
-            rng: 0x9E37_79B9_7F4A_7C15,
+            rng: crate::rng::XorShift64::new(0x9E37_79B9_7F4A_7C15),
             peak: 0,
             window_factor: self.window.max(1),
             samples: self.samples.max(1),

@@ -40,7 +40,7 @@ pub struct WTinyLfu {
     sample: u64,
     previous_rate: f64,
     step: f64,
-    rng: u64,
+    rng: crate::rng::XorShift64,
 }
 
 impl std::fmt::Debug for WTinyLfu {
@@ -89,7 +89,7 @@ impl WTinyLfu {
             // The window starts at its smallest useful size, so the first move is to grow it;
             // the climber reverses as soon as that lowers the hit rate.
             step: STEP_PERCENT * max as f64,
-            rng: 0x2545_F491_4F6C_DD1D,
+            rng: crate::rng::XorShift64::new(0x2545_F491_4F6C_DD1D),
         }
     }
 
@@ -186,10 +186,7 @@ impl WTinyLfu {
             return true;
         }
         if c >= HASHDOS_THRESHOLD {
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 7;
-            self.rng ^= self.rng << 17;
-            return self.rng & 127 == 0;
+            return self.rng.next() & 127 == 0;
         }
         false
     }
