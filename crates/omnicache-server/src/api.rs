@@ -123,10 +123,10 @@ impl AppState {
                     t.url.clone().unwrap_or_default(),
                 )
                 .namespace(t.namespace.clone().unwrap_or_else(|| format!("omnicache:{cache}")));
-                match &t.cluster {
-                    Some(nodes) => b = b.cluster(nodes.clone()),
-                    // Redis down at start degrades the cache instead of failing the start.
-                    None => b = b.lazy(true),
+                // Redis down at start degrades the cache instead of failing the start.
+                b = b.lazy(true);
+                if let Some(nodes) = &t.cluster {
+                    b = b.cluster(nodes.clone());
                 }
                 if let Some(ms) = t.timeout_ms {
                     b = b.timeout(Duration::from_millis(ms));

@@ -19,25 +19,42 @@ use omnicache_core::{
     TierHealth,
 };
 use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Value};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One Redis, or a Redis Cluster through the cluster client.
 #[derive(Clone)]
 enum Conn {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(Arc<Cluster>),
+}
+
+/// A cluster connection, made on first use when the tier is lazy (and again on the next call
+/// while the cluster cannot be reached); once made, the cluster client reconnects by itself.
+struct Cluster {
+    client: ClusterClient,
+    conn: tokio::sync::OnceCell<ClusterConnection>,
+}
+
+impl Cluster {
+    async fn conn(&self) -> redis::RedisResult<ClusterConnection> {
+        self.conn.get_or_try_init(|| self.client.get_async_connection()).await.cloned()
+    }
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => {
+                Box::pin(async move { c.conn().await?.req_packed_command(cmd).await })
+            }
         }
     }
     fn req_packed_commands<'a>(
@@ -48,13 +65,18 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => {
+                Box::pin(
+                    async move { c.conn().await?.req_packed_commands(cmd, offset, count).await },
+                )
+            }
         }
     }
     fn get_db(&self) -> i64 {
         match self {
             Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+            // A cluster has only database 0.
+            Conn::Cluster(_) => 0,
         }
     }
 }
@@ -75,8 +97,8 @@ pub struct RedisTierBuilder {
 impl RedisTierBuilder {
     /// Connects on the first call instead of in [`connect`](Self::connect), so a Redis that
     /// is down at start degrades the tier (calls fail, the tiered cache's breaker opens)
-    /// instead of failing the start. Single Redis only; a cluster always connects eagerly.
-    /// Default: connect eagerly.
+    /// instead of failing the start. For a cluster, the first call connects, and each call
+    /// tries again until one succeeds. Default: connect eagerly.
     pub fn lazy(mut self, lazy: bool) -> Self {
         self.lazy = lazy;
         self
@@ -141,17 +163,20 @@ impl RedisTierBuilder {
             let client = redis::cluster::ClusterClient::new(self.cluster.clone()).map_err(|e| {
                 Error::invalid_input(format!("redis cluster nodes {:?}: {e}", self.cluster))
             })?;
-            let c = tokio::time::timeout(self.timeout, client.get_async_connection())
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Unavailable,
-                        format!("connecting to the cluster {:?}", self.cluster),
-                    )
-                    .with_source(e)
-                })?;
-            Conn::Cluster(c)
+            let cluster = Cluster { client, conn: tokio::sync::OnceCell::new() };
+            if !self.lazy {
+                tokio::time::timeout(self.timeout, cluster.conn())
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(|e| {
+                        Error::new(
+                            ErrorKind::Unavailable,
+                            format!("connecting to the cluster {:?}", self.cluster),
+                        )
+                        .with_source(e)
+                    })?;
+            }
+            Conn::Cluster(Arc::new(cluster))
         };
         let url = if self.cluster.is_empty() { self.url } else { self.cluster.join(",") };
         Ok(RedisTier {

@@ -282,9 +282,12 @@ struct RedisCluster {
 
 impl RedisCluster {
     fn start() -> RedisCluster {
-        let dir = tempfile::tempdir().unwrap();
         // A cluster node also listens on port + 10000 for its bus: pick ports where both are free.
-        let ports: Vec<u16> = (0..3).map(|_| cluster_port()).collect();
+        RedisCluster::start_on((0..3).map(|_| cluster_port()).collect())
+    }
+
+    fn start_on(ports: Vec<u16>) -> RedisCluster {
+        let dir = tempfile::tempdir().unwrap();
         let nodes = ports
             .iter()
             .map(|p| {
@@ -401,6 +404,34 @@ fn a_redis_cluster_passes_the_tier_conformance_suite() {
             holding += u64::from(n > 0);
         }
         assert_eq!(holding, 3, "every node holds some of the keys");
+    });
+}
+
+#[test]
+fn a_lazy_cluster_tier_starts_without_the_cluster_and_serves_once_it_is_up() {
+    let ports: Vec<u16> = (0..3).map(|_| cluster_port()).collect();
+    let urls: Vec<String> = ports.iter().map(|p| format!("redis://127.0.0.1:{p}/")).collect();
+    rt().block_on(async {
+        let builder = RedisTier::builder("cluster")
+            .cluster(urls)
+            .namespace("lazy")
+            .timeout(Duration::from_millis(300));
+        assert!(builder.clone().connect().await.is_err(), "an eager tier needs the cluster up");
+        let tier = builder.lazy(true).connect().await.expect("a lazy tier starts without it");
+        let entry = TierEntry { value: b"v".to_vec(), meta: EntryMeta::new(1) };
+        assert!(Tier::put(&tier, b"k", entry.clone()).await.is_err(), "calls fail while down");
+        let _cluster =
+            tokio::task::spawn_blocking(move || RedisCluster::start_on(ports)).await.unwrap();
+        let mut stored = false;
+        for _ in 0..50 {
+            if Tier::put(&tier, b"k", entry.clone()).await.is_ok() {
+                stored = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(stored, "the tier connects once the cluster is up");
+        assert_eq!(Tier::get(&tier, b"k").await.unwrap().unwrap().value, b"v");
     });
 }
 
