@@ -113,6 +113,16 @@ fn the_proxy_caches_purges_by_tag_stops_cleanly_and_keeps_its_cache() {
     assert_eq!(request(&p.front, "GET", "/item", &[], b"").body, b"v2", "purged");
     let stats = request(&p.api, "GET", "/caches/http/stats", &[("Authorization", &auth)], b"");
     assert_eq!(stats.status, 200);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
+    let http = &stats["http"];
+    assert_eq!(
+        (&http["hits"], &http["misses"], &http["stored"]),
+        (&serde_json::json!(1), &serde_json::json!(2), &serde_json::json!(2)),
+        "one hit, then a miss after the purge, as the HTTP cache counted them: {stats}"
+    );
+    let other = request(&p.api, "GET", "/caches/default/stats", &[("Authorization", &auth)], b"");
+    let other: serde_json::Value = serde_json::from_slice(&other.body).unwrap();
+    assert!(other["http"].is_null(), "a cache the proxy does not use has no HTTP counters");
 
     // SIGTERM: drains, flushes, exits 0.
     let front = p.front.clone();

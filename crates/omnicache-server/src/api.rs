@@ -43,6 +43,8 @@ struct Named {
     cache: TieredCache,
     /// Declared in the config file rather than created over the API.
     from_config: bool,
+    /// The HTTP response cache storing in it, when it serves `omnicache proxy`.
+    http: Option<omnicache_http::HttpCache>,
 }
 
 /// The server's state: its caches and keys.
@@ -90,7 +92,7 @@ impl AppState {
                 .build_cache(&name, &spec)
                 .await
                 .map_err(|e| e.context(format!("opening cache {name:?}")))?;
-            state.write().insert(name, Named { spec, cache, from_config });
+            state.write().insert(name, Named { spec, cache, from_config, http: None });
         }
         Ok(state)
     }
@@ -202,6 +204,14 @@ impl AppState {
         Ok(())
     }
 
+    /// Records that `http` stores its responses in the cache `name`, so the cache's stats
+    /// include the HTTP cache's counters.
+    pub(crate) fn serve_http(&self, name: &str, http: omnicache_http::HttpCache) {
+        if let Some(n) = self.write().get_mut(name) {
+            n.http = Some(http);
+        }
+    }
+
     fn cache(&self, name: &str) -> std::result::Result<TieredCache, ApiError> {
         self.read().get(name).map(|n| n.cache.clone()).ok_or_else(|| {
             ApiError::new(
@@ -221,8 +231,10 @@ impl AppState {
         }
         let spec = CacheSpec::default();
         let cache = self.build_cache(name, &spec).await?;
-        self.write()
-            .insert(name.to_string(), Named { spec, cache: cache.clone(), from_config: true });
+        self.write().insert(
+            name.to_string(),
+            Named { spec, cache: cache.clone(), from_config: true, http: None },
+        );
         Ok(cache)
     }
 
@@ -810,7 +822,7 @@ async fn create_cache(
     let cache = state.build_cache(&name, &spec).await.map_err(|e| {
         ApiError::bad("invalid_spec", format!("cannot open the cache as specified: {e}"))
     })?;
-    state.write().insert(name.clone(), Named { spec, cache, from_config: false });
+    state.write().insert(name.clone(), Named { spec, cache, from_config: false, http: None });
     state.save_specs()?;
     Ok((StatusCode::CREATED, Json(Created { name })))
 }
@@ -997,6 +1009,50 @@ pub(crate) struct CacheStats {
     removals: BTreeMap<String, u64>,
     /// Each tier's counters.
     tiers: Vec<TierCounters>,
+    /// The HTTP response cache's counters, when this cache stores the responses of
+    /// `omnicache proxy`; null otherwise.
+    http: Option<HttpCounters>,
+}
+
+/// What the HTTP response cache in front of an origin has done since start.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct HttpCounters {
+    /// Requests answered from the cache without contacting the origin.
+    hits: u64,
+    /// Of those, answered with a stale response (max-stale, stale-while-revalidate,
+    /// stale-if-error).
+    stale: u64,
+    /// Requests forwarded to the origin (misses, validations, uncacheable methods).
+    misses: u64,
+    /// hits / (hits + misses), 0 before any request.
+    hit_ratio: f64,
+    /// Responses stored.
+    stored: u64,
+    /// Stored responses freshened by a 304 Not Modified.
+    revalidated: u64,
+    /// Requests that waited for another request to the same resource.
+    coalesced: u64,
+    /// Invalidations after unsafe methods and purges.
+    invalidated: u64,
+    /// Origin errors hidden by serving a stale response.
+    errors_hidden: u64,
+}
+
+impl From<omnicache_http::HttpStats> for HttpCounters {
+    fn from(h: omnicache_http::HttpStats) -> Self {
+        let requests = h.hits + h.misses;
+        HttpCounters {
+            hits: h.hits,
+            stale: h.stale,
+            misses: h.misses,
+            hit_ratio: if requests == 0 { 0.0 } else { h.hits as f64 / requests as f64 },
+            stored: h.stored,
+            revalidated: h.revalidated,
+            coalesced: h.coalesced,
+            invalidated: h.invalidated,
+            errors_hidden: h.errors_hidden,
+        }
+    }
 }
 
 /// A cache's hit ratio, removals by cause and per-tier counters.
@@ -1010,6 +1066,7 @@ async fn cache_stats(
 ) -> ApiResult<Json<CacheStats>> {
     need(&grant, Scope::Read, Some(&name))?;
     let cache = state.cache(&name)?;
+    let http = state.read().get(&name).and_then(|n| n.http.as_ref().map(|h| h.stats().into()));
     let s = cache.stats();
     let removals = RemovalCause::ALL
         .iter()
@@ -1049,6 +1106,7 @@ async fn cache_stats(
         demotions: s.demotions,
         removals,
         tiers,
+        http,
     }))
 }
 

@@ -214,6 +214,7 @@ pub async fn start_proxy(config: ServerConfig, proxy: ProxyConfig) -> Result<Run
     let http = omnicache_http::HttpCache::builder(Arc::new(store))
         .max_body_bytes(proxy.max_body_bytes)
         .build();
+    state.serve_http(&proxy.cache, http.clone());
     let proxy_app = axum::Router::new().fallback_service(http.layer().layer(upstream));
     let front = bind(proxy.listen).await?;
     let proxy_addr = front.local_addr()?;
