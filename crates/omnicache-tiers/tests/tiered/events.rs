@@ -23,6 +23,11 @@ fn inserted(key: &str, weight: u32) -> CacheEvent {
     CacheEvent::Inserted { key: key.as_bytes().to_vec(), weight }
 }
 
+/// The events other than writes, in order.
+fn all_but_writes(log: &EventLog) -> Vec<CacheEvent> {
+    log.events().into_iter().filter(|e| !matches!(e, CacheEvent::Inserted { .. })).collect()
+}
+
 async fn put(cache: &TieredCache, key: &str, value: &str) {
     cache.put(key.as_bytes(), value.as_bytes().to_vec(), PutOptions::default()).await.unwrap();
 }
@@ -131,11 +136,7 @@ fn a_demotion_is_reported_once_written_and_a_failed_one_as_a_removal() {
         put(&cache, "a", "v").await;
         put(&cache, "b", "v").await;
         cache.flush().await;
-        let demoted: Vec<_> = log
-            .events()
-            .into_iter()
-            .filter(|e| !matches!(e, CacheEvent::Inserted { .. }))
-            .collect();
+        let demoted = all_but_writes(&log);
         assert_eq!(demoted.len(), 1, "{demoted:?}");
         let CacheEvent::Demoted { key, to } = &demoted[0] else { panic!("{demoted:?}") };
         assert_eq!(to, "memory-reference");
@@ -150,11 +151,7 @@ fn a_demotion_is_reported_once_written_and_a_failed_one_as_a_removal() {
         put(&cache, "a", "v").await;
         put(&cache, "b", "v").await;
         cache.flush().await;
-        let lost: Vec<_> = log
-            .events()
-            .into_iter()
-            .filter(|e| !matches!(e, CacheEvent::Inserted { .. }))
-            .collect();
+        let lost = all_but_writes(&log);
         assert_eq!(lost.len(), 1, "{lost:?}");
         let CacheEvent::Removed { key, cause: RemovalCause::Capacity } = &lost[0] else {
             panic!("{lost:?}")
@@ -178,11 +175,7 @@ fn expiry_invalidation_and_corruption_are_removals_with_their_cause() {
         clock.advance(Duration::from_secs(2));
         cache.sweep().await;
         cache.invalidate(&Invalidation::Tag("t".into())).await;
-        let mut removals: Vec<_> = log
-            .events()
-            .into_iter()
-            .filter(|e| !matches!(e, CacheEvent::Inserted { .. }))
-            .collect();
+        let mut removals = all_but_writes(&log);
         removals.sort_by_key(|e| format!("{e:?}"));
         assert_eq!(
             removals,
