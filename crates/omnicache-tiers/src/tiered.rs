@@ -210,6 +210,15 @@ struct Inner {
     /// Lookups that no tier answered.
     misses: AtomicU64,
     events: Listeners,
+    /// The largest value each tier written eagerly (through or behind) takes; shared with L1's
+    /// eviction listener, which is built before `Inner`.
+    eager: Arc<[Option<usize>]>,
+}
+
+/// Whether a tier written eagerly takes a value of `len` bytes (`eager`: each such tier's
+/// largest value), so an L1 eviction of it leaves a copy below.
+fn held_below(eager: &[Option<usize>], len: usize) -> bool {
+    eager.iter().any(|max| max.is_none_or(|m| len <= m))
 }
 
 /// The listeners of a tiered cache, shared with L1's eviction listener.
@@ -391,14 +400,13 @@ impl TieredCacheBuilder {
         let clock = self.clock.clone();
         let events = Listeners(self.listeners.into());
         let l1_events = events.clone();
-        // The largest value each eagerly written tier takes, as `Inner::held_below` reads it
-        // (L1's listener is built before `Inner`).
-        let eager: Vec<Option<usize>> = self
+        let eager: Arc<[Option<usize>]> = self
             .tiers
             .iter()
             .filter(|t| t.write != WritePolicy::OnEvict)
             .map(|t| t.settings.max_value_bytes)
             .collect();
+        let l1_eager = eager.clone();
         let mut l1 = Cache::builder()
             .max_capacity(self.l1_max_bytes.unwrap_or(self.l1_capacity))
             .clock(self.clock.clone())
@@ -413,7 +421,7 @@ impl TieredCacheBuilder {
                     // Removals the cache asked for are reported where it asks for them.
                     _ => return,
                 }
-                let held_below = eager.iter().any(|max| max.is_none_or(|m| e.value.len() <= m));
+                let held_below = held_below(&l1_eager, e.value.len());
                 let mut queued = false;
                 if let Some(tier) = demote_to {
                     let entry = TierEntry { value: e.value.clone(), meta: e.meta.clone() };
@@ -476,6 +484,7 @@ impl TieredCacheBuilder {
             started: self.clock.now(),
             misses: AtomicU64::new(0),
             events,
+            eager,
         });
         let weak = Arc::downgrade(&inner);
         let worker = handle.spawn(async move {
@@ -505,7 +514,7 @@ impl TieredCacheBuilder {
                             } else {
                                 inner.slots[tier].stats.add(DROPPED, 1);
                                 // Lost, unless it was written or removed again meanwhile.
-                                if still_pending && !inner.held_below(demoted.value.len()) {
+                                if still_pending && !held_below(&inner.eager, demoted.value.len()) {
                                     let cause = RemovalCause::Capacity;
                                     inner.events.emit(|| CacheEvent::Removed { key, cause });
                                 }
@@ -652,13 +661,6 @@ impl Inner {
 
     fn fits(&self, i: usize, len: usize) -> bool {
         self.slots[i].max_value_bytes.is_none_or(|m| len <= m)
-    }
-
-    /// Whether a tier written eagerly (through or behind) takes a value of `len` bytes, so an
-    /// L1 eviction of it leaves a copy below.
-    fn held_below(&self, len: usize) -> bool {
-        (0..self.slots.len())
-            .any(|i| self.slots[i].write != WritePolicy::OnEvict && self.fits(i, len))
     }
 
     /// The tier with the cheapest storage that accepts a value of `len` bytes.
