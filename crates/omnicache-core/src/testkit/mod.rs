@@ -14,4 +14,4 @@ mod tier;
 
 pub use policy::{check_policy, SplitMix};
 pub use reference_tier::MemoryTier;
-pub use tier::check_tier;
+pub use tier::{check_ordering_tier, check_tier};

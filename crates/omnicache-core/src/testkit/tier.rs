@@ -20,6 +20,25 @@ where
     T: Tier,
     F: Fn(SharedClock) -> T,
 {
+    Box::pin(check(make, true)).await;
+}
+
+/// [`check_tier`] for a tier that orders writes by versions of its own (a tiered cache): the
+/// version read back may be newer than the one written, never older; everything else is the
+/// same contract.
+pub async fn check_ordering_tier<T, F>(make: F)
+where
+    T: Tier,
+    F: Fn(SharedClock) -> T,
+{
+    Box::pin(check(make, false)).await;
+}
+
+async fn check<T, F>(make: F, exact_version: bool)
+where
+    T: Tier,
+    F: Fn(SharedClock) -> T,
+{
     let clock = MockClock::default();
     let tier = make(clock.clone().into());
     let name = tier.name().to_string();
@@ -39,7 +58,14 @@ where
     tier.put(b"a", entry(b"1", meta(None, &[], None))).await.unwrap();
     let got = tier.get(b"a").await.unwrap().expect("stored entry is found");
     assert_eq!(got.value, b"1", "{name}: value round-trips");
-    assert_eq!(got.meta, meta(None, &[], None), "{name}: metadata round-trips");
+    let expected = meta(None, &[], None);
+    if exact_version {
+        assert_eq!(got.meta, expected, "{name}: metadata round-trips");
+    } else {
+        assert!(got.meta.version >= expected.version, "{name}: the version never goes back");
+        let same = EntryMeta { version: expected.version, ..got.meta.clone() };
+        assert_eq!(same, expected, "{name}: metadata round-trips but for the version");
+    }
     tier.put(b"a", entry(b"2", meta(None, &["t"], Some("s")))).await.unwrap();
     let got = tier.get(b"a").await.unwrap().unwrap();
     assert_eq!(got.value, b"2", "{name}: overwrite replaces the value");

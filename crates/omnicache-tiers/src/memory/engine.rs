@@ -424,7 +424,20 @@ where
     // ---- writes ----
 
     /// Inserts or replaces. `ttl` overrides the cache's expiry rules for this entry.
+    #[inline]
     pub(crate) fn insert(&self, key: K, value: V, ttl: Option<Duration>) {
+        self.insert_unless(key, value, ttl, |_| false);
+    }
+
+    /// Inserts or replaces, unless a live value is present for which `keep` is true; returns
+    /// whether `value` went in. The check and the write are one step under the shard's lock.
+    pub(crate) fn insert_unless(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        keep: impl FnOnce(&V) -> bool,
+    ) -> bool {
         let hash = self.hash(&key);
         let weight = self.weigher.as_ref().map_or(1, |w| w(&key, &value)).max(1);
         let weight = NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN);
@@ -444,6 +457,12 @@ where
             }
             let added = match data.find(hash, &key) {
                 Some(idx) => {
+                    if let Some(e) = data.slots[idx as usize].as_ref() {
+                        let d = e.deadline();
+                        if (d == NEVER || now < d) && keep(&e.value) {
+                            return false;
+                        }
+                    }
                     self.replace(data, idx, key, value, weight, now, ttl, &mut removed);
                     false
                 }
@@ -462,6 +481,7 @@ where
             }
         }
         self.notify(removed);
+        true
     }
 
     /// The (soft, hard) deadlines of a new or updated entry.
@@ -694,7 +714,23 @@ where
     }
 
     /// Removes `key`, returning its value if it was live.
+    #[inline]
     pub(crate) fn remove<Q>(&self, key: &Q, cause: RemovalCause) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.remove_if(key, cause, |_| true)
+    }
+
+    /// Removes `key` if its value satisfies `pred` (checked under the shard's lock), returning
+    /// the value if it was live and removed.
+    pub(crate) fn remove_if<Q>(
+        &self,
+        key: &Q,
+        cause: RemovalCause,
+        pred: impl FnOnce(&V) -> bool,
+    ) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -707,6 +743,9 @@ where
             let data = &mut *guard;
             match data.find(hash, key) {
                 None => None,
+                Some(idx) if !data.slots[idx as usize].as_ref().is_some_and(|e| pred(&e.value)) => {
+                    None
+                }
                 Some(idx) => {
                     let d = data.slots[idx as usize].as_ref().map_or(NEVER, Entry::deadline);
                     let expired = d != NEVER && self.clock.now() >= d;

@@ -88,6 +88,29 @@ where
 {
     super::shared_methods!();
 
+    /// Inserts unless a live value is present for which `keep` is true (checked and written
+    /// under the key's shard lock); `ttl` as in `insert_with_ttl`. Returns whether it went in.
+    #[cfg(feature = "tiered")]
+    pub(crate) fn insert_unless(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<std::time::Duration>,
+        keep: impl FnOnce(&V) -> bool,
+    ) -> bool {
+        self.engine.insert_unless(key, value, ttl, keep)
+    }
+
+    /// Removes `key` if its value satisfies `pred` (checked under the key's shard lock).
+    #[cfg(feature = "tiered")]
+    pub(crate) fn remove_if<Q>(&self, key: &Q, pred: impl FnOnce(&V) -> bool) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.engine.remove_if(key, omnicache_core::RemovalCause::Explicit, pred)
+    }
+
     /// The value for `key`, running `init` to produce and cache it on a miss. Concurrent callers
     /// for the same key wait for a single run. If `init` panics, the panic reaches this caller
     /// and the waiters are released to try again themselves.

@@ -2,6 +2,7 @@
 //! demotion, breakers, timeouts, corruption, complaints, TTL caps.
 
 mod events;
+mod order;
 mod placement;
 mod warm;
 
@@ -295,11 +296,11 @@ fn a_tiered_cache_is_a_tier_that_passes_the_conformance_suite() {
     let rt = rt();
     let _guard = rt.enter();
     // Memory only, and memory over a write-through tier: both keep the tier contract, metadata
-    // included.
-    rt.block_on(omnicache_core::testkit::check_tier(|clock| {
+    // included (the version becomes the cache's own, never older than the caller's).
+    rt.block_on(omnicache_core::testkit::check_ordering_tier(|clock| {
         TieredCache::builder().clock(clock).sweep_interval(None).build().unwrap()
     }));
-    rt.block_on(omnicache_core::testkit::check_tier(|clock| {
+    rt.block_on(omnicache_core::testkit::check_ordering_tier(|clock| {
         TieredCache::builder()
             .clock(clock.clone())
             .sweep_interval(None)

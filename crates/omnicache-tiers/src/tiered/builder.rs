@@ -1,0 +1,325 @@
+//! Building a tiered cache: its settings, L1 with the demotion listener, and the background
+//! writer that runs write-behind, purge and demotion jobs in the order they were queued.
+
+use super::order::Order;
+use super::stats::{AtomicTierStats, DEMOTIONS, DROPPED};
+use super::{
+    held_below, Entry, Inner, Job, Listeners, Slot, TierSettings, TieredCache, WritePolicy,
+};
+use crate::breaker::Breaker;
+use crate::memory::sync::Cache;
+use omnicache_core::clock::duration_nanos;
+use omnicache_core::{
+    CacheEvent, DynTier, Error, EventListener, PolicyFactory, RemovalCause, Result, SharedClock,
+    TierEntry,
+};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// One tier as configured in a [`TieredCacheBuilder`].
+#[derive(Clone)]
+pub(super) struct TierSpec {
+    tier: Arc<dyn DynTier>,
+    write: WritePolicy,
+    settings: TierSettings,
+}
+
+/// Builds a [`TieredCache`].
+#[must_use]
+pub struct TieredCacheBuilder {
+    pub(super) l1_capacity: u64,
+    pub(super) l1_max_bytes: Option<u64>,
+    pub(super) default_ttl: Option<Duration>,
+    pub(super) clock: SharedClock,
+    pub(super) tiers: Vec<TierSpec>,
+    pub(super) failure_threshold: u32,
+    pub(super) queue_capacity: usize,
+    pub(super) l1_max_value_bytes: Option<usize>,
+    pub(super) sweep_interval: Option<Duration>,
+    pub(super) l1_policy: Option<Arc<dyn PolicyFactory>>,
+    pub(super) listeners: Vec<Arc<dyn EventListener>>,
+}
+
+impl fmt::Debug for TieredCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TieredCacheBuilder")
+            .field("l1_capacity", &self.l1_capacity)
+            .field("tiers", &self.tiers.len())
+            .field("listeners", &self.listeners.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TieredCacheBuilder {
+    /// Entries L1 holds. Default: 10,000.
+    pub fn l1_capacity(mut self, entries: u64) -> Self {
+        self.l1_capacity = entries;
+        self
+    }
+
+    /// Bounds L1 by value bytes instead of entries. Default: by entries.
+    pub fn l1_max_bytes(mut self, bytes: u64) -> Self {
+        self.l1_max_bytes = Some(bytes);
+        self
+    }
+
+    /// The TTL of entries put without one. Default: none.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// The clock for expiry and breakers. Default: the system clock.
+    pub fn clock(mut self, clock: impl Into<SharedClock>) -> Self {
+        self.clock = clock.into();
+        self
+    }
+
+    /// Adds a tier below the previous ones, with a 1 s timeout and a breaker that opens after 5
+    /// consecutive failures for 60 s.
+    pub fn tier(self, tier: Arc<dyn DynTier>, write: WritePolicy) -> Self {
+        self.tier_with(tier, write, |t| t)
+    }
+
+    /// Adds a tier and adjusts its settings.
+    pub fn tier_with(
+        mut self,
+        tier: Arc<dyn DynTier>,
+        write: WritePolicy,
+        configure: impl FnOnce(TierSettings) -> TierSettings,
+    ) -> Self {
+        let settings = configure(TierSettings::default());
+        self.tiers.push(TierSpec { tier, write, settings });
+        self
+    }
+
+    /// Complaints ([`TieredCache::report_failure`]) that invalidate an entry. Default: 3.
+    pub fn failure_threshold(mut self, n: u32) -> Self {
+        self.failure_threshold = n.max(1);
+        self
+    }
+
+    /// Values larger than this skip L1 and are served from the tiers. Default: no limit.
+    pub fn l1_max_value_bytes(mut self, bytes: usize) -> Self {
+        self.l1_max_value_bytes = Some(bytes);
+        self
+    }
+
+    /// How often a background task deletes expired entries from L1 and every tier; `None` to
+    /// sweep only on [`TieredCache::sweep`]. Default: every 60 s.
+    pub fn sweep_interval(mut self, every: Option<Duration>) -> Self {
+        self.sweep_interval = every;
+        self
+    }
+
+    /// Capacity of the write-behind and demotion queue. Default: 10,000 jobs.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n.max(1);
+        self
+    }
+
+    /// L1's eviction policy (see [`TieredCache::set_l1_policy`] to change it later). Default:
+    /// the memory cache's default, S3-FIFO.
+    pub fn l1_policy(mut self, factory: Arc<dyn PolicyFactory>) -> Self {
+        self.l1_policy = Some(factory);
+        self
+    }
+
+    /// Adds a listener for what happens to the cache's entries. It is called synchronously on
+    /// the thread that caused the event (a caller, or the background writer for demotions),
+    /// outside every lock, so keep it quick: hand slow work to a channel. Events describe the
+    /// cache as a whole:
+    /// - [`CacheEvent::Inserted`] for every key written by `put`, `put_many` or as a [`Tier`];
+    /// - [`CacheEvent::Removed`] when an entry leaves the cache: `Explicit` (`remove`), `Health`
+    ///   (complaints reached the threshold), `Invalidated` (for each key L1 held; the tiers
+    ///   report counts, not keys), `Expired` (L1 found it expired), `Corrupt` (a tier returned
+    ///   it corrupt), and `Capacity` when L1 evicts an entry that no lower tier was given (none
+    ///   written eagerly takes its size, and its demotion failed, was dropped or there is no
+    ///   demotion tier);
+    /// - [`CacheEvent::Promoted`] when a tier's hit is copied into L1, naming the tier;
+    /// - [`CacheEvent::Demoted`] when an L1 eviction was written to the demotion tier.
+    ///
+    /// Default: none; without listeners no event is built.
+    pub fn event_listener(mut self, listener: Arc<dyn EventListener>) -> Self {
+        self.listeners.push(listener);
+        self
+    }
+
+    /// Builds the cache and starts its background writer on the current Tokio runtime.
+    pub fn build(self) -> Result<TieredCache> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::invalid_input("TieredCache::build must be called inside a Tokio runtime")
+        })?;
+        let (tx, rx) = mpsc::channel::<Job>(self.queue_capacity);
+        let demote_to: Option<usize> =
+            self.tiers.iter().position(|t| t.write == WritePolicy::OnEvict);
+        let queue = Arc::new(Mutex::new(Some(tx)));
+        let demote_queue = queue.clone();
+        let pending: Arc<Mutex<HashMap<Vec<u8>, Arc<Entry>>>> = Arc::default();
+        let demote_pending = pending.clone();
+        let clock = self.clock.clone();
+        let events = Listeners(self.listeners.into());
+        let l1_events = events.clone();
+        let eager: Arc<[Option<usize>]> = self
+            .tiers
+            .iter()
+            .filter(|t| t.write != WritePolicy::OnEvict)
+            .map(|t| t.settings.max_value_bytes)
+            .collect();
+        let l1_eager = eager.clone();
+        let order = Arc::new(Order::new(&self.clock));
+        let l1_order = order.clone();
+        let mut l1 = Cache::builder()
+            .max_capacity(self.l1_max_bytes.unwrap_or(self.l1_capacity))
+            .clock(self.clock.clone())
+            .stats(true)
+            .eviction_listener(move |key: Vec<u8>, e: Arc<Entry>, cause| {
+                match cause {
+                    RemovalCause::Expired => {
+                        l1_events.emit(|| CacheEvent::Removed { key, cause });
+                        return;
+                    }
+                    RemovalCause::Capacity => {}
+                    // Removals the cache asked for are reported where it asks for them.
+                    _ => return,
+                }
+                let held_below = held_below(&l1_eager, e.value.len());
+                let mut queued = false;
+                // A demotion writes the evicted version only if nothing newer happened to the
+                // key meanwhile (a write, a delete, an invalidation).
+                let ticket =
+                    demote_to.and_then(|t| Some((t, l1_order.begin_existing(&key, &e.meta)?)));
+                if let Some((tier, ticket)) = ticket {
+                    let entry = TierEntry { value: e.value.clone(), meta: e.meta.clone() };
+                    if let Some(tx) = demote_queue.lock().as_ref() {
+                        demote_pending.lock().insert(key.clone(), e.clone());
+                        let job =
+                            Job::Put { tier, ticket: ticket.clone(), entry, demotion: Some(e) };
+                        queued = match tx.try_send(job) {
+                            Ok(()) => true,
+                            Err(_) => {
+                                // Queue full: the entry is dropped like a plain eviction.
+                                demote_pending.lock().remove(&key);
+                                l1_order.end(&ticket);
+                                false
+                            }
+                        };
+                    } else {
+                        l1_order.end(&ticket);
+                    }
+                }
+                if !queued && !held_below {
+                    l1_events.emit(|| CacheEvent::Removed { key, cause });
+                }
+            });
+        if let Some(policy) = self.l1_policy {
+            l1 = l1.policy_arc(policy);
+        }
+        if self.l1_max_bytes.is_some() {
+            l1 = l1.weigher(|k: &Vec<u8>, v: &Arc<Entry>| {
+                u32::try_from(k.len() + v.value.len()).unwrap_or(u32::MAX)
+            });
+        }
+        let slots = self
+            .tiers
+            .into_iter()
+            .map(|t| Slot {
+                tier: t.tier,
+                write: t.write,
+                max_value_bytes: t.settings.max_value_bytes,
+                cost: t.settings.cost,
+                ttl_cap: t.settings.ttl_cap.map(duration_nanos),
+                timeout: t.settings.timeout,
+                breaker: Breaker::new(
+                    t.settings.breaker_threshold,
+                    t.settings.breaker_cooldown,
+                    clock.clone(),
+                ),
+                stats: AtomicTierStats::default(),
+            })
+            .collect();
+        let inner = Arc::new(Inner {
+            l1: l1.build(),
+            slots,
+            clock,
+            default_ttl: self.default_ttl,
+            failures: Mutex::default(),
+            failure_threshold: self.failure_threshold,
+            queue,
+            pending,
+            worker: Mutex::new(None),
+            sweeper: Mutex::new(None),
+            order,
+            l1_max_value_bytes: self.l1_max_value_bytes,
+            started: self.clock.now(),
+            misses: AtomicU64::new(0),
+            events,
+            eager,
+        });
+        let weak = Arc::downgrade(&inner);
+        let worker = handle.spawn(async move {
+            let mut rx = rx;
+            while let Some(job) = rx.recv().await {
+                match job {
+                    Job::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                    Job::Purge { tier, ticket } => {
+                        let Some(inner) = weak.upgrade() else { break };
+                        inner.purge(tier, &ticket).await;
+                        inner.order.end(&ticket);
+                    }
+                    Job::Put { tier, ticket, entry, demotion } => {
+                        let Some(inner) = weak.upgrade() else { break };
+                        let key = ticket.key.clone();
+                        let done = inner.put_gated(tier, &ticket, entry).await;
+                        inner.order.end(&ticket);
+                        if let Some(demoted) = demotion {
+                            let still_pending = {
+                                let mut pending = inner.pending.lock();
+                                let mine =
+                                    pending.get(&key).is_some_and(|p| Arc::ptr_eq(p, &demoted));
+                                if mine {
+                                    pending.remove(&key);
+                                }
+                                mine
+                            };
+                            if done == Some(true) {
+                                inner.slots[tier].stats.add(DEMOTIONS, 1);
+                                let to = inner.slots[tier].tier.name().to_string();
+                                inner.events.emit(|| CacheEvent::Demoted { key, to });
+                            } else if done == Some(false) {
+                                inner.slots[tier].stats.add(DROPPED, 1);
+                                // Lost, unless it was written or removed again meanwhile.
+                                if still_pending && !held_below(&inner.eager, demoted.value.len()) {
+                                    let cause = RemovalCause::Capacity;
+                                    inner.events.emit(|| CacheEvent::Removed { key, cause });
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        *inner.worker.lock() = Some(worker);
+        if let Some(every) = self.sweep_interval.filter(|d| !d.is_zero()) {
+            let weak = Arc::downgrade(&inner);
+            let sweeper = handle.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    TieredCache { inner }.sweep().await;
+                }
+            });
+            *inner.sweeper.lock() = Some(sweeper);
+        }
+        Ok(TieredCache { inner })
+    }
+}

@@ -1,0 +1,191 @@
+//! How the cache reaches its tiers: each call behind its breaker and timeout, writes and
+//! purges gated by the key's order, the queue to the background writer, and L1 inserts that
+//! never go back in time.
+
+use super::order::{Ticket, Verdict};
+use super::stats::{CALLS, ERRORS, LATENCY, SKIPPED, WRITES};
+use super::{Entry, Inner, Job};
+use omnicache_core::clock::duration_nanos;
+use omnicache_core::{EntryMeta, Error, ErrorKind, Result, TierEntry, Timestamp};
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Inner {
+    /// The metadata of a value written now.
+    pub(super) fn meta(
+        now: Timestamp,
+        ttl: Option<Duration>,
+        len: usize,
+        tags: Vec<String>,
+        subject: Option<String>,
+    ) -> EntryMeta {
+        EntryMeta {
+            created: now,
+            expires: ttl.map(|t| now.saturating_add(duration_nanos(t))),
+            tags,
+            subject,
+            version: 0,
+            weight: u32::try_from(len).unwrap_or(u32::MAX),
+        }
+    }
+
+    pub(super) fn fits_l1(&self, len: usize) -> bool {
+        self.l1_max_value_bytes.is_none_or(|m| len <= m)
+    }
+
+    pub(super) fn fits(&self, i: usize, len: usize) -> bool {
+        self.slots[i].max_value_bytes.is_none_or(|m| len <= m)
+    }
+
+    /// The tier with the cheapest storage that accepts a value of `len` bytes.
+    pub(super) fn cheapest_tier(&self, len: usize) -> Option<usize> {
+        (0..self.slots.len()).filter(|&i| self.fits(i, len)).min_by(|&a, &b| {
+            self.slots[a].cost.usd_per_gb_month.total_cmp(&self.slots[b].cost.usd_per_gb_month)
+        })
+    }
+
+    pub(super) fn remaining(&self, meta: &EntryMeta, now: Timestamp) -> Option<Duration> {
+        meta.remaining(now).map(Duration::from_nanos)
+    }
+
+    /// Runs `call` on tier `i` behind its breaker and timeout; `None` when skipped or failed.
+    pub(super) async fn call<T, F>(&self, i: usize, call: F) -> Option<Result<T>>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let slot = &self.slots[i];
+        if !slot.breaker.allow() {
+            slot.stats.add(SKIPPED, 1);
+            return None;
+        }
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(slot.timeout, call).await {
+            Ok(r) => r,
+            Err(_) => {
+                Err(Error::new(ErrorKind::Timeout, format!("tier {} timed out", slot.tier.name())))
+            }
+        };
+        slot.stats.add(LATENCY, u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        slot.stats.add(CALLS, 1);
+        match &result {
+            Ok(_) => slot.breaker.success(),
+            // Corruption is the entry's fault, not the tier's.
+            Err(e) if e.kind() == ErrorKind::Corrupt => slot.breaker.success(),
+            Err(_) => {
+                slot.stats.add(ERRORS, 1);
+                slot.breaker.failure();
+            }
+        }
+        Some(result)
+    }
+
+    pub(super) fn tier_entry(&self, i: usize, entry: TierEntry, now: Timestamp) -> TierEntry {
+        let mut entry = entry;
+        if let Some(cap) = self.slots[i].ttl_cap {
+            let capped = now.saturating_add(cap);
+            entry.meta.expires = Some(entry.meta.expires.map_or(capped, |e| e.min(capped)));
+        }
+        entry
+    }
+
+    /// Writes to tier `i`; true on success.
+    pub(super) async fn put_to(&self, i: usize, key: &[u8], entry: TierEntry) -> bool {
+        let entry = self.tier_entry(i, entry, self.clock.now());
+        let tier = self.slots[i].tier.clone();
+        match self.call(i, tier.put(key, entry)).await {
+            Some(Ok(())) => {
+                self.slots[i].stats.add(WRITES, 1);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Writes `ticket`'s entry to tier `i` if the ticket is still the newest for its key:
+    /// `None` when skipped, else whether the write succeeded. When a newer invalidation covers
+    /// the entry, the key is deleted from the tier instead (it may hold an older copy).
+    pub(super) async fn put_gated(
+        &self,
+        i: usize,
+        ticket: &Ticket,
+        entry: TierEntry,
+    ) -> Option<bool> {
+        let meta = entry.meta.clone();
+        self.order
+            .run(ticket, Some(&meta), |verdict| async move {
+                match verdict {
+                    Verdict::Current => Some(self.put_to(i, &ticket.key, entry).await),
+                    Verdict::Swept => {
+                        self.remove_from(i, &ticket.key).await;
+                        None
+                    }
+                    Verdict::Newer => None,
+                }
+            })
+            .await
+    }
+
+    /// Deletes `ticket`'s key from tier `i` if the ticket is still the newest for its key;
+    /// `None` when skipped, else whether the tier had it.
+    pub(super) async fn purge(&self, i: usize, ticket: &Ticket) -> Option<bool> {
+        self.order
+            .run(ticket, None, |verdict| async move {
+                match verdict {
+                    Verdict::Newer => None,
+                    Verdict::Current | Verdict::Swept => {
+                        Some(self.remove_from(i, &ticket.key).await)
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Deletes `key` from tier `i`; whether it was there.
+    pub(super) async fn remove_from(&self, i: usize, key: &[u8]) -> bool {
+        let tier = self.slots[i].tier.clone();
+        matches!(self.call(i, tier.remove(key)).await, Some(Ok(true)))
+    }
+
+    /// Queues `job` for the background writer (its ticket enlisted); hands it back when the
+    /// queue is full or stopped, so the caller runs it inline.
+    pub(super) fn enqueue(&self, job: Job) -> std::result::Result<(), Box<Job>> {
+        let Some(tx) = self.queue.lock().clone() else { return Err(Box::new(job)) };
+        let ticket = match &job {
+            Job::Put { ticket, .. } | Job::Purge { ticket, .. } => ticket.clone(),
+            Job::Flush(_) => return tx.try_send(job).map_err(|e| Box::new(e.into_inner())),
+        };
+        self.order.enlist(&ticket);
+        tx.try_send(job).map_err(|e| {
+            self.order.end(&ticket);
+            Box::new(e.into_inner())
+        })
+    }
+
+    /// Runs a job that could not be queued, now, with the same checks the writer makes.
+    pub(super) async fn run_inline(&self, job: Box<Job>) {
+        match *job {
+            Job::Put { tier, ticket, entry, .. } => {
+                self.put_gated(tier, &ticket, entry).await;
+            }
+            Job::Purge { tier, ticket } => {
+                self.purge(tier, &ticket).await;
+            }
+            Job::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Puts `entry` in L1 for `ticket` unless L1 holds something newer, and takes it out again
+    /// if something newer happened to the key meanwhile (a delete or invalidation that ran its
+    /// L1 step before this insert).
+    pub(super) fn insert_l1(&self, ticket: &Ticket, entry: Arc<Entry>, now: Timestamp) {
+        let v = ticket.version;
+        let ttl = self.remaining(&entry.meta, now);
+        let meta = entry.meta.clone();
+        self.l1.insert_unless(ticket.key.clone(), entry, ttl, |old| old.meta.version > v);
+        if !self.order.is_current(ticket, Some(&meta)) {
+            self.l1.remove_if(&ticket.key, |cur| cur.meta.version == v);
+        }
+    }
+}

@@ -1,0 +1,734 @@
+//! The tiered cache: the memory cache (L1) over any stack of lower tiers.
+//!
+//! - **Reads** try L1, then each tier in order, each behind a timeout and a circuit breaker. A
+//!   hit below is promoted into L1 and into the tiers above it, and returned. A tier that fails,
+//!   times out or returns a corrupt entry counts as a miss: callers never see its error.
+//! - **Writes** go to L1 and then to each tier by its [`WritePolicy`]: awaited
+//!   ([`WritePolicy::Through`]), queued to a background task ([`WritePolicy::Behind`], a bounded
+//!   queue flushed by [`TieredCache::flush`] and [`TieredCache::shutdown`]), or written only
+//!   when L1 evicts the entry ([`WritePolicy::OnEvict`], demotion). A tier's TTL cap shortens
+//!   what it stores.
+//! - **Failures**: a tier failing `threshold` times in a row is skipped (breaker open) until its
+//!   cooldown passes, then tried once (half-open). [`TieredCache::report_failure`] counts a
+//!   caller's complaint about an entry; after `failure_threshold` complaints it is invalidated
+//!   everywhere.
+//! - **Events**: listeners given to [`TieredCacheBuilder::event_listener`] hear what happens to
+//!   the cache's entries as its callers see them ([`CacheEvent`]): writes, removals with their
+//!   cause, promotions and demotions.
+//!
+//! ```
+//! use omnicache_core::testkit::MemoryTier;
+//! use omnicache_tiers::tiered::{PutOptions, TieredCache, WritePolicy};
+//! use std::sync::Arc;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let remote = Arc::new(MemoryTier::default());
+//! let cache = TieredCache::builder()
+//!     .l1_capacity(1_000)
+//!     .tier(remote.clone(), WritePolicy::Through)
+//!     .build()?;
+//! cache.put(b"user:1", b"Ada".to_vec(), PutOptions::default()).await?;
+//! assert_eq!(remote.len(), 1, "written through to the tier");
+//! assert_eq!(cache.get(b"user:1").await.unwrap().value, b"Ada");
+//! # Ok::<(), omnicache_core::Error>(())
+//! # }).unwrap();
+//! ```
+
+mod builder;
+mod cost;
+mod io;
+mod order;
+mod stats;
+
+use crate::breaker::Breaker;
+use crate::memory::sync::Cache;
+pub use builder::TieredCacheBuilder;
+pub use cost::{CostModel, CostReport, TierCost, TierSettings};
+use omnicache_core::{
+    CacheEvent, DynTier, EntryMeta, Error, ErrorKind, EventListener, Invalidation, PolicyFactory,
+    RemovalCause, Result, ScanPage, SharedClock, StatsSnapshot, Tier, TierEntry, TierHealth,
+    Timestamp,
+};
+use order::{Order, Ticket, Verdict};
+use parking_lot::Mutex;
+use stats::*;
+pub use stats::{TierStats, TierStatus};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How writes reach a tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WritePolicy {
+    /// `put` awaits the tier's write.
+    Through,
+    /// `put` queues the write; a background task performs it.
+    Behind,
+    /// Only entries evicted from L1 are written (demotion).
+    OnEvict,
+}
+
+/// A value with its metadata, as the tiered cache returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The value bytes.
+    pub value: Vec<u8>,
+    /// Its metadata.
+    pub meta: EntryMeta,
+}
+
+/// Options of one `put`.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Time to live; the cache's default when `None`.
+    pub ttl: Option<Duration>,
+    /// Tags for group invalidation.
+    pub tags: Vec<String>,
+    /// The data subject the value belongs to.
+    pub subject: Option<String>,
+    /// A cold entry: stored only in the tier with the cheapest storage, not in L1.
+    pub cold: bool,
+}
+
+struct Slot {
+    tier: Arc<dyn DynTier>,
+    write: WritePolicy,
+    max_value_bytes: Option<usize>,
+    cost: CostModel,
+    ttl_cap: Option<u64>,
+    timeout: Duration,
+    breaker: Breaker,
+    stats: AtomicTierStats,
+}
+
+/// Tier work for the background writer. Each holds a unit of its ticket's work, and runs only
+/// if the ticket is still the newest for its key ([`Order::run`]).
+enum Job {
+    /// A write to `tier`; for a demotion, the evicted L1 entry, served from `pending` until the
+    /// write is done.
+    Put {
+        tier: usize,
+        ticket: Ticket,
+        entry: TierEntry,
+        demotion: Option<Arc<Entry>>,
+    },
+    /// A delete from `tier` of a copy the ticket's write made stale (the value does not go
+    /// there: too large, a demotion tier, a cold entry elsewhere).
+    Purge {
+        tier: usize,
+        ticket: Ticket,
+    },
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+struct Inner {
+    l1: Cache<Vec<u8>, Arc<Entry>>,
+    slots: Vec<Slot>,
+    clock: SharedClock,
+    default_ttl: Option<Duration>,
+    failures: Mutex<HashMap<Vec<u8>, u32>>,
+    failure_threshold: u32,
+    queue: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
+    /// Entries evicted from L1 whose demotion has not been written yet: still served.
+    pending: Arc<Mutex<HashMap<Vec<u8>, Arc<Entry>>>>,
+    worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    sweeper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The order of tier work per key: deletes win over older writes.
+    order: Arc<Order>,
+    l1_max_value_bytes: Option<usize>,
+    started: Timestamp,
+    /// Lookups that no tier answered.
+    misses: AtomicU64,
+    events: Listeners,
+    /// The largest value each tier written eagerly (through or behind) takes; shared with L1's
+    /// eviction listener, which is built before `Inner`.
+    eager: Arc<[Option<usize>]>,
+}
+
+/// Whether a tier written eagerly takes a value of `len` bytes (`eager`: each such tier's
+/// largest value), so an L1 eviction of it leaves a copy below.
+fn held_below(eager: &[Option<usize>], len: usize) -> bool {
+    eager.iter().any(|max| max.is_none_or(|m| len <= m))
+}
+
+/// The listeners of a tiered cache, shared with L1's eviction listener.
+#[derive(Clone, Default)]
+struct Listeners(Arc<[Arc<dyn EventListener>]>);
+
+impl Listeners {
+    /// Sends the event `make` builds to every listener; builds nothing when there are none.
+    fn emit(&self, make: impl FnOnce() -> CacheEvent) {
+        if self.0.is_empty() {
+            return;
+        }
+        let event = make();
+        for l in self.0.iter() {
+            l.on_event(&event);
+        }
+    }
+}
+
+/// See the [module docs](self).
+#[derive(Clone)]
+pub struct TieredCache {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for TieredCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TieredCache")
+            .field("l1_entries", &self.inner.l1.entry_count())
+            .field(
+                "tiers",
+                &self.inner.slots.iter().map(|s| s.tier.name().to_string()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl TieredCache {
+    /// A builder.
+    pub fn builder() -> TieredCacheBuilder {
+        TieredCacheBuilder {
+            l1_capacity: 10_000,
+            l1_max_bytes: None,
+            default_ttl: None,
+            clock: SharedClock::System,
+            tiers: Vec::new(),
+            failure_threshold: 3,
+            queue_capacity: 10_000,
+            l1_max_value_bytes: None,
+            sweep_interval: Some(Duration::from_secs(60)),
+            l1_policy: None,
+            listeners: Vec::new(),
+        }
+    }
+
+    /// The entry for `key`, from the fastest tier that has it; `None` on a miss anywhere, or
+    /// when every tier that might have it is failing.
+    pub async fn get(&self, key: &[u8]) -> Option<Arc<Entry>> {
+        let inner = &self.inner;
+        if let Some(e) = inner.l1.get(key) {
+            return Some(e);
+        }
+        let pending = inner.pending.lock().get(key).cloned();
+        if let Some(e) = pending.filter(|e| !e.meta.is_expired(inner.clock.now())) {
+            return Some(e);
+        }
+        for i in 0..inner.slots.len() {
+            let tier = inner.slots[i].tier.clone();
+            match inner.call(i, tier.get(key)).await {
+                Some(Ok(Some(found))) => {
+                    let now = inner.clock.now();
+                    inner.order.observe(found.meta.version);
+                    if found.meta.is_expired(now) || inner.order.superseded(key, &found.meta) {
+                        // Expired, or older than a write or delete of this process whose tier
+                        // work has not reached this tier yet (or could not): not served.
+                        inner.slots[i].stats.add(MISSES, 1);
+                        continue;
+                    }
+                    inner.slots[i].stats.add(HITS, 1);
+                    inner.slots[i].stats.add(PROMOTIONS, 1);
+                    let entry =
+                        Arc::new(Entry { value: found.value.clone(), meta: found.meta.clone() });
+                    self.promote(key, i, &entry, found, now).await;
+                    inner.events.emit(|| CacheEvent::Promoted {
+                        key: key.to_vec(),
+                        from: tier.name().to_string(),
+                    });
+                    return Some(entry);
+                }
+                Some(Ok(None)) => inner.slots[i].stats.add(MISSES, 1),
+                Some(Err(e)) if e.kind() == ErrorKind::Corrupt => {
+                    inner.slots[i].stats.add(CORRUPT, 1);
+                    inner.slots[i].stats.removed(RemovalCause::Corrupt, 1);
+                    // The tier normally deletes what it finds corrupt; make sure.
+                    let _ = inner.call(i, tier.remove(key)).await;
+                    let cause = RemovalCause::Corrupt;
+                    inner.events.emit(|| CacheEvent::Removed { key: key.to_vec(), cause });
+                }
+                _ => {}
+            }
+        }
+        inner.misses.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// Copies an entry found in tier `from` into L1 and into the tiers above it that write
+    /// eagerly, where the value fits, unless something newer happened to the key.
+    async fn promote(
+        &self,
+        key: &[u8],
+        from: usize,
+        entry: &Arc<Entry>,
+        found: TierEntry,
+        now: Timestamp,
+    ) {
+        let inner = &self.inner;
+        let Some(ticket) = inner.order.begin_existing(key, &entry.meta) else { return };
+        if inner.fits_l1(entry.value.len()) {
+            inner.insert_l1(&ticket, entry.clone(), now);
+        }
+        for j in 0..from {
+            if inner.slots[j].write != WritePolicy::OnEvict && inner.fits(j, entry.value.len()) {
+                inner.put_gated(j, &ticket, found.clone()).await;
+            }
+        }
+        inner.order.end(&ticket);
+    }
+
+    /// Stores `value` under `key` in L1 and in every tier by its write policy. Tier failures are
+    /// counted, not returned; the only errors are for input no tier could store (an empty key).
+    ///
+    /// Placement: a value larger than a tier's `max_value_bytes` skips that tier, and one larger
+    /// than `l1_max_value_bytes` skips L1; a [`PutOptions::cold`] entry goes only to the tier
+    /// with the cheapest storage (by its [`CostModel`]), not to L1. A tier the value skips (and
+    /// the demotion tier) loses any older copy of the key, so it can never serve one.
+    ///
+    /// Order: each write takes a new version ([`EntryMeta::version`]); a later `put`, `remove`
+    /// or `invalidate` of the key wins over this one in every tier, even when this one's
+    /// write-behind runs later.
+    pub async fn put(&self, key: &[u8], value: Vec<u8>, options: PutOptions) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::invalid_input("a cache key must not be empty"));
+        }
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let ttl = options.ttl.or(inner.default_ttl);
+        let meta = Inner::meta(now, ttl, value.len(), options.tags, options.subject);
+        self.store(key, value, meta, options.cold, now).await;
+        Ok(())
+    }
+
+    /// Places a value (metadata set but for its version) in L1 and the tiers, as
+    /// [`TieredCache::put`] does.
+    async fn store(&self, key: &[u8], value: Vec<u8>, meta: EntryMeta, cold: bool, now: Timestamp) {
+        let inner = &self.inner;
+        let ticket = inner.order.begin(key);
+        let entry = Arc::new(Entry { value, meta: EntryMeta { version: ticket.version, ..meta } });
+        let v = ticket.version;
+        inner.pending.lock().remove(key);
+        let weight = entry.meta.weight;
+        inner.events.emit(|| CacheEvent::Inserted { key: key.to_vec(), weight });
+        if inner.fits_l1(entry.value.len()) && !cold {
+            inner.insert_l1(&ticket, entry.clone(), now);
+        } else {
+            inner.l1.remove_if(key, |old| old.meta.version < v);
+        }
+        let cheapest = inner.cheapest_tier(entry.value.len());
+        let tier_entry = TierEntry { value: entry.value.clone(), meta: entry.meta.clone() };
+        for i in 0..inner.slots.len() {
+            let goes = inner.fits(i, entry.value.len()) && (!cold || Some(i) == cheapest);
+            let write = inner.slots[i].write;
+            let job = if !goes || write == WritePolicy::OnEvict {
+                Job::Purge { tier: i, ticket: ticket.clone() }
+            } else {
+                Job::Put {
+                    tier: i,
+                    ticket: ticket.clone(),
+                    entry: tier_entry.clone(),
+                    demotion: None,
+                }
+            };
+            // Cold entries and write-through tiers are written before `put` returns; the rest
+            // (write-behind, purges) queue, and run inline only when the queue is full.
+            let inline = cold || (goes && write == WritePolicy::Through);
+            let job = if inline { Err(Box::new(job)) } else { inner.enqueue(job) };
+            if let Err(job) = job {
+                inner.run_inline(job).await;
+            }
+        }
+        inner.order.end(&ticket);
+    }
+
+    /// Stores several entries: L1 each, and each tier in one batch by its write policy (one
+    /// transaction for the disk tier). Used by warming and import. Each entry is placed as
+    /// [`TieredCache::put`] places it, and ordered with other writes in the same way.
+    pub async fn put_many(&self, items: Vec<(Vec<u8>, Vec<u8>, PutOptions)>) -> Result<()> {
+        if items.iter().any(|(k, _, _)| k.is_empty()) {
+            return Err(Error::invalid_input("a cache key must not be empty"));
+        }
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let mut batch = Vec::with_capacity(items.len());
+        for (key, value, options) in items {
+            let ttl = options.ttl.or(inner.default_ttl);
+            let meta = Inner::meta(now, ttl, value.len(), options.tags, options.subject);
+            if options.cold {
+                // Cold entries take the single-entry path: one tier, written now.
+                self.store(&key, value, meta, true, now).await;
+                continue;
+            }
+            let ticket = inner.order.begin(&key);
+            let entry =
+                Arc::new(Entry { value, meta: EntryMeta { version: ticket.version, ..meta } });
+            inner.pending.lock().remove(&key);
+            let weight = entry.meta.weight;
+            inner.events.emit(|| CacheEvent::Inserted { key: key.clone(), weight });
+            if inner.fits_l1(entry.value.len()) {
+                inner.insert_l1(&ticket, entry.clone(), now);
+            } else {
+                let v = ticket.version;
+                inner.l1.remove_if(&key, |old| old.meta.version < v);
+            }
+            batch
+                .push((ticket, TierEntry { value: entry.value.clone(), meta: entry.meta.clone() }));
+        }
+        for i in 0..inner.slots.len() {
+            let (fit, rest): (Vec<_>, Vec<_>) = batch.iter().partition(|(_, e)| {
+                inner.slots[i].write != WritePolicy::OnEvict && inner.fits(i, e.value.len())
+            });
+            for (ticket, _) in rest {
+                inner.purge(i, ticket).await;
+            }
+            if fit.is_empty() {
+                continue;
+            }
+            let tickets: Vec<_> = fit.iter().map(|(t, e)| (t.clone(), Some(&e.meta))).collect();
+            let tier = inner.slots[i].tier.clone();
+            inner
+                .order
+                .run_many(&tickets, |verdicts| async move {
+                    let mut capped = Vec::new();
+                    for (j, verdict) in verdicts.into_iter().enumerate() {
+                        let (t, e) = fit[j];
+                        match verdict {
+                            Verdict::Current => {
+                                capped.push((t.key.clone(), inner.tier_entry(i, e.clone(), now)));
+                            }
+                            Verdict::Swept => {
+                                inner.remove_from(i, &t.key).await;
+                            }
+                            Verdict::Newer => {}
+                        }
+                    }
+                    let n = capped.len() as u64;
+                    if n > 0 {
+                        if let Some(Ok(())) = inner.call(i, tier.put_many(capped)).await {
+                            inner.slots[i].stats.add(WRITES, n);
+                        }
+                    }
+                })
+                .await;
+        }
+        for (ticket, _) in &batch {
+            inner.order.end(ticket);
+        }
+        Ok(())
+    }
+
+    /// Removes `key` from L1 and every tier; true if any had it. Any write of the key made
+    /// before (queued behind, or being demoted) no longer reaches a tier.
+    pub async fn remove(&self, key: &[u8]) -> bool {
+        self.remove_for(key, RemovalCause::Explicit).await
+    }
+
+    async fn remove_for(&self, key: &[u8], cause: RemovalCause) -> bool {
+        let inner = &self.inner;
+        let ticket = inner.order.begin(key);
+        let v = ticket.version;
+        let mut found = inner.l1.remove_if(key, |e| e.meta.version < v).is_some();
+        found |= {
+            let mut pending = inner.pending.lock();
+            let older = pending.get(key).is_some_and(|e| e.meta.version < v);
+            older && pending.remove(key).is_some()
+        };
+        inner.failures.lock().remove(key);
+        for i in 0..inner.slots.len() {
+            if inner.purge(i, &ticket).await == Some(true) {
+                inner.slots[i].stats.removed(cause, 1);
+                found = true;
+            }
+        }
+        inner.order.end(&ticket);
+        if found {
+            inner.events.emit(|| CacheEvent::Removed { key: key.to_vec(), cause });
+        }
+        found
+    }
+
+    /// Removes every entry `what` covers from L1 and every tier; returns how many the tiers
+    /// reported (L1's copies included in none of them are not counted twice). Writes made
+    /// before it and still queued no longer reach a tier if `what` covers them; writes made
+    /// after it are kept.
+    pub async fn invalidate(&self, what: &Invalidation) -> u64 {
+        let inner = &self.inner;
+        let (v, gate) = inner.order.begin_sweep(what).await;
+        let before = inner.l1.entry_count();
+        let listening = !inner.events.0.is_empty();
+        let keys = Mutex::new(Vec::new());
+        inner.l1.invalidate_if(|k, e| {
+            let hit = e.meta.version < v && what.matches(k, &e.meta);
+            if hit && listening {
+                keys.lock().push(k.clone());
+            }
+            hit
+        });
+        inner.pending.lock().retain(|k, e| {
+            let hit = e.meta.version < v && what.matches(k, &e.meta);
+            if hit && listening {
+                keys.lock().push(k.clone());
+            }
+            !hit
+        });
+        // Complaints about keys the invalidation covers by key no longer count.
+        inner.failures.lock().retain(|k, _| !what.matches(k, &EntryMeta::default()));
+        let l1_removed = before.saturating_sub(inner.l1.entry_count());
+        let mut most = l1_removed;
+        for i in 0..inner.slots.len() {
+            let tier = inner.slots[i].tier.clone();
+            if let Some(Ok(n)) = inner.call(i, tier.invalidate(what)).await {
+                inner.slots[i].stats.removed(RemovalCause::Invalidated, n);
+                most = most.max(n);
+            }
+        }
+        drop(gate);
+        inner.order.end_sweep(v);
+        for key in keys.into_inner() {
+            let cause = RemovalCause::Invalidated;
+            inner.events.emit(|| CacheEvent::Removed { key, cause });
+        }
+        most
+    }
+
+    /// Counts a complaint about `key` (a caller found its value bad). After the configured
+    /// number of complaints the entry is invalidated everywhere; returns whether it was.
+    pub async fn report_failure(&self, key: &[u8]) -> bool {
+        let reached = {
+            let mut f = self.inner.failures.lock();
+            let n = f.entry(key.to_vec()).or_insert(0);
+            *n += 1;
+            if *n >= self.inner.failure_threshold {
+                f.remove(key);
+                true
+            } else {
+                false
+            }
+        };
+        if reached {
+            self.remove_for(key, RemovalCause::Health).await;
+        }
+        reached
+    }
+
+    /// Waits until every write queued so far (write-behind, demotion) has been attempted.
+    pub async fn flush(&self) {
+        let sender = self.inner.queue.lock().clone();
+        if let Some(tx) = sender {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            if tx.send(Job::Flush(done)).await.is_ok() {
+                let _ = wait.await;
+            }
+        }
+    }
+
+    /// Flushes the queue and stops the background writer; later writes go straight to the
+    /// tiers.
+    pub async fn shutdown(&self) {
+        if let Some(s) = self.inner.sweeper.lock().take() {
+            s.abort();
+        }
+        self.flush().await;
+        let tx = self.inner.queue.lock().take();
+        drop(tx);
+        let worker = self.inner.worker.lock().take();
+        if let Some(w) = worker {
+            let _ = w.await;
+        }
+    }
+
+    /// Deletes expired entries from L1 and every tier now; returns how many the tiers deleted.
+    pub async fn sweep(&self) -> u64 {
+        let inner = &self.inner;
+        inner.l1.run_pending_tasks();
+        let mut n = 0;
+        for i in 0..inner.slots.len() {
+            let tier = inner.slots[i].tier.clone();
+            if let Some(Ok(k)) = inner.call(i, tier.sweep_expired()).await {
+                inner.slots[i].stats.removed(RemovalCause::Expired, k);
+                n += k;
+            }
+        }
+        n
+    }
+
+    /// The estimated monthly cost of what every tier holds now, and of its requests if the rate
+    /// seen since the cache started lasts a month.
+    pub async fn cost_report(&self) -> CostReport {
+        const MONTH_NANOS: f64 = 30.0 * 24.0 * 3600.0 * 1e9;
+        let inner = &self.inner;
+        let elapsed = inner.clock.now().saturating_sub(inner.started).max(1_000_000_000) as f64;
+        let mut tiers = Vec::new();
+        for i in 0..inner.slots.len() {
+            let slot = &inner.slots[i];
+            let tier = slot.tier.clone();
+            let usage = match inner.call(i, tier.usage()).await {
+                Some(Ok(u)) => u,
+                _ => None,
+            };
+            let storage = usage.map_or(0.0, |u| u.bytes as f64 / 1e9 * slot.cost.usd_per_gb_month);
+            let calls = slot.stats.snapshot().calls as f64;
+            let requests =
+                calls * (MONTH_NANOS / elapsed) / 1e6 * slot.cost.usd_per_million_requests;
+            tiers.push(TierCost {
+                name: tier.name().to_string(),
+                usage,
+                storage_usd_month: storage,
+                requests_usd_month: requests,
+                model: slot.cost,
+            });
+        }
+        let total_usd_month =
+            tiers.iter().map(|t| t.storage_usd_month + t.requests_usd_month).sum();
+        CostReport { tiers, total_usd_month }
+    }
+
+    /// The state of every tier, in order.
+    pub fn tiers(&self) -> Vec<TierStatus> {
+        self.inner
+            .slots
+            .iter()
+            .map(|s| TierStatus {
+                name: s.tier.name().to_string(),
+                health: s.tier.health(),
+                breaker: s.breaker.state(),
+                stats: s.stats.snapshot(),
+            })
+            .collect()
+    }
+
+    /// Lookups, hits and removals across the whole cache: L1's counters, with `misses` counting
+    /// lookups that no tier answered (an L1 miss served by a tier is a promotion, not a miss).
+    pub fn stats(&self) -> StatsSnapshot {
+        let inner = &self.inner;
+        let mut s = inner.l1.stats().unwrap_or_default();
+        let l1_misses = s.misses;
+        s.misses = inner.misses.load(Ordering::Relaxed).min(l1_misses);
+        s.promotions = l1_misses - s.misses;
+        s.hits += s.promotions;
+        s.demotions = inner.slots.iter().map(|t| t.stats.snapshot().demotions).sum();
+        s
+    }
+
+    /// The name of L1's eviction policy.
+    pub fn l1_policy_name(&self) -> String {
+        self.inner.l1.policy_name()
+    }
+
+    /// Switches L1's eviction policy on the live cache; every entry is kept.
+    pub fn set_l1_policy(&self, factory: Arc<dyn PolicyFactory>) {
+        self.inner.l1.set_policy_arc(factory);
+    }
+
+    /// L1's weighted size: entries, or value bytes when bounded by
+    /// [`TieredCacheBuilder::l1_max_bytes`].
+    pub fn l1_weighted_size(&self) -> u64 {
+        self.inner.l1.weighted_size()
+    }
+
+    /// Entries in L1.
+    pub fn l1_entry_count(&self) -> u64 {
+        self.inner.l1.entry_count()
+    }
+
+    /// Keys in L1 under `prefix`.
+    pub fn l1_keys(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
+        self.inner.l1.iter().map(|(k, _)| k).filter(|k| k.starts_with(prefix)).collect()
+    }
+
+    /// Keys under `prefix` in every tier that answers (failing tiers are skipped).
+    pub async fn tier_keys(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
+        let inner = &self.inner;
+        let mut keys = Vec::new();
+        for i in 0..inner.slots.len() {
+            let tier = inner.slots[i].tier.clone();
+            let mut cursor: Option<Vec<u8>> = None;
+            loop {
+                let page = match inner.call(i, tier.scan(prefix, cursor.as_deref(), 1_000)).await {
+                    Some(Ok(p)) => p,
+                    _ => break,
+                };
+                keys.extend(page.keys);
+                match page.next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+        keys
+    }
+
+    /// Now, by the cache's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// Drops `key` from L1 only (for tests and for memory pressure), leaving the tiers.
+    pub fn evict_from_l1(&self, key: &[u8]) {
+        self.inner.l1.invalidate(key);
+    }
+}
+
+/// A tiered cache is itself a [`Tier`], so anything written against core's traits (the HTTP
+/// response cache, a cache stacked under another) can store in it. Writes keep the caller's
+/// metadata (creation time, expiry, tags, subject; the version becomes the cache's own, newer
+/// than the caller's); reads never fail, as with
+/// [`TieredCache::get`].
+impl Tier for TieredCache {
+    fn name(&self) -> &str {
+        "tiered"
+    }
+
+    async fn get(&self, key: &[u8]) -> Result<Option<TierEntry>> {
+        Ok(TieredCache::get(self, key)
+            .await
+            .map(|e| TierEntry { value: e.value.clone(), meta: e.meta.clone() }))
+    }
+
+    async fn put(&self, key: &[u8], entry: TierEntry) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::invalid_input("a cache key must not be empty"));
+        }
+        let now = self.inner.clock.now();
+        let TierEntry { value, meta } = entry;
+        // The cache orders writes by its own versions, newer than the caller's.
+        self.inner.order.observe(meta.version);
+        self.store(key, value, meta, false, now).await;
+        Ok(())
+    }
+
+    async fn remove(&self, key: &[u8]) -> Result<bool> {
+        Ok(TieredCache::remove(self, key).await)
+    }
+
+    async fn invalidate(&self, what: &Invalidation) -> Result<u64> {
+        Ok(TieredCache::invalidate(self, what).await)
+    }
+
+    async fn scan(&self, prefix: &[u8], cursor: Option<&[u8]>, limit: usize) -> Result<ScanPage> {
+        let mut keys = self.l1_keys(prefix);
+        keys.extend(self.tier_keys(prefix).await);
+        keys.sort_unstable();
+        keys.dedup();
+        let start = cursor.map_or(0, |c| keys.partition_point(|k| k.as_slice() <= c));
+        let end = keys.len().min(start.saturating_add(limit.max(1)));
+        let next = (end < keys.len()).then(|| keys[end - 1].clone());
+        Ok(ScanPage { keys: keys.drain(start..end).collect(), next })
+    }
+
+    async fn sweep_expired(&self) -> Result<u64> {
+        Ok(self.sweep().await)
+    }
+
+    fn health(&self) -> TierHealth {
+        let tiers = self.tiers();
+        if tiers.iter().all(|t| t.health == TierHealth::Healthy) {
+            TierHealth::Healthy
+        } else {
+            TierHealth::Degraded
+        }
+    }
+}
