@@ -9,11 +9,17 @@
 //! - **Corruption** (a stored envelope that fails its checksum or does not parse) is detected on
 //!   read: the row is deleted, counted in [`DiskStats::corrupt`], and the read fails with
 //!   [`ErrorKind::Corrupt`], which the tiered cache turns into a miss.
-//! - **Disk full** (`SQLITE_FULL`) disables the tier: every call then fails fast with
+//! - **Disk full** (`SQLITE_FULL`) disables the tier: calls then fail fast with
 //!   [`ErrorKind::Unavailable`], [`Tier::health`] says `Unavailable`, and the cache keeps
-//!   serving from the other tiers. [`DiskTier::try_enable`] re-enables it once space is back.
-//! - SQLite calls run on the calling task. They are short (keyed lookups on an index); the tier
-//!   is meant for a local disk.
+//!   serving from the other tiers. While disabled, the first call after each probe interval
+//!   ([`DiskTierBuilder::probe_interval`], default 5 s) tries a real write; once one succeeds
+//!   the tier serves again. [`DiskTier::try_enable`] probes now.
+//! - **Never on the async runtime.** SQLite runs on threads of the tier's own: one writer with
+//!   its connection, and [`READERS`] readers with theirs (in WAL mode readers never wait for the
+//!   writer). Calls reach them through bounded queues ([`QUEUE`] jobs each), so a slow or
+//!   locked disk holds up only its own callers, and a caller's timeout (the tiered cache puts
+//!   one on every tier call) fires on time. Writes run one at a time in the order queued, each
+//!   an immediate transaction (waiting up to 5 s for another process's write lock).
 //!
 //! ```
 //! use omnicache_core::{EntryMeta, Tier, TierEntry};
@@ -38,10 +44,21 @@ use omnicache_core::{
     TierHealth, Timestamp,
 };
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Reader threads per tier.
+pub const READERS: usize = 2;
+/// Jobs each queue (the writer's, the readers') holds before callers wait.
+pub const QUEUE: usize = 1024;
+
+/// Work for one of the tier's threads, on that thread's connection.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// How hard a write is pushed to disk before `put` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,9 +79,17 @@ pub struct DiskTierBuilder {
     clock: SharedClock,
     durability: Durability,
     name: String,
+    probe_interval: Duration,
 }
 
 impl DiskTierBuilder {
+    /// How often a disabled (disk-full) tier tries a write to see whether space is back.
+    /// Default: 5 s.
+    pub fn probe_interval(mut self, every: Duration) -> Self {
+        self.probe_interval = every;
+        self
+    }
+
     /// The byte budget for stored envelopes; the least recently read entries are evicted beyond
     /// it. Default: 1 GiB.
     pub fn max_bytes(mut self, bytes: u64) -> Self {
@@ -129,19 +154,51 @@ impl DiskTierBuilder {
         let bytes: i64 = conn
             .query_row("SELECT COALESCE(SUM(size), 0) FROM entries", [], |r| r.get(0))
             .map_err(sql)?;
-        Ok(DiskTier {
-            conn: Mutex::new(conn),
+        let readers = (0..READERS)
+            .map(|_| {
+                let c = Connection::open(&self.path)
+                    .map_err(|e| sql(e).context(self.path.display()))?;
+                c.execute_batch("PRAGMA busy_timeout = 5000;").map_err(sql)?;
+                Ok(c)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let shared = Arc::new(Shared {
             path: self.path,
             clock: self.clock,
             max_bytes: self.max_bytes,
             bytes: AtomicU64::new(bytes.max(0) as u64),
             disabled: AtomicBool::new(false),
+            next_probe: AtomicU64::new(0),
+            probe_every: omnicache_core::clock::duration_nanos(self.probe_interval),
             corrupt: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
             expired: AtomicU64::new(0),
             name: self.name,
             touched: Mutex::new(Vec::new()),
-        })
+        });
+        let thread =
+            |role: &str| std::thread::Builder::new().name(format!("omnicache-disk-{role}"));
+        let (writer, mut jobs) = mpsc::channel::<Job>(QUEUE);
+        let mut conn = conn;
+        thread("writer")
+            .spawn(move || {
+                while let Some(job) = jobs.blocking_recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| Error::from(e).context("starting the disk tier's writer thread"))?;
+        let (reader, jobs) = mpsc::channel::<Job>(QUEUE);
+        let jobs = Arc::new(Mutex::new(jobs));
+        for mut conn in readers {
+            let jobs = jobs.clone();
+            thread("reader")
+                .spawn(move || loop {
+                    let Some(job) = jobs.lock().blocking_recv() else { break };
+                    job(&mut conn);
+                })
+                .map_err(|e| Error::from(e).context("starting the disk tier's reader threads"))?;
+        }
+        Ok(DiskTier { shared, writer, reader })
     }
 }
 
@@ -162,12 +219,21 @@ pub struct DiskStats {
 
 /// The SQLite-backed disk tier; see the [module docs](self).
 pub struct DiskTier {
-    conn: Mutex<Connection>,
+    shared: Arc<Shared>,
+    writer: mpsc::Sender<Job>,
+    reader: mpsc::Sender<Job>,
+}
+
+/// What the tier's threads and its callers share.
+struct Shared {
     path: PathBuf,
     clock: SharedClock,
     max_bytes: u64,
     bytes: AtomicU64,
     disabled: AtomicBool,
+    /// When a disabled tier next tries a write.
+    next_probe: AtomicU64,
+    probe_every: u64,
     corrupt: AtomicU64,
     evicted: AtomicU64,
     expired: AtomicU64,
@@ -181,7 +247,7 @@ const TOUCH_BATCH: usize = 256;
 impl fmt::Debug for DiskTier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DiskTier")
-            .field("path", &self.path)
+            .field("path", &self.shared.path)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -223,6 +289,7 @@ impl DiskTier {
             clock: SharedClock::System,
             durability: Durability::Normal,
             name: "disk".into(),
+            probe_interval: Duration::from_secs(5),
         }
     }
 
@@ -233,67 +300,223 @@ impl DiskTier {
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.shared.path
     }
 
     /// Counters so far.
     pub fn stats(&self) -> DiskStats {
+        let s = &self.shared;
         DiskStats {
-            bytes: self.bytes.load(Ordering::Relaxed),
-            corrupt: self.corrupt.load(Ordering::Relaxed),
-            evicted: self.evicted.load(Ordering::Relaxed),
-            expired: self.expired.load(Ordering::Relaxed),
-            disabled: self.disabled.load(Ordering::Relaxed),
+            bytes: s.bytes.load(Ordering::Relaxed),
+            corrupt: s.corrupt.load(Ordering::Relaxed),
+            evicted: s.evicted.load(Ordering::Relaxed),
+            expired: s.expired.load(Ordering::Relaxed),
+            disabled: s.disabled.load(Ordering::Relaxed),
         }
     }
 
-    /// Re-enables a tier that disabled itself, if a test write succeeds.
-    pub fn try_enable(&self) -> bool {
-        let conn = self.conn.lock();
-        let ok = conn.execute_batch("BEGIN IMMEDIATE; COMMIT;").is_ok();
-        if ok {
-            self.disabled.store(false, Ordering::SeqCst);
+    /// Re-enables a tier that disabled itself if a test write succeeds now; true if it serves.
+    pub async fn try_enable(&self) -> bool {
+        if !self.shared.disabled.load(Ordering::SeqCst) {
+            return true;
         }
-        ok
+        let probed = self.send(&self.writer, |s: &Shared, c: &mut Connection| Ok(s.probe(c))).await;
+        probed.unwrap_or(false)
     }
 
-    fn check(&self) -> Result<()> {
-        if self.disabled.load(Ordering::Relaxed) {
-            Err(Error::new(
+    /// Deletes every expired entry now; returns how many. The tiered cache's sweeper calls it.
+    pub async fn sweep_expired(&self) -> Result<u64> {
+        self.write(|s, c| {
+            let now = ts(s.clock.now());
+            let n = s.delete_where(c, "expires > 0 AND expires <= ?1", &[&now])?;
+            s.expired.fetch_add(n, Ordering::Relaxed);
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Fails fast while the tier is disabled, unless a probe is due and succeeds.
+    async fn ready(&self) -> Result<()> {
+        let s = &self.shared;
+        if !s.disabled.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let now = s.clock.now();
+        let due = s.next_probe.load(Ordering::SeqCst);
+        if now >= due
+            && s.next_probe
+                .compare_exchange(
+                    due,
+                    now.saturating_add(s.probe_every),
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                )
+                .is_ok()
+            && self.try_enable().await
+        {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("disk tier {} is disabled (disk full)", s.path.display()),
+        ))
+    }
+
+    /// Runs `f` on one of `queue`'s threads and waits for its answer.
+    async fn send<T: Send + 'static>(
+        &self,
+        queue: &mpsc::Sender<Job>,
+        f: impl FnOnce(&Shared, &mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        let shared = self.shared.clone();
+        let job: Job = Box::new(move |c| {
+            let _ = tx.send(f(&shared, c));
+        });
+        let stopped = || {
+            Error::new(
                 ErrorKind::Unavailable,
-                format!("disk tier {} is disabled (disk full)", self.path.display()),
-            ))
-        } else {
-            Ok(())
-        }
+                format!("disk tier {}: its threads stopped", self.shared.path.display()),
+            )
+        };
+        queue.send(job).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
-    /// Runs `f` on the connection; a disk-full error disables the tier.
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
-        self.check()?;
-        let mut conn = self.conn.lock();
-        f(&mut conn).map_err(|e| {
+    /// Runs `f` on the writer thread (in the order writes were queued).
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Shared, &mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.ready().await?;
+        self.send(&self.writer, f).await
+    }
+
+    /// Runs `f` on a reader thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Shared, &mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.ready().await?;
+        self.send(&self.reader, f).await
+    }
+
+    /// Hands `f` to the writer without waiting (access times); dropped when the queue is full.
+    fn write_later(&self, f: impl FnOnce(&Shared, &mut Connection) + Send + 'static) {
+        let shared = self.shared.clone();
+        let _ = self.writer.try_send(Box::new(move |c| f(&shared, c)));
+    }
+
+    /// Records that `key` was read; access times are written in batches, so reads do not each
+    /// cost a write transaction.
+    fn touch(&self, key: &[u8]) {
+        let batch = {
+            let mut t = self.shared.touched.lock();
+            t.push(key.to_vec());
+            if t.len() < TOUCH_BATCH {
+                return;
+            }
+            std::mem::take(&mut *t)
+        };
+        let now = ts(self.shared.clock.now());
+        self.write_later(move |s, c| {
+            let _ = s.with(c, |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                {
+                    let mut st =
+                        tx.prepare_cached("UPDATE entries SET accessed = ?2 WHERE key = ?1")?;
+                    for k in &batch {
+                        st.execute(params![k, now])?;
+                    }
+                }
+                tx.commit()
+            });
+        });
+    }
+
+    /// Writes entries in one transaction, then keeps the byte budget.
+    async fn put_batch(&self, entries: Vec<(Vec<u8>, TierEntry)>) -> Result<()> {
+        let mut rows = Vec::with_capacity(entries.len());
+        for (key, entry) in entries {
+            let expires = entry.meta.expires.map_or(0, ts);
+            let subject = entry.meta.subject.clone();
+            let tags = entry.meta.tags.clone();
+            let bytes = Envelope::new(entry.meta, entry.value).encode()?;
+            rows.push(Row { key, bytes, expires, subject, tags });
+        }
+        self.write(move |s, c| s.put_rows(c, &rows)).await
+    }
+
+    /// Deletes the rows `where_sql` selects (on the writer).
+    async fn delete(
+        &self,
+        where_sql: &'static str,
+        args: Vec<rusqlite::types::Value>,
+    ) -> Result<u64> {
+        self.write(move |s, c| {
+            let args: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a as _).collect();
+            s.delete_where(c, where_sql, &args)
+        })
+        .await
+    }
+}
+
+/// One entry to write.
+struct Row {
+    key: Vec<u8>,
+    bytes: Vec<u8>,
+    expires: i64,
+    subject: Option<String>,
+    tags: Vec<String>,
+}
+
+impl Shared {
+    /// Runs `f` on `conn`; a disk-full error disables the tier until a probe succeeds.
+    fn with<T>(
+        &self,
+        conn: &mut Connection,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        f(conn).map_err(|e| {
             let e = sql(e);
             if e.kind() == ErrorKind::Unavailable {
+                let next = self.clock.now().saturating_add(self.probe_every);
+                self.next_probe.store(next, Ordering::SeqCst);
                 self.disabled.store(true, Ordering::SeqCst);
             }
             e.context(format!("disk tier {}", self.path.display()))
         })
     }
 
-    /// Deletes every expired entry now; returns how many. The tiered cache's sweeper calls it.
-    pub fn sweep_expired(&self) -> Result<u64> {
-        let now = ts(self.clock.now());
-        let n = self.delete_where("expires > 0 AND expires <= ?1", &[&now])?;
-        self.expired.fetch_add(n, Ordering::Relaxed);
-        Ok(n)
+    /// A real write of a page's worth of bytes, rolled back: succeeds once space is back.
+    fn probe(&self, conn: &mut Connection) -> bool {
+        let ok = conn
+            .execute_batch(
+                "BEGIN IMMEDIATE;
+                 CREATE TABLE IF NOT EXISTS probe (x BLOB);
+                 INSERT INTO probe VALUES (zeroblob(65536));
+                 DELETE FROM probe;
+                 COMMIT;",
+            )
+            .is_ok();
+        if ok {
+            self.disabled.store(false, Ordering::SeqCst);
+        } else {
+            let _ = conn.execute_batch("ROLLBACK;");
+        }
+        ok
     }
 
     /// Deletes the entries `where_sql` selects, with their tags, in one transaction; keeps the
     /// byte count; returns how many.
-    fn delete_where(&self, where_sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<u64> {
-        let (n, freed) = self.with(|c| {
-            let tx = c.transaction()?;
+    fn delete_where(
+        &self,
+        conn: &mut Connection,
+        where_sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<u64> {
+        let (n, freed) = self.with(conn, |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = {
                 let mut st = tx.prepare(&format!(
                     "DELETE FROM entries WHERE {where_sql} RETURNING key, size"
@@ -318,10 +541,13 @@ impl DiskTier {
     }
 
     /// Evicts the least recently read entries until the budget holds.
-    fn enforce_budget(&self) -> Result<()> {
+    fn enforce_budget(&self, conn: &mut Connection) -> Result<()> {
         while self.bytes.load(Ordering::Relaxed) > self.max_bytes {
-            let n = self
-                .delete_where("key IN (SELECT key FROM entries ORDER BY accessed LIMIT 32)", &[])?;
+            let n = self.delete_where(
+                conn,
+                "key IN (SELECT key FROM entries ORDER BY accessed LIMIT 32)",
+                &[],
+            )?;
             self.evicted.fetch_add(n, Ordering::Relaxed);
             if n == 0 {
                 break;
@@ -330,31 +556,79 @@ impl DiskTier {
         Ok(())
     }
 
-    fn get_blocking(&self, key: &[u8]) -> Result<Option<TierEntry>> {
+    fn put_rows(&self, conn: &mut Connection, rows: &[Row]) -> Result<()> {
         let now = ts(self.clock.now());
-        let row = self.with(|c| {
-            c.query_row(
-                "SELECT envelope, expires, accessed FROM entries WHERE key = ?1",
-                [key],
-                |r| {
-                    // A value of the wrong type in the envelope column is corruption too.
-                    let bytes = match r.get_ref(0)? {
-                        rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => {
-                            b.to_vec()
-                        }
-                        _ => Vec::new(),
-                    };
-                    let expires = r.get::<_, Option<i64>>(1)?.unwrap_or(0);
-                    let accessed = r.get::<_, Option<i64>>(2)?.unwrap_or(0);
-                    Ok((bytes, expires, accessed))
-                },
-            )
-            .optional()
+        let (added, removed) = self.with(conn, |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (mut added, mut removed) = (0i64, 0i64);
+            {
+                let mut old_size = tx.prepare_cached("SELECT size FROM entries WHERE key = ?1")?;
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO entries (key, envelope, expires, size, accessed, subject)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                let mut clear_tags = tx.prepare_cached("DELETE FROM tags WHERE key = ?1")?;
+                let mut add_tag =
+                    tx.prepare_cached("INSERT OR IGNORE INTO tags (tag, key) VALUES (?1, ?2)")?;
+                for r in rows {
+                    let old: Option<i64> = old_size.query_row([&r.key], |r| r.get(0)).optional()?;
+                    removed += old.unwrap_or(0);
+                    let size = r.bytes.len() as i64;
+                    insert.execute(params![r.key, r.bytes, r.expires, size, now, r.subject])?;
+                    added += size;
+                    if old.is_some() {
+                        clear_tags.execute([&r.key])?;
+                    }
+                    for t in &r.tags {
+                        add_tag.execute(params![t, r.key])?;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok((added, removed))
         })?;
+        self.bytes.fetch_add(added.max(0) as u64, Ordering::Relaxed);
+        self.bytes.fetch_sub(removed.max(0) as u64, Ordering::Relaxed);
+        self.enforce_budget(conn)
+    }
+}
+
+impl Tier for DiskTier {
+    fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    async fn get(&self, key: &[u8]) -> Result<Option<TierEntry>> {
+        let k = key.to_vec();
+        let row = self
+            .read(move |s, c| {
+                s.with(c, |c| {
+                    c.query_row(
+                        "SELECT envelope, expires, accessed FROM entries WHERE key = ?1",
+                        [k],
+                        |r| {
+                            // A value of the wrong type in the envelope column is corruption too.
+                            let bytes = match r.get_ref(0)? {
+                                rusqlite::types::ValueRef::Blob(b)
+                                | rusqlite::types::ValueRef::Text(b) => b.to_vec(),
+                                _ => Vec::new(),
+                            };
+                            let expires = r.get::<_, Option<i64>>(1)?.unwrap_or(0);
+                            let accessed = r.get::<_, Option<i64>>(2)?.unwrap_or(0);
+                            Ok((bytes, expires, accessed))
+                        },
+                    )
+                    .optional()
+                })
+            })
+            .await?;
         let Some((bytes, expires, accessed)) = row else { return Ok(None) };
+        let now = ts(self.shared.clock.now());
         if expires > 0 && now >= expires {
-            let n = self.delete_where("key = ?1", &[&key])?;
-            self.expired.fetch_add(n, Ordering::Relaxed);
+            // Only the expired row: a newer write of the key may have landed since the read.
+            let args = vec![key.to_vec().into(), expires.into()];
+            let n = self.delete("key = ?1 AND expires = ?2", args).await?;
+            self.shared.expired.fetch_add(n, Ordering::Relaxed);
             return Ok(None);
         }
         match Envelope::decode(&bytes) {
@@ -366,112 +640,33 @@ impl DiskTier {
                 Ok(Some(TierEntry { value: env.payload, meta: env.meta }))
             }
             Err(e) => {
-                self.delete_where("key = ?1", &[&key])?;
-                self.corrupt.fetch_add(1, Ordering::Relaxed);
-                Err(e.context(format!("disk tier {}: entry deleted", self.path.display())))
+                // Only the corrupt bytes, for the same reason.
+                let args = vec![key.to_vec().into(), bytes.into()];
+                self.delete("key = ?1 AND envelope = ?2", args).await?;
+                self.shared.corrupt.fetch_add(1, Ordering::Relaxed);
+                Err(e.context(format!("disk tier {}: entry deleted", self.shared.path.display())))
             }
         }
-    }
-
-    /// Writes entries in one transaction.
-    fn put_batch(&self, entries: Vec<(Vec<u8>, TierEntry)>) -> Result<()> {
-        let now = ts(self.clock.now());
-        let mut rows = Vec::with_capacity(entries.len());
-        for (key, entry) in entries {
-            let expires = entry.meta.expires.map_or(0, ts);
-            let subject = entry.meta.subject.clone();
-            let tags = entry.meta.tags.clone();
-            let bytes = Envelope::new(entry.meta, entry.value).encode()?;
-            rows.push((key, bytes, expires, subject, tags));
-        }
-        let (added, removed) = self.with(|c| {
-            let tx = c.transaction()?;
-            let (mut added, mut removed) = (0i64, 0i64);
-            {
-                let mut old_size = tx.prepare_cached("SELECT size FROM entries WHERE key = ?1")?;
-                let mut insert = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO entries (key, envelope, expires, size, accessed, subject)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?;
-                let mut clear_tags = tx.prepare_cached("DELETE FROM tags WHERE key = ?1")?;
-                let mut add_tag =
-                    tx.prepare_cached("INSERT OR IGNORE INTO tags (tag, key) VALUES (?1, ?2)")?;
-                for (key, bytes, expires, subject, tags) in &rows {
-                    let old: Option<i64> = old_size.query_row([key], |r| r.get(0)).optional()?;
-                    removed += old.unwrap_or(0);
-                    let size = bytes.len() as i64;
-                    insert.execute(params![key, bytes, expires, size, now, subject])?;
-                    added += size;
-                    if old.is_some() {
-                        clear_tags.execute([key])?;
-                    }
-                    for t in tags {
-                        add_tag.execute(params![t, key])?;
-                    }
-                }
-            }
-            tx.commit()?;
-            Ok((added, removed))
-        })?;
-        self.bytes.fetch_add(added.max(0) as u64, Ordering::Relaxed);
-        self.bytes.fetch_sub(removed.max(0) as u64, Ordering::Relaxed);
-        self.enforce_budget()
-    }
-
-    fn put_blocking(&self, key: &[u8], entry: TierEntry) -> Result<()> {
-        self.put_batch(vec![(key.to_vec(), entry)])
-    }
-
-    /// Records that `key` was read; access times are written in batches, so reads do not each
-    /// cost a write transaction.
-    fn touch(&self, key: &[u8]) {
-        let batch = {
-            let mut t = self.touched.lock();
-            t.push(key.to_vec());
-            if t.len() < TOUCH_BATCH {
-                return;
-            }
-            std::mem::take(&mut *t)
-        };
-        let now = ts(self.clock.now());
-        let _ = self.with(|c| {
-            let tx = c.transaction()?;
-            {
-                let mut st =
-                    tx.prepare_cached("UPDATE entries SET accessed = ?2 WHERE key = ?1")?;
-                for k in &batch {
-                    st.execute(params![k, now])?;
-                }
-            }
-            tx.commit()
-        });
-    }
-}
-
-impl Tier for DiskTier {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn get(&self, key: &[u8]) -> Result<Option<TierEntry>> {
-        self.get_blocking(key)
     }
 
     async fn put(&self, key: &[u8], entry: TierEntry) -> Result<()> {
-        self.put_blocking(key, entry)
+        self.put_batch(vec![(key.to_vec(), entry)]).await
     }
 
     async fn put_many(&self, entries: Vec<(Vec<u8>, TierEntry)>) -> Result<()> {
-        self.put_batch(entries)
+        self.put_batch(entries).await
     }
 
     async fn sweep_expired(&self) -> Result<u64> {
-        DiskTier::sweep_expired(self)
+        DiskTier::sweep_expired(self).await
     }
 
     async fn usage(&self) -> Result<Option<omnicache_core::TierUsage>> {
-        let entries: i64 =
-            self.with(|c| c.query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0)))?;
+        let entries: i64 = self
+            .read(|s, c| {
+                s.with(c, |c| c.query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0)))
+            })
+            .await?;
         Ok(Some(omnicache_core::TierUsage {
             entries: entries.max(0) as u64,
             bytes: self.stats().bytes,
@@ -479,28 +674,35 @@ impl Tier for DiskTier {
     }
 
     async fn remove(&self, key: &[u8]) -> Result<bool> {
-        Ok(self.delete_where("key = ?1", &[&key])? > 0)
+        Ok(self.delete("key = ?1", vec![key.to_vec().into()]).await? > 0)
     }
 
     async fn invalidate(&self, what: &Invalidation) -> Result<u64> {
         match what {
-            Invalidation::Key(k) => self.delete_where("key = ?1", &[k]),
+            Invalidation::Key(k) => self.delete("key = ?1", vec![k.clone().into()]).await,
             Invalidation::Keys(ks) => {
-                let mut n = 0;
-                for k in ks {
-                    n += self.delete_where("key = ?1", &[k])?;
-                }
-                Ok(n)
+                let ks = ks.clone();
+                self.write(move |s, c| {
+                    let mut n = 0;
+                    for k in &ks {
+                        n += s.delete_where(c, "key = ?1", &[k])?;
+                    }
+                    Ok(n)
+                })
+                .await
             }
             Invalidation::Tag(t) => {
-                self.delete_where("key IN (SELECT key FROM tags WHERE tag = ?1)", &[t])
+                let sql = "key IN (SELECT key FROM tags WHERE tag = ?1)";
+                self.delete(sql, vec![t.clone().into()]).await
             }
-            Invalidation::Subject(s) => self.delete_where("subject = ?1", &[s]),
+            Invalidation::Subject(s) => self.delete("subject = ?1", vec![s.clone().into()]).await,
             Invalidation::Prefix(p) => match prefix_end(p) {
-                Some(end) => self.delete_where("key >= ?1 AND key < ?2", &[p, &end]),
-                None => self.delete_where("key >= ?1", &[p]),
+                Some(end) => {
+                    self.delete("key >= ?1 AND key < ?2", vec![p.clone().into(), end.into()]).await
+                }
+                None => self.delete("key >= ?1", vec![p.clone().into()]).await,
             },
-            Invalidation::All => self.delete_where("1", &[]),
+            Invalidation::All => self.delete("1", Vec::new()).await,
             other => {
                 Err(Error::invalid_input(format!("disk tier: unsupported invalidation {other:?}")))
             }
@@ -508,27 +710,31 @@ impl Tier for DiskTier {
     }
 
     async fn scan(&self, prefix: &[u8], cursor: Option<&[u8]>, limit: usize) -> Result<ScanPage> {
-        let now = ts(self.clock.now());
+        let now = ts(self.shared.clock.now());
         let start = cursor.map_or_else(|| prefix.to_vec(), <[u8]>::to_vec);
         let strict = cursor.is_some();
         let end = prefix_end(prefix);
         let lim = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let mut keys: Vec<Vec<u8>> = self.with(|c| {
-            let sql = format!(
-                "SELECT key FROM entries WHERE key {} ?1 {} AND (expires = 0 OR expires > ?2)
-                 ORDER BY key LIMIT ?3",
-                if strict { ">" } else { ">=" },
-                if end.is_some() { "AND key < ?4" } else { "" }
-            );
-            let mut st = c.prepare(&sql)?;
-            let rows = match &end {
-                Some(e) => st
-                    .query_map(params![start, now, lim, e], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>(),
-                None => st.query_map(params![start, now, lim], |r| r.get(0))?.collect(),
-            };
-            rows
-        })?;
+        let mut keys: Vec<Vec<u8>> = self
+            .read(move |s, c| {
+                s.with(c, |c| {
+                    let sql = format!(
+                        "SELECT key FROM entries WHERE key {} ?1 {} AND (expires = 0 OR expires > ?2)
+                         ORDER BY key LIMIT ?3",
+                        if strict { ">" } else { ">=" },
+                        if end.is_some() { "AND key < ?4" } else { "" }
+                    );
+                    let mut st = c.prepare(&sql)?;
+                    let rows = match &end {
+                        Some(e) => st
+                            .query_map(params![start, now, lim, e], |r| r.get(0))?
+                            .collect::<rusqlite::Result<Vec<_>>>(),
+                        None => st.query_map(params![start, now, lim], |r| r.get(0))?.collect(),
+                    };
+                    rows
+                })
+            })
+            .await?;
         let next = if keys.len() > limit {
             keys.truncate(limit);
             keys.last().cloned()
@@ -539,7 +745,7 @@ impl Tier for DiskTier {
     }
 
     fn health(&self) -> TierHealth {
-        if self.disabled.load(Ordering::Relaxed) {
+        if self.shared.disabled.load(Ordering::Relaxed) {
             TierHealth::Unavailable
         } else {
             TierHealth::Healthy

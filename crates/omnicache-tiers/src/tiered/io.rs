@@ -3,7 +3,7 @@
 //! never go back in time.
 
 use super::order::{Ticket, Verdict};
-use super::stats::{CALLS, ERRORS, LATENCY, SKIPPED, WRITES};
+use super::stats::{CALLS, ERRORS, LATENCY, SKIPPED, TIMEOUTS, WRITES};
 use super::{Entry, Inner, Job};
 use omnicache_core::clock::duration_nanos;
 use omnicache_core::{EntryMeta, Error, ErrorKind, Result, TierEntry, Timestamp};
@@ -62,6 +62,7 @@ impl Inner {
         let result = match tokio::time::timeout(slot.timeout, call).await {
             Ok(r) => r,
             Err(_) => {
+                slot.stats.add(TIMEOUTS, 1);
                 Err(Error::new(ErrorKind::Timeout, format!("tier {} timed out", slot.tier.name())))
             }
         };

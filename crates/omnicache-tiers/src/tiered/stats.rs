@@ -13,6 +13,8 @@ pub struct TierStats {
     pub misses: u64,
     /// Calls that failed or timed out.
     pub errors: u64,
+    /// Of those, calls that timed out.
+    pub timeouts: u64,
     /// Calls skipped because the breaker was open.
     pub skipped: u64,
     /// Entries found corrupt.
@@ -37,7 +39,7 @@ pub struct TierStats {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct AtomicTierStats([AtomicU64; 11], [AtomicU64; RemovalCause::ALL.len()]);
+pub(super) struct AtomicTierStats([AtomicU64; 12], [AtomicU64; RemovalCause::ALL.len()]);
 
 impl AtomicTierStats {
     pub(super) fn add(&self, i: usize, n: u64) {
@@ -52,6 +54,7 @@ impl AtomicTierStats {
             hits: g(HITS),
             misses: g(MISSES),
             errors: g(ERRORS),
+            timeouts: g(TIMEOUTS),
             skipped: g(SKIPPED),
             corrupt: g(CORRUPT),
             promotions: g(PROMOTIONS),
@@ -76,6 +79,7 @@ pub(super) const WRITES: usize = 7;
 pub(super) const DROPPED: usize = 8;
 pub(super) const LATENCY: usize = 9;
 pub(super) const CALLS: usize = 10;
+pub(super) const TIMEOUTS: usize = 11;
 
 /// The state of one tier, for health and readiness reports.
 #[derive(Debug, Clone, PartialEq, Eq)]

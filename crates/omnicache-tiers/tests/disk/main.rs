@@ -111,7 +111,7 @@ fn the_byte_budget_evicts_least_recently_read_first() {
 }
 
 #[test]
-fn a_full_disk_disables_the_tier_without_panicking() {
+fn a_full_disk_disables_the_tier_without_panicking_and_it_comes_back_when_space_does() {
     let mnt = tempfile::tempdir().unwrap();
     let status = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
@@ -129,7 +129,16 @@ fn a_full_disk_disables_the_tier_without_panicking() {
         }
     }
     let _guard = Unmount(mnt.path());
-    let tier = DiskTier::builder(mnt.path().join("full.db")).max_bytes(u64::MAX).open().unwrap();
+    // Another program's file, deleted later to free space.
+    let ballast = mnt.path().join("ballast");
+    std::fs::write(&ballast, vec![0u8; 384 << 10]).unwrap();
+    let clock = MockClock::default();
+    let tier = DiskTier::builder(mnt.path().join("full.db"))
+        .max_bytes(u64::MAX)
+        .clock(clock.clone())
+        .probe_interval(Duration::from_secs(5))
+        .open()
+        .unwrap();
     let mut failed = None;
     block_on(async {
         for i in 0..10_000u32 {
@@ -150,6 +159,17 @@ fn a_full_disk_disables_the_tier_without_panicking() {
     let again = block_on(tier.put(b"more", entry(b"x", EntryMeta::new(1)))).unwrap_err();
     assert_eq!(again.kind(), ErrorKind::Unavailable, "fails fast while disabled");
     assert_eq!(block_on(tier.get(b"key-0")).unwrap_err().kind(), ErrorKind::Unavailable);
+
+    // Space comes back; the tier finds out at its next probe, without a restart.
+    std::fs::remove_file(&ballast).unwrap();
+    let early = block_on(tier.put(b"more", entry(b"x", EntryMeta::new(1)))).unwrap_err();
+    assert_eq!(early.kind(), ErrorKind::Unavailable, "no probe before the interval");
+    clock.advance(Duration::from_secs(5));
+    block_on(tier.put(b"more", entry(b"x", EntryMeta::new(1)))).expect("the probe re-enables it");
+    assert_eq!(Tier::health(&tier), TierHealth::Healthy);
+    assert!(!tier.stats().disabled);
+    let got = block_on(tier.get(b"key-0")).unwrap().expect("what was written before is there");
+    assert_eq!(got.value, vec![1u8; 4096]);
 }
 
 const CHILD_ENV: &str = "OMNICACHE_DISK_KILL_CHILD";

@@ -9,7 +9,7 @@ mod warm;
 use omnicache_core::testkit::MemoryTier;
 use omnicache_core::{DynTier, Invalidation, MockClock, Tier, TierEntry};
 use omnicache_tiers::disk::DiskTier;
-use omnicache_tiers::tiered::{PutOptions, TieredCache, WritePolicy};
+use omnicache_tiers::tiered::{PutOptions, TierSettings, TieredCache, WritePolicy};
 use omnicache_tiers::BreakerState;
 use std::sync::Arc;
 use std::time::Duration;
@@ -308,4 +308,56 @@ fn a_tiered_cache_is_a_tier_that_passes_the_conformance_suite() {
             .build()
             .unwrap()
     }));
+}
+
+/// The disk tier's SQLite runs off the runtime: with the database's write lock held by another
+/// process, a single-threaded runtime keeps answering, the tier's timeout fires (a disk call
+/// blocking the runtime in SQLite's 5 s busy wait would end in a busy error instead, after the
+/// timeout's deadline, which a blocked runtime cannot enforce) and the breaker opens.
+#[test]
+fn a_locked_disk_times_out_and_opens_the_breaker_while_gets_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.db");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build();
+    rt.unwrap().block_on(async {
+        let clock = MockClock::default();
+        let disk = Arc::new(DiskTier::builder(&path).clock(clock.clone()).open().unwrap());
+        let timeout = Duration::from_millis(200);
+        let cache = TieredCache::builder()
+            .clock(clock.clone())
+            .sweep_interval(None)
+            .tier_with(disk, WritePolicy::Through, |s| TierSettings {
+                timeout,
+                breaker_threshold: 2,
+                ..s
+            })
+            .build()
+            .unwrap();
+        cache.put(b"hot", b"in L1".to_vec(), PutOptions::default()).await.unwrap();
+        cache.put(b"cold", b"on disk".to_vec(), PutOptions::default()).await.unwrap();
+        cache.evict_from_l1(b"cold");
+        // Another process takes the database's write lock and keeps it.
+        let locker = rusqlite::Connection::open(&path).unwrap();
+        locker.execute_batch("BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS held (x);").unwrap();
+        assert_eq!(cache.get(b"cold").await.unwrap().value, b"on disk", "readers do not wait");
+        for i in 0..2 {
+            // The runtime serves L1 while the put waits on the disk.
+            let key = format!("new{i}");
+            let put = cache.put(key.as_bytes(), b"v".to_vec(), PutOptions::default());
+            let (put, hot) = tokio::join!(put, cache.get(b"hot"));
+            put.unwrap();
+            assert_eq!(hot.unwrap().value, b"in L1");
+        }
+        let t = &cache.tiers()[0];
+        assert_eq!(t.stats.timeouts, 2, "the tier's timeout fired on each write");
+        assert_eq!(t.breaker, BreakerState::Open, "two timeouts opened it");
+        cache.evict_from_l1(b"cold");
+        assert!(cache.get(b"cold").await.is_none(), "the open breaker skips the disk: a miss");
+        assert_eq!(cache.tiers()[0].stats.skipped, 1);
+        // The lock goes; after the cooldown the trial call finds the entry.
+        drop(locker);
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(cache.get(b"cold").await.unwrap().value, b"on disk");
+        assert_eq!(cache.tiers()[0].breaker, BreakerState::Closed);
+    });
 }
