@@ -59,6 +59,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Where cargo puts build artifacts: `cargo metadata`'s target directory, which follows
+/// `CARGO_TARGET_DIR`, `build.target-dir` and the workspace's default.
+fn target_dir() -> Result<std::path::PathBuf, String> {
+    let out = cargo(&["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .map_err(|e| format!("cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata output: {e}"))?;
+    meta["target_directory"]
+        .as_str()
+        .map(std::path::PathBuf::from)
+        .ok_or_else(|| "cargo metadata: no target_directory".to_string())
+}
+
+/// The `omnicache` binary of a debug build.
+fn omnicache_binary() -> Result<std::path::PathBuf, String> {
+    Ok(target_dir()?.join("debug").join("omnicache"))
+}
+
 fn cargo(args: &[&str]) -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.args(args);
@@ -220,7 +242,7 @@ fn ci(slow: bool) -> Result<(), String> {
     doc.env("RUSTDOCFLAGS", "-D warnings");
     run("rustdoc", doc)?;
     let mut lm = cargo(&["test", "-p", "omnicache-tiers", "--test", "loom", "--release"]);
-    lm.env("RUSTFLAGS", "--cfg loom").env("CARGO_TARGET_DIR", "target/loom");
+    lm.env("RUSTFLAGS", "--cfg loom").env("CARGO_TARGET_DIR", target_dir()?.join("loom"));
     lm.env("LOOM_MAX_PREEMPTIONS", "2");
     run("loom model of the memory cache", lm)?;
     eprintln!("\nci: all steps passed in {:.0?}", started.elapsed());
@@ -334,15 +356,16 @@ fn cache_tests() -> Result<(), String> {
             .spawn()
             .map_err(|e| format!("starting the suite's origin: {e}"))?,
     );
+    let bin = omnicache_binary()?;
     let _proxy = Child(
-        Command::new("target/debug/omnicache")
+        Command::new(&bin)
             .args(["proxy", "--upstream", &format!("http://127.0.0.1:{origin_port}")])
             .args(["--listen", &format!("127.0.0.1:{proxy_port}")])
             .args(["--api", &format!("127.0.0.1:{api_port}"), "--data"])
             .arg(&data)
             .stdout(std::process::Stdio::null())
             .spawn()
-            .map_err(|e| format!("starting omnicache proxy: {e}"))?,
+            .map_err(|e| format!("starting omnicache proxy ({}): {e}", bin.display()))?,
     );
     wait_for_port(origin_port, "the suite's origin")?;
     wait_for_port(proxy_port, "omnicache proxy")?;
@@ -400,12 +423,13 @@ fn schemathesis() -> Result<(), String> {
     let port = free_port().map_err(|e| format!("schemathesis: {e}"))?;
     let data = std::env::temp_dir().join(format!("omnicache-schemathesis-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let mut server = Command::new("target/debug/omnicache")
+    let bin = omnicache_binary()?;
+    let mut server = Command::new(&bin)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(&data)
         .stdout(std::process::Stdio::null())
         .spawn()
-        .map_err(|e| format!("schemathesis: starting target/debug/omnicache: {e}"))?;
+        .map_err(|e| format!("schemathesis: starting {}: {e}", bin.display()))?;
     if let Err(e) = wait_for_port(port, "schemathesis: the server") {
         let _ = server.kill();
         return Err(e);
@@ -460,5 +484,22 @@ fn deps() -> Result<(), String> {
             "library crates must depend on omnicache-core only (docs/architecture.md):\n  {}",
             violations.join("\n  ")
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shared CI caches set `CARGO_TARGET_DIR`; binaries are then found there, not in `target/`.
+    /// (The only test here, so setting the variable races with nothing.)
+    #[test]
+    fn built_binaries_are_found_where_cargo_target_dir_puts_them() {
+        let elsewhere = std::env::temp_dir().join("omnicache-xtask-target");
+        std::env::set_var("CARGO_TARGET_DIR", &elsewhere);
+        let bin = omnicache_binary();
+        std::env::remove_var("CARGO_TARGET_DIR");
+        assert_eq!(bin.unwrap(), elsewhere.join("debug").join("omnicache"));
+        assert!(!omnicache_binary().unwrap().starts_with(&elsewhere));
     }
 }
