@@ -67,7 +67,7 @@ fn run(
                                 m += u64::from(!c.get(k));
                             }
                             Mix::Rw => {
-                                if i % 10 == 0 {
+                                if i.is_multiple_of(10) {
                                     c.insert(k, k);
                                 } else {
                                     g += 1;

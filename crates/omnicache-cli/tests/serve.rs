@@ -239,3 +239,52 @@ fn warm_loads_a_file_reports_bad_rows_by_line_and_the_server_serves_it() {
         Command::new(env!("CARGO_BIN_EXE_omnicache")).args(["warm", "file.txt"]).output().unwrap();
     assert_eq!(unknown.status.code(), Some(2), "an unknown format is a usage error");
 }
+
+/// The data directory is private and held by one server; a deleted cache leaves no data; a
+/// tier's password never comes back from the API nor lands in a file others can read.
+#[test]
+fn the_data_directory_is_private_held_once_and_keeps_no_deleted_or_secret_data() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let server = serve(&dir);
+    let key = server.key.clone().expect("the admin key");
+    let auth = format!("Bearer {key}");
+    let h = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let a = server.addr.clone();
+
+    let second = common::bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "a second server on the same data directory refuses");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains(&format!("in use by omnicache pid {}", server.child.id())), "{err}");
+
+    let secret = "hunter2-not-for-readers";
+    let body = format!(
+        r#"{{"name":"sessions","tiers":[{{"kind":"redis","url":"redis://app:{secret}@127.0.0.1:1/0"}}]}}"#
+    );
+    assert_eq!(request(&a, "POST", "/caches", &h, body.as_bytes()).status, 201);
+    for path in ["/caches/sessions", "/caches", "/caches/sessions/stats", "/ready"] {
+        let r = request(&a, "GET", path, &h, b"");
+        assert!(!String::from_utf8_lossy(&r.body).contains(secret), "{path} shows the password");
+    }
+    let shown = request(&a, "GET", "/caches/sessions", &h, b"").json();
+    assert_eq!(shown["spec"]["tiers"][0]["url"], "redis://app:***@127.0.0.1:1/0");
+
+    assert_eq!(request(&a, "POST", "/caches", &h, br#"{"name":"gone"}"#).status, 201);
+    assert_eq!(request(&a, "PUT", "/caches/gone/entries/k", &h, b"private value").status, 204);
+    let db = dir.join("caches").join("gone.db");
+    assert!(db.exists());
+    assert_eq!(request(&a, "DELETE", "/caches/gone", &h, b"").status, 204);
+    assert!(!db.exists(), "deleting a cache deletes its SQLite file");
+
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the data directory");
+    for f in ["caches.json", "keys.json", "admin.key", "default.db", "lock"] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    server.stop();
+}

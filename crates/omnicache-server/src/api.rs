@@ -52,6 +52,8 @@ pub struct AppState {
     caches: RwLock<BTreeMap<String, Named>>,
     keys: ApiKeys,
     config: ServerConfig,
+    /// Held for as long as the state lives: no second server on this data directory.
+    _lock: crate::datadir::DataDirLock,
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,8 +68,12 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// Opens the caches of the config (`default` always, memory over a disk tier unless the
     /// config says otherwise) and every cache created over the API before, from `caches.json`.
-    pub async fn open(config: ServerConfig, keys: ApiKeys) -> Result<AppState> {
-        let state = AppState { caches: RwLock::default(), keys, config };
+    pub async fn open(
+        config: ServerConfig,
+        keys: ApiKeys,
+        lock: crate::datadir::DataDirLock,
+    ) -> Result<AppState> {
+        let state = AppState { caches: RwLock::default(), keys, config, _lock: lock };
         let mut specs: Vec<(String, CacheSpec, bool)> = Vec::new();
         if !state.config.caches.contains_key("default") {
             specs.push(("default".into(), CacheSpec::default(), true));
@@ -198,10 +204,10 @@ impl AppState {
             .filter(|(_, n)| !n.from_config)
             .map(|(name, n)| (name.clone(), n.spec.clone()))
             .collect();
-        let tmp = self.specs_file().with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&specs).unwrap_or_default())?;
-        std::fs::rename(&tmp, self.specs_file())?;
-        Ok(())
+        crate::keys::replace_private(
+            &self.specs_file(),
+            &serde_json::to_vec_pretty(&specs).unwrap_or_default(),
+        )
     }
 
     /// Records that `http` stores its responses in the cache `name`, so the cache's stats
@@ -849,7 +855,7 @@ fn info_of(name: &str, n: &Named) -> CacheInfo {
         name: name.to_string(),
         policy: n.cache.l1_policy_name(),
         l1_entries: n.cache.l1_entry_count(),
-        spec: n.spec.clone(),
+        spec: n.spec.redacted(),
         from_config: n.from_config,
         tiers: tier_states(&n.cache),
     }
@@ -953,7 +959,15 @@ async fn delete_cache(
     let Some(n) = removed else { return Err(not_found(&name)) };
     n.cache.invalidate(&Invalidation::All).await;
     n.cache.shutdown().await;
+    drop(n);
     state.save_specs()?;
+    // Its SQLite file (and journal) in the data directory goes too: nothing stays readable.
+    let db = cache_db_path(&state.config.data_dir, &name);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1842,9 +1856,10 @@ mod tests {
             max_key_len: 16,
             ..ServerConfig::default()
         };
+        let lock = crate::datadir::open(dir.path()).unwrap();
         let (keys, admin) = ApiKeys::load_or_create(dir.path(), &[]).unwrap();
         let admin = admin.unwrap();
-        let state = Arc::new(AppState::open(config, keys).await.unwrap());
+        let state = Arc::new(AppState::open(config, keys, lock).await.unwrap());
         let reader = state.keys.create("reader", &["read".into()], None).unwrap();
         let writer = state.keys.create("writer", &["write".into()], None).unwrap();
         let other =

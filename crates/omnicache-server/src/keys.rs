@@ -244,10 +244,7 @@ impl ApiKeys {
     fn save(&self) -> Result<()> {
         let specs: Vec<KeySpec> =
             self.r().iter().filter(|k| !k.from_config).map(|k| k.spec.clone()).collect();
-        let tmp = self.file.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&specs).unwrap_or_default())?;
-        std::fs::rename(&tmp, &self.file)?;
-        Ok(())
+        replace_private(&self.file, &serde_json::to_vec_pretty(&specs).unwrap_or_default())
     }
 
     /// The grant of `key`, if it is one of ours. Every known hash is compared, each in the
@@ -323,6 +320,16 @@ impl ApiKeys {
             })
             .collect()
     }
+}
+
+/// Replaces `path` with `bytes` atomically (a temporary file renamed over it), readable by the
+/// owner only: data-directory files can hold secrets (key hashes, tier URLs with passwords).
+pub(crate) fn replace_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -46,6 +46,7 @@
 
 mod api;
 pub mod config;
+mod datadir;
 mod keys;
 mod tls;
 mod value;
@@ -118,14 +119,12 @@ type ApiListener = (tokio::net::TcpListener, Option<rustls::ServerConfig>);
 
 /// Opens what every start needs, and binds the API's listener.
 async fn open(config: &ServerConfig) -> Result<(Opened, ApiListener)> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        Error::from(e).context(format!("creating the data directory {}", config.data_dir.display()))
-    })?;
+    let lock = datadir::open(&config.data_dir)?;
     config.validate().map_err(Error::invalid_input)?;
     let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
     let (keys, new_admin_key) = ApiKeys::load_or_create(&config.data_dir, &config.keys)?;
     let key_file = keys::admin_key_file(&config.data_dir);
-    let state = Arc::new(AppState::open(config.clone(), keys).await?);
+    let state = Arc::new(AppState::open(config.clone(), keys, lock).await?);
     let listener = bind(config.listen).await?;
     let addr = listener.local_addr()?;
     Ok((Opened { state, new_admin_key, key_file, addr }, (listener, tls)))

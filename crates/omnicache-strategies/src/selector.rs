@@ -233,7 +233,7 @@ impl Selector {
             self.regroup(s, held);
         }
         self.tick += 1;
-        if self.tick % self.epoch == 0 {
+        if self.tick.is_multiple_of(self.epoch) {
             for (score, s) in self.scores.iter_mut().zip(&mut self.shadows) {
                 *score = *score * DECAY + std::mem::take(&mut s.hits) as f64;
             }

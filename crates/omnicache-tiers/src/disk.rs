@@ -2,6 +2,7 @@
 //! indexed by expiry, tags and data subject, a byte budget with eviction of the least recently
 //! read entries, and survival across restarts with TTLs intact.
 //!
+//! - **Private.** A database file the tier creates is mode 0600 (its journal files follow).
 //! - **Durable and crash-safe.** Every write is one SQLite transaction in WAL mode. With the
 //!   default [`Durability::Normal`] a write acknowledged by `put` survives the process being
 //!   killed (`kill -9`); [`Durability::Full`] also survives power loss, at the cost of an fsync
@@ -123,7 +124,18 @@ impl DiskTierBuilder {
                     .context(format!("creating the disk tier's directory {}", parent.display()))
             })?;
         }
+        let created = !self.path.exists();
         let conn = Connection::open(&self.path).map_err(|e| sql(e).context(self.path.display()))?;
+        #[cfg(unix)]
+        if created {
+            // Cached values are user data: readable by the owner only. SQLite gives the WAL and
+            // shared-memory files the database file's mode.
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(&self.path, private).map_err(|e| {
+                Error::from(e).context(format!("making {} private", self.path.display()))
+            })?;
+        }
         let sync = match self.durability {
             Durability::Normal => "NORMAL",
             Durability::Full => "FULL",

@@ -110,7 +110,7 @@ pub struct Record {
 const BATCH: usize = 1_000;
 
 fn hex_decode(s: &str) -> std::result::Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("value_hex has an odd number of digits".into());
     }
     (0..s.len())

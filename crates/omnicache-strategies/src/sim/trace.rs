@@ -242,7 +242,7 @@ fn parse_arc(text: &str) -> Result<Vec<u64>> {
 const ORACLE_RECORD: usize = 24;
 
 fn parse_oracle(bytes: &[u8]) -> Result<Vec<u64>> {
-    if bytes.len() % ORACLE_RECORD != 0 {
+    if !bytes.len().is_multiple_of(ORACLE_RECORD) {
         let whole = bytes.len() / ORACLE_RECORD * ORACLE_RECORD;
         return Err(Error::invalid_input(format!(
             "byte offset {whole}: truncated oracleGeneral record ({} of {ORACLE_RECORD} bytes)",
