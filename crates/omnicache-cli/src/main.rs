@@ -320,12 +320,21 @@ enum KeyCommand {
     },
     /// List keys (never the keys themselves).
     List(ConnOnly),
-    /// Revoke a key made with `key create`.
+    /// Revoke a key made with `key create` (never the last admin key).
     Revoke {
         /// Its name.
         name: String,
         #[command(flatten)]
         conn: Connection,
+    },
+    /// Make a new admin key when every admin key is lost: run on the server's machine, with
+    /// the server stopped, against its data directory. Prints the key and writes it to
+    /// DATA/admin.key (0600).
+    #[command(after_help = "Example:\n  omnicache key reset-admin --data /var/lib/omnicache")]
+    ResetAdmin {
+        /// The server's data directory.
+        #[arg(long, default_value = "omnicache-data")]
+        data: PathBuf,
     },
 }
 
@@ -946,6 +955,12 @@ fn key_command(k: KeyCommand) -> Outcome<()> {
                     .collect();
                 table(&["NAME", "SCOPES", "CACHES", "FROM"], &rows);
             });
+        }
+        KeyCommand::ResetAdmin { data } => {
+            let key = omnicache_server::ApiKeys::reset_admin(&data)
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            println!("admin key: {key}");
+            println!("(also in {}, readable by you only)", data.join("admin.key").display());
         }
         KeyCommand::Revoke { name, conn } => {
             let client = Client::new(&conn)?;

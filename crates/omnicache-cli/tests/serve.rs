@@ -288,3 +288,38 @@ fn the_data_directory_is_private_held_once_and_keeps_no_deleted_or_secret_data()
     }
     server.stop();
 }
+
+/// The last admin key cannot be revoked, and `omnicache key reset-admin` on the server's
+/// machine makes a new one (refusing while a server holds the data directory).
+#[test]
+fn the_last_admin_key_is_kept_and_a_lost_one_is_reset_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let server = serve(&dir);
+    let key = server.key.clone().expect("the admin key");
+    let auth = format!("Bearer {key}");
+    let h = [("Authorization", auth.as_str())];
+    let a = server.addr.clone();
+    let keys = request(&a, "GET", "/keys", &h, b"").json();
+    let admin = keys["keys"][0]["name"].as_str().unwrap().to_string();
+    let r = request(&a, "DELETE", &format!("/keys/{admin}"), &h, b"");
+    assert_eq!(r.status, 409);
+    assert_eq!(r.error_code(), "last_admin_key");
+    assert_eq!(request(&a, "GET", "/caches", &h, b"").status, 200, "still usable");
+
+    let reset = || common::bin().args(["key", "reset-admin", "--data"]).arg(&dir).output().unwrap();
+    let busy = reset();
+    assert!(!busy.status.success(), "refused while the server runs");
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("in use by"));
+    server.stop();
+    let done = reset();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let out = String::from_utf8_lossy(&done.stdout).to_string();
+    let new_key = out.lines().find_map(|l| l.strip_prefix("admin key: ")).unwrap().to_string();
+    assert_ne!(new_key, key);
+    let again = serve(&dir);
+    let auth = format!("Bearer {new_key}");
+    let r = request(&again.addr, "GET", "/caches", &[("Authorization", auth.as_str())], b"");
+    assert_eq!(r.status, 200, "the reset key is an admin key");
+    again.stop();
+}

@@ -3,7 +3,7 @@
 use crate::config::{
     valid_cache_name, CacheSpec, PolicyName, ServerConfig, TierKind, TierSpec, WriteMode,
 };
-use crate::keys::{ApiKeys, Grant, KeyInfo, Scope};
+use crate::keys::{ApiKeys, Grant, KeyInfo, RevokeError, Scope};
 use crate::value::{pack_value, unpack_value};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -1809,7 +1809,15 @@ async fn revoke_api_key(
             "key_not_found",
             format!("no key named {key_name:?}"),
         )),
-        Err(m) => Err(ApiError::new(StatusCode::CONFLICT, "key_in_config", m)),
+        Err(RevokeError::InConfig(m)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "key_in_config", m))
+        }
+        Err(RevokeError::LastAdmin(m)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "last_admin_key", m))
+        }
+        Err(RevokeError::Storage(m)) => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", m))
+        }
     }
 }
 

@@ -658,7 +658,11 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/omnicache.toml");
         let c = ServerConfig::load(Some(&path), env(&[])).unwrap();
         assert!(c.caches.contains_key("sessions"), "{c:?}");
-        assert!(!c.keys.is_empty());
+        // An example holds no working credential: no key, and no SHA-256 anywhere in it.
+        assert!(c.keys.is_empty(), "the example declares a key");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let hex_run = text.split(|ch: char| !ch.is_ascii_hexdigit()).any(|w| w.len() >= 64);
+        assert!(!hex_run, "the example holds a key hash");
     }
 
     #[test]

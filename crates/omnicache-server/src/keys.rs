@@ -291,21 +291,47 @@ impl ApiKeys {
 
     /// Removes the stored key `name`; `Ok(false)` if there is none. Keys from the config
     /// cannot be revoked here.
-    pub fn revoke(&self, name: &str) -> std::result::Result<bool, String> {
+    pub fn revoke(&self, name: &str) -> std::result::Result<bool, RevokeError> {
         let mut known = self.w();
         if known.iter().any(|k| k.spec.name == name && k.from_config) {
-            return Err(format!(
+            return Err(RevokeError::InConfig(format!(
                 "the key {name:?} is declared in the config file; remove it there"
-            ));
+            )));
+        }
+        let full_admin = |k: &Known| k.grant.has(Scope::Admin) && k.grant.caches.is_none();
+        let admins_left = known.iter().filter(|k| k.spec.name != name && full_admin(k)).count();
+        if admins_left == 0 && known.iter().any(|k| k.spec.name == name && full_admin(k)) {
+            return Err(RevokeError::LastAdmin(format!(
+                "{name:?} is the last admin key: revoking it would lock everyone out; make another first (omnicache key create NAME --scope admin)"
+            )));
         }
         let before = known.len();
         known.retain(|k| k.spec.name != name);
         let removed = known.len() != before;
         drop(known);
         if removed {
-            self.save().map_err(|e| e.to_string())?;
+            self.save().map_err(|e| RevokeError::Storage(e.to_string()))?;
         }
         Ok(removed)
+    }
+
+    /// Makes a new admin key offline, on the server's own machine, for when every admin key
+    /// is lost: takes the data directory's lock (so no server runs on it), adds the key to
+    /// `keys.json`, writes it to `admin.key` (0600) and returns it.
+    pub fn reset_admin(dir: &Path) -> Result<String> {
+        let _lock = crate::datadir::open(dir)?;
+        let (keys, created) = ApiKeys::load_or_create(dir, &[])?;
+        if let Some(key) = created {
+            return Ok(key);
+        }
+        let taken: Vec<String> = keys.list().into_iter().map(|k| k.name).collect();
+        let name = (1..)
+            .map(|i| format!("admin-reset-{i}"))
+            .find(|n| !taken.contains(n))
+            .unwrap_or_else(|| "admin-reset".into());
+        let key = keys.create(&name, &["admin".to_string()], None).map_err(Error::invalid_input)?;
+        replace_private(&admin_key_file(dir), format!("{key}\n").as_bytes())?;
+        Ok(key)
     }
 
     /// Every key, without the keys themselves.
@@ -320,6 +346,17 @@ impl ApiKeys {
             })
             .collect()
     }
+}
+
+/// Why a key cannot be revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeError {
+    /// It is declared in the config file.
+    InConfig(String),
+    /// It is the last key with the admin scope over every cache.
+    LastAdmin(String),
+    /// `keys.json` could not be written.
+    Storage(String),
 }
 
 /// Replaces `path` with `bytes` atomically (a temporary file renamed over it), readable by the

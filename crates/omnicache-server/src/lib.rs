@@ -53,7 +53,7 @@ mod value;
 
 pub use api::{cache_db_path, openapi, AppState};
 pub use config::ServerConfig;
-pub use keys::{ApiKeys, Grant, Scope};
+pub use keys::{ApiKeys, Grant, RevokeError, Scope};
 pub use value::{pack_value, unpack_value};
 
 use omnicache_core::{Error, ErrorKind, Result};
