@@ -134,7 +134,7 @@ impl TieredCacheBuilder {
     /// the thread that caused the event (a caller, or the background writer for demotions),
     /// outside every lock, so keep it quick: hand slow work to a channel. Events describe the
     /// cache as a whole:
-    /// - [`CacheEvent::Inserted`] for every key written by `put`, `put_many` or as a [`Tier`];
+    /// - [`CacheEvent::Inserted`] for every key written by `put`, `put_many` or as a [`Tier`](omnicache_core::Tier);
     /// - [`CacheEvent::Removed`] when an entry leaves the cache: `Explicit` (`remove`), `Health`
     ///   (complaints reached the threshold), `Invalidated` (for each key L1 held; the tiers
     ///   report counts, not keys), `Expired` (L1 found it expired), `Corrupt` (a tier returned

@@ -56,7 +56,7 @@ pub struct TierCost {
     pub model: CostModel,
 }
 
-/// The estimated monthly cost of a tiered cache; see [`TieredCache::cost_report`].
+/// The estimated monthly cost of a tiered cache; see [`TieredCache::cost_report`](super::TieredCache::cost_report).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CostReport {
     /// Per tier, in order.
@@ -65,7 +65,7 @@ pub struct CostReport {
     pub total_usd_month: f64,
 }
 
-/// Settings of one tier; see [`TieredCacheBuilder::tier_with`].
+/// Settings of one tier; see [`TieredCacheBuilder::tier_with`](super::TieredCacheBuilder::tier_with).
 #[derive(Debug, Clone, Copy)]
 pub struct TierSettings {
     /// The longest this tier keeps an entry. Default: as long as the entry's TTL.
