@@ -323,3 +323,74 @@ fn the_last_admin_key_is_kept_and_a_lost_one_is_reset_offline() {
     assert_eq!(r.status, 200, "the reset key is an admin key");
     again.stop();
 }
+
+/// A password-protected Redis (`requirepass`) behind a cache: the password is in no response
+/// and nowhere in the server's whole log, for the right password (from the config) and a wrong
+/// one (given over the API).
+#[test]
+fn a_redis_password_is_in_no_response_and_no_log_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let password = "pw-4f1c9e-requirepass";
+    let wrong = "pw-wrong-77aa03";
+    let mut redis = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", "no", "--requirepass", password])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("could not start redis-server ({e}): install it with `apt-get install redis-server` (cargo xtask ci does)")
+        });
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let config = tmp.path().join("omnicache.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[caches.sessions]\n[[caches.sessions.tiers]]\nkind = \"redis\"\nurl = \"redis://:{password}@127.0.0.1:{port}/0\"\nwrite = \"behind\"\n"
+        ),
+    )
+    .unwrap();
+    let log = tmp.path().join("server.log");
+    let data = tmp.path().join("data");
+    let server = common::serve_logging(
+        &data,
+        &["--config", config.to_str().unwrap()],
+        &[],
+        Some(&log),
+    );
+    let key = server.key.clone().expect("the admin key");
+    let auth = format!("Bearer {key}");
+    let h = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let a = server.addr.clone();
+    let mut bodies = Vec::new();
+    let mut call = |method: &str, path: &str, body: &[u8]| {
+        let r = request(&a, method, path, &h, body);
+        bodies.push(format!("{method} {path} -> {} {}", r.status, String::from_utf8_lossy(&r.body)));
+        r
+    };
+    assert_eq!(call("PUT", "/caches/sessions/entries/s1", b"alice").status, 204);
+    assert_eq!(call("GET", "/caches/sessions/entries/s1", b"").status, 200);
+    let bad = format!(
+        r#"{{"name":"other","tiers":[{{"kind":"redis","url":"redis://:{wrong}@127.0.0.1:{port}/0"}}]}}"#
+    );
+    call("POST", "/caches", bad.as_bytes());
+    call("PUT", "/caches/other/entries/k", b"v");
+    call("GET", "/caches/other/entries/k", b"");
+    for path in ["/caches", "/caches/sessions", "/caches/other", "/caches/sessions/stats", "/caches/other/stats", "/ready", "/openapi.json"] {
+        call("GET", path, b"");
+    }
+    server.stop();
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let log = std::fs::read_to_string(&log).unwrap();
+    for secret in [password, wrong] {
+        for b in &bodies {
+            assert!(!b.contains(secret), "a response shows a password: {b}");
+        }
+        assert!(!log.contains(secret), "the log shows a password:\n{log}");
+    }
+    let shown = bodies.iter().find(|b| b.starts_with("GET /caches/sessions ->")).unwrap();
+    assert!(shown.contains(":***@127.0.0.1"), "the URL is shown, redacted: {shown}");
+}

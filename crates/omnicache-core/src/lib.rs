@@ -46,6 +46,7 @@ pub mod event;
 pub mod invalidation;
 pub mod meta;
 pub mod policy;
+pub mod secret;
 pub mod stats;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

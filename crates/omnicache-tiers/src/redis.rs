@@ -14,6 +14,7 @@
 //! since `SCAN` does not span nodes, the namespace keeps a set of its keys (`ns:a:`) for scans
 //! and clearing. Tag and subject sets clean up after invalidations as in single-node mode.
 
+use omnicache_core::secret::redact_url;
 use omnicache_core::{
     Envelope, Error, ErrorKind, Invalidation, Result, ScanPage, SharedClock, Tier, TierEntry,
     TierHealth,
@@ -82,7 +83,7 @@ impl ConnectionLike for Conn {
 }
 
 /// Builds a [`RedisTier`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct RedisTierBuilder {
     url: String,
@@ -92,6 +93,22 @@ pub struct RedisTierBuilder {
     clock: SharedClock,
     name: String,
     lazy: bool,
+}
+
+/// Cluster node URLs as shown in errors: passwords redacted.
+fn shown_cluster(nodes: &[String]) -> Vec<String> {
+    nodes.iter().map(|u| redact_url(u)).collect()
+}
+
+impl fmt::Debug for RedisTierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTierBuilder")
+            .field("url", &redact_url(&self.url))
+            .field("cluster", &shown_cluster(&self.cluster))
+            .field("namespace", &self.namespace)
+            .field("lazy", &self.lazy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedisTierBuilder {
@@ -137,31 +154,43 @@ impl RedisTierBuilder {
 
     /// Connects. The connection manager reconnects by itself after Redis comes back.
     pub async fn connect(self) -> Result<RedisTier> {
-        let timed_out =
-            || Error::new(ErrorKind::Timeout, format!("connecting to {} timed out", self.url));
+        let timed_out = || {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("connecting to {} timed out", redact_url(&self.url)),
+            )
+        };
         let conn = if self.cluster.is_empty() {
-            let client = redis::Client::open(self.url.as_str())
-                .map_err(|e| Error::invalid_input(format!("redis URL {:?}: {e}", self.url)))?;
+            let client = redis::Client::open(self.url.as_str()).map_err(|e| {
+                Error::invalid_input(format!("redis URL {:?}: {e}", redact_url(&self.url)))
+            })?;
             let manager = if self.lazy {
                 let config = redis::aio::ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(self.timeout))
                     .set_response_timeout(Some(self.timeout))
                     .set_number_of_retries(1);
-                ConnectionManager::new_lazy_with_config(client, config)
-                    .map_err(|e| Error::invalid_input(format!("redis URL {:?}: {e}", self.url)))?
+                ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+                    Error::invalid_input(format!("redis URL {:?}: {e}", redact_url(&self.url)))
+                })?
             } else {
                 tokio::time::timeout(self.timeout, ConnectionManager::new(client))
                     .await
                     .map_err(|_| timed_out())?
                     .map_err(|e| {
-                        Error::new(ErrorKind::Unavailable, format!("connecting to {}", self.url))
-                            .with_source(e)
+                        Error::new(
+                            ErrorKind::Unavailable,
+                            format!("connecting to {}", redact_url(&self.url)),
+                        )
+                        .with_source(e)
                     })?
             };
             Conn::Single(manager)
         } else {
             let client = redis::cluster::ClusterClient::new(self.cluster.clone()).map_err(|e| {
-                Error::invalid_input(format!("redis cluster nodes {:?}: {e}", self.cluster))
+                Error::invalid_input(format!(
+                    "redis cluster nodes {:?}: {e}",
+                    shown_cluster(&self.cluster)
+                ))
             })?;
             let cluster = Cluster { client, conn: tokio::sync::OnceCell::new() };
             if !self.lazy {
@@ -171,14 +200,19 @@ impl RedisTierBuilder {
                     .map_err(|e| {
                         Error::new(
                             ErrorKind::Unavailable,
-                            format!("connecting to the cluster {:?}", self.cluster),
+                            format!("connecting to the cluster {:?}", shown_cluster(&self.cluster)),
                         )
                         .with_source(e)
                     })?;
             }
             Conn::Cluster(Arc::new(cluster))
         };
-        let url = if self.cluster.is_empty() { self.url } else { self.cluster.join(",") };
+        // Shown in errors and `Debug`: without passwords.
+        let url = if self.cluster.is_empty() {
+            redact_url(&self.url)
+        } else {
+            shown_cluster(&self.cluster).join(",")
+        };
         Ok(RedisTier {
             conn,
             prefix: format!("{}:", self.namespace),
@@ -199,6 +233,7 @@ pub struct RedisTier {
     clock: SharedClock,
     failing: AtomicBool,
     name: String,
+    /// The URL (or the cluster's), passwords redacted.
     url: String,
 }
 

@@ -23,18 +23,37 @@ pub fn serve(data: &Path) -> Server {
 
 /// Starts `omnicache serve --listen 127.0.0.1:0 --data DATA ARGS` with `envs`.
 pub fn serve_with(data: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+    serve_logging(data, args, envs, None)
+}
+
+/// As [`serve_with`], and with `log` everything the server prints (stdout and stderr) goes to
+/// that file too, for tests that read the whole log.
+pub fn serve_logging(
+    data: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    log: Option<&Path>,
+) -> Server {
     let mut cmd = bin();
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(data).args(args);
     for (k, v) in envs {
         cmd.env(k, v);
     }
+    let mut out = log.map(|p| std::fs::File::create(p).expect("the log file"));
+    let stderr = match &out {
+        Some(f) => Stdio::from(f.try_clone().unwrap()),
+        None => Stdio::inherit(),
+    };
     let mut child =
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("the omnicache binary");
+        cmd.stdout(Stdio::piped()).stderr(stderr).spawn().expect("the omnicache binary");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut addr = None;
     let mut key = None;
     for line in lines.by_ref() {
         let line = line.unwrap();
+        if let Some(f) = out.as_mut() {
+            writeln!(f, "{line}").unwrap();
+        }
         if let Some(a) = line.strip_prefix("OmniCache listening on ") {
             addr = Some(a.split("://").nth(1).unwrap_or(a).to_string());
         }
@@ -47,7 +66,13 @@ pub fn serve_with(data: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
             break;
         }
     }
-    std::thread::spawn(move || for _ in lines {});
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Some(f) = out.as_mut() {
+                let _ = writeln!(f, "{line}");
+            }
+        }
+    });
     Server { child, addr: addr.expect("the server printed its address"), key }
 }
 
