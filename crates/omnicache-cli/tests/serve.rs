@@ -17,7 +17,9 @@ fn the_embedded_default_serves_entries_behind_its_key_and_survives_a_restart() {
     let with_key = [("Authorization", auth.as_str())];
 
     assert_eq!(request(&a, "GET", "/health", &[], b"").status, 200);
-    let ready = request(&a, "GET", "/ready", &[], b"");
+    let anonymous = request(&a, "GET", "/ready", &[], b"").json();
+    assert_eq!(anonymous, serde_json::json!({"status": "ready"}), "no cache names without a key");
+    let ready = request(&a, "GET", "/ready", &with_key, b"");
     assert_eq!(ready.status, 200);
     let j = ready.json();
     assert_eq!(j["status"], "ready");
@@ -264,7 +266,7 @@ fn the_data_directory_is_private_held_once_and_keeps_no_deleted_or_secret_data()
 
     let secret = "hunter2-not-for-readers";
     let body = format!(
-        r#"{{"name":"sessions","tiers":[{{"kind":"redis","url":"redis://app:{secret}@127.0.0.1:1/0"}}]}}"#
+        r#"{{"name":"sessions","tiers":[{{"kind":"redis","url":"redis://app:{secret}@127.0.0.1:1/0","optional":true}}]}}"#
     );
     assert_eq!(request(&a, "POST", "/caches", &h, body.as_bytes()).status, 201);
     for path in ["/caches/sessions", "/caches", "/caches/sessions/stats", "/ready"] {
@@ -354,12 +356,8 @@ fn a_redis_password_is_in_no_response_and_no_log_line() {
     .unwrap();
     let log = tmp.path().join("server.log");
     let data = tmp.path().join("data");
-    let server = common::serve_logging(
-        &data,
-        &["--config", config.to_str().unwrap()],
-        &[],
-        Some(&log),
-    );
+    let server =
+        common::serve_logging(&data, &["--config", config.to_str().unwrap()], &[], Some(&log));
     let key = server.key.clone().expect("the admin key");
     let auth = format!("Bearer {key}");
     let h = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
@@ -367,7 +365,11 @@ fn a_redis_password_is_in_no_response_and_no_log_line() {
     let mut bodies = Vec::new();
     let mut call = |method: &str, path: &str, body: &[u8]| {
         let r = request(&a, method, path, &h, body);
-        bodies.push(format!("{method} {path} -> {} {}", r.status, String::from_utf8_lossy(&r.body)));
+        bodies.push(format!(
+            "{method} {path} -> {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        ));
         r
     };
     assert_eq!(call("PUT", "/caches/sessions/entries/s1", b"alice").status, 204);
@@ -378,7 +380,15 @@ fn a_redis_password_is_in_no_response_and_no_log_line() {
     call("POST", "/caches", bad.as_bytes());
     call("PUT", "/caches/other/entries/k", b"v");
     call("GET", "/caches/other/entries/k", b"");
-    for path in ["/caches", "/caches/sessions", "/caches/other", "/caches/sessions/stats", "/caches/other/stats", "/ready", "/openapi.json"] {
+    for path in [
+        "/caches",
+        "/caches/sessions",
+        "/caches/other",
+        "/caches/sessions/stats",
+        "/caches/other/stats",
+        "/ready",
+        "/openapi.json",
+    ] {
         call("GET", path, b"");
     }
     server.stop();
@@ -393,4 +403,81 @@ fn a_redis_password_is_in_no_response_and_no_log_line() {
     }
     let shown = bodies.iter().find(|b| b.starts_with("GET /caches/sessions ->")).unwrap();
     assert!(shown.contains(":***@127.0.0.1"), "the URL is shown, redacted: {shown}");
+}
+
+/// A `redis-server` with a password on a free port; killed by the caller.
+fn redis_with_password(password: &str) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", "no", "--requirepass", password])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("could not start redis-server ({e}): install it with `apt-get install redis-server` (cargo xtask ci does)")
+        });
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child, port)
+}
+
+/// A tier that cannot work is refused at creation with its reason, or, declared optional,
+/// created degraded; `/ready` is 503 while a required tier is down, and says why.
+#[test]
+fn a_tier_that_cannot_work_is_refused_or_shown_degraded_and_ready_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut redis, port) = redis_with_password("right-pass");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = tmp.path().join("omnicache.toml");
+    // Declared in the config and down at start: the server starts, degraded.
+    std::fs::write(
+        &config,
+        format!("[caches.shared]\n[[caches.shared.tiers]]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:{dead}/0\"\ntimeout_ms = 300\n"),
+    )
+    .unwrap();
+    let server =
+        common::serve_with(&tmp.path().join("data"), &["--config", config.to_str().unwrap()], &[]);
+    let key = server.key.clone().unwrap();
+    let auth = format!("Bearer {key}");
+    let h = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let a = server.addr.clone();
+
+    let create = |name: &str, url: &str, optional: bool| {
+        let body = format!(
+            r#"{{"name":"{name}","tiers":[{{"kind":"redis","url":"{url}","optional":{optional},"timeout_ms":300}}]}}"#
+        );
+        request(&a, "POST", "/caches", &h, body.as_bytes())
+    };
+    let wrong = create("wrongpass", &format!("redis://:nope@127.0.0.1:{port}/0"), false);
+    assert_eq!(wrong.status, 422, "{}", String::from_utf8_lossy(&wrong.body));
+    assert_eq!(wrong.error_code(), "tier_unavailable");
+    let reason = wrong.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(reason.contains("tiers[0]") && reason.to_uppercase().contains("PASS"), "{reason}");
+    assert!(!reason.contains("nope"), "the password is not in the reason: {reason}");
+    let refused = create("nobody", &format!("redis://127.0.0.1:{dead}/0"), false);
+    assert_eq!(refused.status, 422);
+    assert_eq!(request(&a, "GET", "/caches/nobody", &h, b"").status, 404, "not created");
+    let good = create("good", &format!("redis://:right-pass@127.0.0.1:{port}/0"), false);
+    assert_eq!(good.status, 201, "{}", String::from_utf8_lossy(&good.body));
+    assert_eq!(create("maybe", &format!("redis://127.0.0.1:{dead}/0"), true).status, 201);
+
+    // The required tier of `shared` is down: not ready, with the reason for a key holder.
+    let ready = request(&a, "GET", "/ready", &h, b"");
+    assert_eq!(ready.status, 503);
+    let j = ready.json();
+    assert_eq!(j["status"], "not_ready");
+    assert_eq!(j["caches"]["shared"][0]["failing"], true);
+    assert!(j["caches"]["shared"][0]["last_error"].as_str().is_some(), "{j}");
+    assert_eq!(j["caches"]["maybe"][0]["required"], false);
+    assert_eq!(j["caches"]["good"][0]["failing"], false);
+    let stats = request(&a, "GET", "/caches/maybe/stats", &h, b"").json();
+    assert!(stats.to_string().contains("last_error"), "{stats}");
+    assert_eq!(
+        request(&a, "GET", "/ready", &[], b"").json(),
+        serde_json::json!({"status": "not_ready"})
+    );
+    server.stop();
+    let _ = redis.kill();
+    let _ = redis.wait();
 }

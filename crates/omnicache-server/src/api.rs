@@ -98,6 +98,12 @@ impl AppState {
                 .build_cache(&name, &spec)
                 .await
                 .map_err(|e| e.context(format!("opening cache {name:?}")))?;
+            // A tier down at start degrades the cache (and `/ready`) instead of failing it.
+            for (i, failure) in cache.probe().await.into_iter().enumerate() {
+                if let Some(reason) = failure {
+                    eprintln!("warning: cache {name:?}: tiers[{i}] is down: {reason}");
+                }
+            }
             state.write().insert(name, Named { spec, cache, from_config, http: None });
         }
         Ok(state)
@@ -269,6 +275,7 @@ impl TierSpec {
             bucket: None,
             prefix: None,
             region: None,
+            optional: false,
         }
     }
 }
@@ -598,7 +605,11 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            // Authentication schemes are case-insensitive (RFC 9110 §11.1).
+            let (scheme, key) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim_start())
+        })
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
 }
 
@@ -660,38 +671,78 @@ pub(crate) struct TierState {
     health: String,
     /// closed, open or half_open.
     breaker: String,
+    /// Whether `/ready` needs it (tiers are required unless declared `optional`).
+    required: bool,
+    /// Whether the last call that reached it failed.
+    failing: bool,
+    /// The reason of its last failure, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
 }
 
 /// Readiness of every cache.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub(crate) struct Ready {
-    /// `ready`, or `degraded` when a tier is down (memory still serves).
+    /// `ready`; `degraded` when an optional tier is down; `not_ready` when a required one is
+    /// (memory still serves).
     status: String,
-    /// Each cache's tiers.
-    caches: BTreeMap<String, Vec<TierState>>,
+    /// Each cache's tiers; only for a request with an API key, and only the caches it may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    caches: Option<BTreeMap<String, Vec<TierState>>>,
 }
 
-fn tier_states(cache: &TieredCache) -> Vec<TierState> {
-    cache
+fn tier_states(n: &Named) -> Vec<TierState> {
+    let optional =
+        |i: usize| n.spec.tiers.as_ref().and_then(|t| t.get(i)).is_some_and(|t| t.optional);
+    n.cache
         .tiers()
         .into_iter()
-        .map(|t| TierState {
+        .enumerate()
+        .map(|(i, t)| TierState {
             tier: t.name,
             health: health_name(t.health).into(),
             breaker: breaker_name(t.breaker).into(),
+            required: !optional(i),
+            failing: t.failing,
+            last_error: t.last_error,
         })
         .collect()
 }
 
-/// Readiness, with every cache's tiers, their health and breakers.
+impl TierState {
+    /// Down: unavailable by its own account, its breaker open, or its last call failed.
+    fn down(&self) -> bool {
+        self.health == "unavailable" || self.breaker == "open" || self.failing
+    }
+}
+
+/// Readiness: `ready` (200) when every tier answers; `degraded` (200) when only optional tiers
+/// are down; `not_ready` (503) when a required tier is down (memory still serves, but what the
+/// cache promises, such as sharing entries through Redis, does not hold). Tiers whose last
+/// call failed are probed again first. Without an API key only the status is shown; with one,
+/// the tiers of the caches it may use, each with its last error.
 #[utoipa::path(get, path = "/ready", tag = "ops", security(()),
-    responses((status = 200, description = "Ready or degraded", body = Ready)))]
-async fn ready(State(state): State<Shared>) -> Json<Ready> {
-    let caches: BTreeMap<String, Vec<TierState>> =
-        state.read().iter().map(|(name, n)| (name.clone(), tier_states(&n.cache))).collect();
-    let all_up =
-        caches.values().flatten().all(|t| t.health != "unavailable" && t.breaker != "open");
-    Json(Ready { status: if all_up { "ready" } else { "degraded" }.into(), caches })
+    responses((status = 200, description = "Ready or degraded", body = Ready),
+        (status = 503, description = "A required tier is down", body = Ready)))]
+async fn ready(State(state): State<Shared>, headers: HeaderMap) -> (StatusCode, Json<Ready>) {
+    let caches: Vec<(String, TieredCache)> =
+        state.read().iter().map(|(name, n)| (name.clone(), n.cache.clone())).collect();
+    for (_, cache) in &caches {
+        cache.probe_failing().await;
+    }
+    let all: BTreeMap<String, Vec<TierState>> =
+        state.read().iter().map(|(name, n)| (name.clone(), tier_states(n))).collect();
+    let tiers = || all.values().flatten();
+    let (code, status) = if tiers().any(|t| t.required && t.down()) {
+        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    } else if tiers().any(TierState::down) {
+        (StatusCode::OK, "degraded")
+    } else {
+        (StatusCode::OK, "ready")
+    };
+    let grant = presented_key(&headers).and_then(|k| state.keys.authorize(k));
+    let caches = grant.map(|g| all.into_iter().filter(|(name, _)| g.covers(name)).collect());
+    (code, Json(Ready { status: status.into(), caches }))
 }
 
 /// A cache in a listing.
@@ -792,11 +843,14 @@ fn json_body<T>(
     })
 }
 
-/// Creates a cache (kept across restarts). Needs admin.
+/// Creates a cache (kept across restarts). Needs admin. Each tier is called once first; one
+/// that cannot be reached (wrong password, nobody listening) fails the creation with 422 and
+/// its reason, unless it is declared `optional`.
 #[utoipa::path(post, path = "/caches", tag = "caches", request_body = CreateCache,
     responses((status = 201, body = Created), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn create_cache(
     State(state): State<Shared>,
     Extension(grant): Extension<Arc<Grant>>,
@@ -828,6 +882,29 @@ async fn create_cache(
     let cache = state.build_cache(&name, &spec).await.map_err(|e| {
         ApiError::bad("invalid_spec", format!("cannot open the cache as specified: {e}"))
     })?;
+    // A tier that cannot work (a wrong password, nobody on the port) fails the creation with
+    // its reason, unless it is declared optional.
+    let failures = cache.probe().await;
+    let required =
+        |i: usize| !spec.tiers.as_ref().and_then(|t| t.get(i)).is_some_and(|t| t.optional);
+    let failed: Vec<String> = failures
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| Some((i, f.as_ref()?)))
+        .filter(|(i, _)| required(*i))
+        .map(|(i, reason)| format!("tiers[{i}] ({}): {reason}", cache.tiers()[i].name))
+        .collect();
+    if !failed.is_empty() {
+        cache.shutdown().await;
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "tier_unavailable",
+            format!(
+                "cannot reach {}; fix the spec, or declare the tier \"optional\": true to create the cache degraded",
+                failed.join("; ")
+            ),
+        ));
+    }
     state.write().insert(name.clone(), Named { spec, cache, from_config: false, http: None });
     state.save_specs()?;
     Ok((StatusCode::CREATED, Json(Created { name })))
@@ -857,7 +934,7 @@ fn info_of(name: &str, n: &Named) -> CacheInfo {
         l1_entries: n.cache.l1_entry_count(),
         spec: n.spec.redacted(),
         from_config: n.from_config,
-        tiers: tier_states(&n.cache),
+        tiers: tier_states(n),
     }
 }
 
@@ -986,6 +1063,11 @@ pub(crate) struct TierCounters {
     misses: u64,
     /// Calls that failed or timed out.
     errors: u64,
+    /// Of those, calls that timed out.
+    timeouts: u64,
+    /// The reason of its last failure, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
     /// Writes that succeeded.
     writes: u64,
     /// Entries promoted from it.
@@ -1096,6 +1178,8 @@ async fn cache_stats(
             hits: t.stats.hits,
             misses: t.stats.misses,
             errors: t.stats.errors,
+            timeouts: t.stats.timeouts,
+            last_error: t.last_error,
             writes: t.stats.writes,
             promotions: t.stats.promotions,
             demotions: t.stats.demotions,

@@ -178,6 +178,10 @@ pub struct TierSpec {
     /// s3: the region. Default: us-east-1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Whether the cache is ready without this tier: an optional tier that is down degrades
+    /// `/ready` (200, `degraded`) instead of making it not ready (503). Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
 }
 
 /// Debug output is redacted like the API's, so a spec in a log line or an error shows no

@@ -241,6 +241,7 @@ impl TieredCacheBuilder {
                     clock.clone(),
                 ),
                 stats: AtomicTierStats::default(),
+                reach: Mutex::default(),
             })
             .collect();
         let inner = Arc::new(Inner {

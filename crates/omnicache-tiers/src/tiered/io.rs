@@ -68,13 +68,22 @@ impl Inner {
         };
         slot.stats.add(LATENCY, u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         slot.stats.add(CALLS, 1);
-        match &result {
-            Ok(_) => slot.breaker.success(),
-            // Corruption is the entry's fault, not the tier's.
-            Err(e) if e.kind() == ErrorKind::Corrupt => slot.breaker.success(),
-            Err(_) => {
+        // Corruption is the entry's fault, not the tier's.
+        let failure = match &result {
+            Err(e) if e.kind() != ErrorKind::Corrupt => Some(e.to_string()),
+            _ => None,
+        };
+        match failure {
+            None => {
+                slot.breaker.success();
+                slot.reach.lock().failing = false;
+            }
+            Some(reason) => {
                 slot.stats.add(ERRORS, 1);
                 slot.breaker.failure();
+                let mut reach = slot.reach.lock();
+                reach.failing = true;
+                reach.last_error = Some(reason);
             }
         }
         Some(result)

@@ -60,6 +60,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// The key a probe reads; never written.
+const PROBE_KEY: &[u8] = b"\0omnicache:probe";
+
 /// How writes reach a tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WritePolicy {
@@ -102,6 +105,15 @@ struct Slot {
     timeout: Duration,
     breaker: Breaker,
     stats: AtomicTierStats,
+    /// Whether the last call that reached the tier succeeded, and the last failure's reason.
+    reach: Mutex<Reach>,
+}
+
+/// What the calls that reached a tier last said.
+#[derive(Debug, Default)]
+struct Reach {
+    failing: bool,
+    last_error: Option<String>,
 }
 
 /// Tier work for the background writer. Each holds a unit of its ticket's work, and runs only
@@ -591,13 +603,57 @@ impl TieredCache {
         self.inner
             .slots
             .iter()
-            .map(|s| TierStatus {
-                name: s.tier.name().to_string(),
-                health: s.tier.health(),
-                breaker: s.breaker.state(),
-                stats: s.stats.snapshot(),
+            .map(|s| {
+                let reach = s.reach.lock();
+                TierStatus {
+                    name: s.tier.name().to_string(),
+                    health: s.tier.health(),
+                    breaker: s.breaker.state(),
+                    stats: s.stats.snapshot(),
+                    failing: reach.failing,
+                    last_error: reach.last_error.clone(),
+                }
             })
             .collect()
+    }
+
+    /// Calls every tier once (a read of a key no one writes), behind its breaker and timeout,
+    /// and returns each one's failure, if any. A tier that cannot work (a wrong password, a
+    /// port nobody listens on) shows up here, and in [`TieredCache::tiers`] as `failing`,
+    /// before any entry needs it.
+    pub async fn probe(&self) -> Vec<Option<String>> {
+        let mut out = Vec::with_capacity(self.inner.slots.len());
+        for i in 0..self.inner.slots.len() {
+            out.push(self.probe_one(i).await);
+        }
+        out
+    }
+
+    /// Probes again the tiers whose last call failed (an open breaker lets a probe through
+    /// only after its cooldown); for readiness checks.
+    pub async fn probe_failing(&self) {
+        for i in 0..self.inner.slots.len() {
+            if self.inner.slots[i].reach.lock().failing {
+                self.probe_one(i).await;
+            }
+        }
+    }
+
+    async fn probe_one(&self, i: usize) -> Option<String> {
+        let tier = self.inner.slots[i].tier.clone();
+        match self.inner.call(i, tier.get(PROBE_KEY)).await {
+            Some(Ok(_)) => None,
+            Some(Err(e)) if e.kind() == ErrorKind::Corrupt => None,
+            Some(Err(e)) => Some(e.to_string()),
+            None => Some(
+                self.inner.slots[i]
+                    .reach
+                    .lock()
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "its breaker is open".into()),
+            ),
+        }
     }
 
     /// Lookups, hits and removals across the whole cache: L1's counters, with `misses` counting

@@ -92,4 +92,8 @@ pub struct TierStatus {
     pub breaker: BreakerState,
     /// Its counters.
     pub stats: TierStats,
+    /// Whether the last call that reached it failed.
+    pub failing: bool,
+    /// The reason of its last failure, if any (secrets redacted by the tier).
+    pub last_error: Option<String>,
 }
