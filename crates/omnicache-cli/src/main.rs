@@ -285,6 +285,17 @@ enum EntryCommand {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Report that an entry's value is bad; enough complaints within the cache's window
+    /// invalidate it everywhere.
+    #[command(after_help = "Example:\n  omnicache entry complain users alice")]
+    Complain {
+        /// The cache.
+        cache: String,
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// List keys by prefix (every page).
     List {
         /// The cache.
@@ -878,6 +889,18 @@ fn entry_command(e: EntryCommand) -> Outcome<()> {
             if !client.json {
                 println!("stored {key:?} in cache {cache:?} ({} bytes)", bytes.len());
             }
+        }
+        EntryCommand::Complain { cache, key, conn } => {
+            let client = Client::new(&conn)?;
+            let path = format!("{}/complaints", entry_path(&cache, &key));
+            let v = client.call("POST", &path, None)?.json()?;
+            print_json_or(&client, &v, |v| {
+                if v["invalidated"] == true {
+                    println!("{key:?} invalidated after {} complaints", v["complaints"]);
+                } else {
+                    println!("{key:?}: {} complaint(s) so far", v["complaints"]);
+                }
+            });
         }
         EntryCommand::Delete { cache, key, conn } => {
             let client = Client::new(&conn)?;

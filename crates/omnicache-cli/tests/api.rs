@@ -567,3 +567,31 @@ fn sim_replays_traces_as_a_table_csv_and_svg_and_rejects_bad_input() {
     let missing = bin().args(["sim", "/no/such/trace"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
 }
+
+/// Complaints over REST and the CLI: counted, forgotten by a write, and the third within the
+/// window invalidates the entry everywhere.
+#[test]
+fn complaints_invalidate_an_entry_after_the_threshold_and_a_write_resets_them() {
+    let data = tempfile::tempdir().unwrap();
+    let s = serve(data.path());
+    let key = s.key.clone().unwrap();
+    let a = Some(key.as_str());
+    assert_eq!(call(&s, a, "PUT", "/caches/default/entries/profile", b"v1").status, 204);
+    let out = ok(cli(&s, &key, &["entry", "complain", "default", "profile", "--json"]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v, json!({"complaints": 1, "invalidated": false}));
+    let r = call(&s, a, "POST", "/caches/default/entries/profile/complaints", b"");
+    assert_eq!(r.json(), json!({"complaints": 2, "invalidated": false}));
+    // A fresh write: its value has had no complaint yet.
+    assert_eq!(call(&s, a, "PUT", "/caches/default/entries/profile", b"v2").status, 204);
+    for n in 1..=2 {
+        let r = call(&s, a, "POST", "/caches/default/entries/profile/complaints", b"");
+        assert_eq!(r.json(), json!({"complaints": n, "invalidated": false}));
+    }
+    let out = ok(cli(&s, &key, &["entry", "complain", "default", "profile"]));
+    assert!(out.contains("invalidated after 3 complaints"), "{out}");
+    assert_eq!(call(&s, a, "GET", "/caches/default/entries/profile", b"").status, 404);
+    let stats = call(&s, a, "GET", "/caches/default/stats", b"").json();
+    assert_eq!(stats["removals"]["health"], 1, "{stats}");
+    s.stop();
+}

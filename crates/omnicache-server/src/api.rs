@@ -453,6 +453,7 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(batch_get))
         .routes(routes!(batch_set))
         .routes(routes!(get_entry, put_entry, delete_entry))
+        .routes(routes!(complain_entry))
         .routes(routes!(warm_cache))
         .routes(routes!(import_cache))
         .routes(routes!(export_cache))
@@ -1461,6 +1462,36 @@ async fn delete_entry(
     } else {
         Err(entry_not_found(&name, &key))
     }
+}
+
+/// What a complaint did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct ComplaintResult {
+    /// Complaints about the key within the cache's window, this one included.
+    complaints: u32,
+    /// Whether this one reached the threshold, so the entry was invalidated everywhere.
+    invalidated: bool,
+}
+
+/// Reports that the entry's value was bad (it failed to parse, an origin rejected it). After
+/// the cache's threshold of complaints within its window (3 in 60 s by default) the entry is
+/// invalidated in memory and every tier; a write of the key forgets its complaints. Needs
+/// write.
+#[utoipa::path(post, path = "/caches/{name}/entries/{key}/complaints", tag = "entries",
+    params(("name" = String, Path), ("key" = String, Path)),
+    responses((status = 200, body = ComplaintResult), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 414, body = ErrorBody)))]
+async fn complain_entry(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Arc<Grant>>,
+    Path((name, key)): Path<(String, String)>,
+) -> ApiResult<Json<ComplaintResult>> {
+    need(&grant, Scope::Write, Some(&name))?;
+    check_key(&state, &key)?;
+    let cache = state.cache(&name)?;
+    let c = cache.complain(key.as_bytes()).await;
+    Ok(Json(ComplaintResult { complaints: c.count, invalidated: c.invalidated }))
 }
 
 /// `POST /caches/{name}/batch/get`.

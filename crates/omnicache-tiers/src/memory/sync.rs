@@ -101,14 +101,20 @@ where
         self.engine.insert_unless(key, value, ttl, keep)
     }
 
-    /// Removes `key` if its value satisfies `pred` (checked under the key's shard lock).
+    /// Removes `key` for `cause` if its value satisfies `pred` (checked under the key's shard
+    /// lock).
     #[cfg(feature = "tiered")]
-    pub(crate) fn remove_if<Q>(&self, key: &Q, pred: impl FnOnce(&V) -> bool) -> Option<V>
+    pub(crate) fn remove_if<Q>(
+        &self,
+        key: &Q,
+        cause: omnicache_core::RemovalCause,
+        pred: impl FnOnce(&V) -> bool,
+    ) -> Option<V>
     where
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.engine.remove_if(key, omnicache_core::RemovalCause::Explicit, pred)
+        self.engine.remove_if(key, cause, pred)
     }
 
     /// The value for `key`, running `init` to produce and cache it on a miss. Concurrent callers

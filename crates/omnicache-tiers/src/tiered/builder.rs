@@ -4,7 +4,8 @@
 use super::order::Order;
 use super::stats::{AtomicTierStats, DEMOTIONS, DROPPED};
 use super::{
-    held_below, Entry, Inner, Job, Listeners, Slot, TierSettings, TieredCache, WritePolicy,
+    held_below, Complaints, Entry, Inner, Job, Listeners, Slot, TierSettings, TieredCache,
+    WritePolicy,
 };
 use crate::breaker::Breaker;
 use crate::memory::sync::Cache;
@@ -38,6 +39,8 @@ pub struct TieredCacheBuilder {
     pub(super) clock: SharedClock,
     pub(super) tiers: Vec<TierSpec>,
     pub(super) failure_threshold: u32,
+    pub(super) failure_window: Duration,
+    pub(super) max_complaint_keys: usize,
     pub(super) queue_capacity: usize,
     pub(super) l1_max_value_bytes: Option<usize>,
     pub(super) sweep_interval: Option<Duration>,
@@ -101,6 +104,20 @@ impl TieredCacheBuilder {
     /// Complaints ([`TieredCache::report_failure`]) that invalidate an entry. Default: 3.
     pub fn failure_threshold(mut self, n: u32) -> Self {
         self.failure_threshold = n.max(1);
+        self
+    }
+
+    /// How long complaints about a key keep counting: a complaint after the window of the
+    /// first one starts the count over. Default: 60 s.
+    pub fn failure_window(mut self, window: Duration) -> Self {
+        self.failure_window = window;
+        self
+    }
+
+    /// The most keys whose complaints are tracked at once; beyond it, complaints whose window
+    /// passed go first, then the oldest. Default: 10,000.
+    pub fn max_complaint_keys(mut self, n: usize) -> Self {
+        self.max_complaint_keys = n.max(1);
         self
     }
 
@@ -249,8 +266,11 @@ impl TieredCacheBuilder {
             slots,
             clock,
             default_ttl: self.default_ttl,
-            failures: Mutex::default(),
-            failure_threshold: self.failure_threshold,
+            complaints: Complaints::new(
+                self.failure_threshold,
+                duration_nanos(self.failure_window),
+                self.max_complaint_keys,
+            ),
             queue,
             pending,
             worker: Mutex::new(None),

@@ -6,7 +6,7 @@ use super::order::{Ticket, Verdict};
 use super::stats::{CALLS, ERRORS, LATENCY, SKIPPED, TIMEOUTS, WRITES};
 use super::{Entry, Inner, Job};
 use omnicache_core::clock::duration_nanos;
-use omnicache_core::{EntryMeta, Error, ErrorKind, Result, TierEntry, Timestamp};
+use omnicache_core::{EntryMeta, Error, ErrorKind, RemovalCause, Result, TierEntry, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -195,7 +195,7 @@ impl Inner {
         let meta = entry.meta.clone();
         self.l1.insert_unless(ticket.key.clone(), entry, ttl, |old| old.meta.version > v);
         if !self.order.is_current(ticket, Some(&meta)) {
-            self.l1.remove_if(&ticket.key, |cur| cur.meta.version == v);
+            self.l1.remove_if(&ticket.key, RemovalCause::Explicit, |cur| cur.meta.version == v);
         }
     }
 }

@@ -35,6 +35,7 @@
 //! ```
 
 mod builder;
+mod complaints;
 mod cost;
 mod io;
 mod order;
@@ -43,6 +44,8 @@ mod stats;
 use crate::breaker::Breaker;
 use crate::memory::sync::Cache;
 pub use builder::TieredCacheBuilder;
+pub use complaints::Complaint;
+use complaints::Complaints;
 pub use cost::{CostModel, CostReport, TierCost, TierSettings};
 use omnicache_core::{
     CacheEvent, DynTier, EntryMeta, Error, ErrorKind, EventListener, Invalidation, PolicyFactory,
@@ -141,8 +144,7 @@ struct Inner {
     slots: Vec<Slot>,
     clock: SharedClock,
     default_ttl: Option<Duration>,
-    failures: Mutex<HashMap<Vec<u8>, u32>>,
-    failure_threshold: u32,
+    complaints: Complaints,
     queue: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
     /// Entries evicted from L1 whose demotion has not been written yet: still served.
     pending: Arc<Mutex<HashMap<Vec<u8>, Arc<Entry>>>>,
@@ -211,6 +213,8 @@ impl TieredCache {
             clock: SharedClock::System,
             tiers: Vec::new(),
             failure_threshold: 3,
+            failure_window: Duration::from_secs(60),
+            max_complaint_keys: 10_000,
             queue_capacity: 10_000,
             l1_max_value_bytes: None,
             sweep_interval: Some(Duration::from_secs(60)),
@@ -323,12 +327,13 @@ impl TieredCache {
         let entry = Arc::new(Entry { value, meta: EntryMeta { version: ticket.version, ..meta } });
         let v = ticket.version;
         inner.pending.lock().remove(key);
+        inner.complaints.forget(key);
         let weight = entry.meta.weight;
         inner.events.emit(|| CacheEvent::Inserted { key: key.to_vec(), weight });
         if inner.fits_l1(entry.value.len()) && !cold {
             inner.insert_l1(&ticket, entry.clone(), now);
         } else {
-            inner.l1.remove_if(key, |old| old.meta.version < v);
+            inner.l1.remove_if(key, RemovalCause::Replaced, |old| old.meta.version < v);
         }
         let cheapest = inner.cheapest_tier(entry.value.len());
         let tier_entry = TierEntry { value: entry.value.clone(), meta: entry.meta.clone() };
@@ -378,13 +383,14 @@ impl TieredCache {
             let entry =
                 Arc::new(Entry { value, meta: EntryMeta { version: ticket.version, ..meta } });
             inner.pending.lock().remove(&key);
+            inner.complaints.forget(&key);
             let weight = entry.meta.weight;
             inner.events.emit(|| CacheEvent::Inserted { key: key.clone(), weight });
             if inner.fits_l1(entry.value.len()) {
                 inner.insert_l1(&ticket, entry.clone(), now);
             } else {
                 let v = ticket.version;
-                inner.l1.remove_if(&key, |old| old.meta.version < v);
+                inner.l1.remove_if(&key, RemovalCause::Replaced, |old| old.meta.version < v);
             }
             batch
                 .push((ticket, TierEntry { value: entry.value.clone(), meta: entry.meta.clone() }));
@@ -442,13 +448,13 @@ impl TieredCache {
         let inner = &self.inner;
         let ticket = inner.order.begin(key);
         let v = ticket.version;
-        let mut found = inner.l1.remove_if(key, |e| e.meta.version < v).is_some();
+        let mut found = inner.l1.remove_if(key, cause, |e| e.meta.version < v).is_some();
         found |= {
             let mut pending = inner.pending.lock();
             let older = pending.get(key).is_some_and(|e| e.meta.version < v);
             older && pending.remove(key).is_some()
         };
-        inner.failures.lock().remove(key);
+        inner.complaints.forget(key);
         for i in 0..inner.slots.len() {
             if inner.purge(i, &ticket).await == Some(true) {
                 inner.slots[i].stats.removed(cause, 1);
@@ -487,7 +493,7 @@ impl TieredCache {
             !hit
         });
         // Complaints about keys the invalidation covers by key no longer count.
-        inner.failures.lock().retain(|k, _| !what.matches(k, &EntryMeta::default()));
+        inner.complaints.forget_covered(what);
         let l1_removed = before.saturating_sub(inner.l1.entry_count());
         let mut most = l1_removed;
         for i in 0..inner.slots.len() {
@@ -506,24 +512,23 @@ impl TieredCache {
         most
     }
 
-    /// Counts a complaint about `key` (a caller found its value bad). After the configured
-    /// number of complaints the entry is invalidated everywhere; returns whether it was.
+    /// Counts a complaint about `key` (a caller found its value bad); returns whether the entry
+    /// was invalidated. See [`TieredCache::complain`].
     pub async fn report_failure(&self, key: &[u8]) -> bool {
-        let reached = {
-            let mut f = self.inner.failures.lock();
-            let n = f.entry(key.to_vec()).or_insert(0);
-            *n += 1;
-            if *n >= self.inner.failure_threshold {
-                f.remove(key);
-                true
-            } else {
-                false
-            }
-        };
-        if reached {
+        self.complain(key).await.invalidated
+    }
+
+    /// Counts a complaint about `key` (a caller found its value bad). Complaints count within
+    /// a window ([`TieredCacheBuilder::failure_window`]) and a write of the key forgets them;
+    /// the one that reaches the threshold ([`TieredCacheBuilder::failure_threshold`])
+    /// invalidates the entry everywhere (a removal with cause `Health`). At most
+    /// [`TieredCacheBuilder::max_complaint_keys`] keys are tracked at once.
+    pub async fn complain(&self, key: &[u8]) -> Complaint {
+        let outcome = self.inner.complaints.add(key, self.inner.clock.now());
+        if outcome.invalidated {
             self.remove_for(key, RemovalCause::Health).await;
         }
-        reached
+        outcome
     }
 
     /// Waits until every write queued so far (write-behind, demotion) has been attempted.
