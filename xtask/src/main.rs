@@ -46,7 +46,7 @@ fn main() -> ExitCode {
             ]),
         ),
         _ => {
-            eprintln!("usage: cargo xtask ci [--slow] | deps | schemathesis | bench");
+            eprintln!("usage: cargo xtask ci [--slow] | deps | schemathesis | cache-tests | bench");
             return ExitCode::from(2);
         }
     };
@@ -378,10 +378,32 @@ fn cache_tests() -> Result<(), String> {
         .env("npm_package_config_id", "")
         .output()
         .map_err(|e| format!("running the suite: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the HTTP caching suite's runner failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
     let results = data.with_extension("json");
     std::fs::write(&results, &out.stdout).map_err(|e| format!("{}: {e}", results.display()))?;
     let summary =
         std::env::current_dir().map_err(|e| e.to_string())?.join("xtask/cache-tests/summary.mjs");
+    // The gate itself must be able to fail: judged on an empty result it must say no.
+    let empty = data.with_extension("empty.json");
+    std::fs::write(&empty, b"{}").map_err(|e| format!("{}: {e}", empty.display()))?;
+    let vacuous = Command::new("node")
+        .arg("--no-warnings")
+        .arg(&summary)
+        .arg(&suite)
+        .arg(&empty)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("running the summary: {e}"))?;
+    let _ = std::fs::remove_file(&empty);
+    if vacuous.success() {
+        return Err("the HTTP caching gate passed an empty result: it checks nothing".into());
+    }
     let mut check = Command::new("node");
     check.arg("--no-warnings").arg(summary).arg(&suite).arg(&results);
     let verdict = run("required behaviours of a shared cache", check);

@@ -418,19 +418,28 @@ async fn serve(config: omnicache_server::ServerConfig) -> Outcome<()> {
         .map_err(|e| Failure::failed(format!("could not start: {e}")))?;
     println!("OmniCache listening on {}", running.url());
     println!("  data:      {}", running.data_dir().display());
-    match running.new_admin_key() {
-        Some(key) => println!(
-            "  admin key: {key}\n             (shown once; also in {}, readable by you only)\n  use it as: Authorization: Bearer <key>",
-            running.key_file().display()
-        ),
-        None => println!(
-            "  admin key: in {} (Authorization: Bearer <key>)",
-            running.key_file().display()
-        ),
-    }
+    print_admin_key(running.new_admin_key(), running.key_file());
+    println!("  use it as: Authorization: Bearer <key>");
     running.wait().await.map_err(|e| Failure::failed(e.to_string()))?;
     println!("OmniCache stopped; every cache flushed.");
     Ok(())
+}
+
+/// Shows a new admin key once, on a terminal only: when stdout is a log (systemd's journal, a
+/// container's log, a file), the key stays in its 0600 file and the line says where.
+fn print_admin_key(new: Option<&str>, file: &std::path::Path) {
+    use std::io::IsTerminal;
+    match new {
+        Some(key) if std::io::stdout().is_terminal() => println!(
+            "  admin key: {key}\n             (shown once; also in {}, readable by you only)",
+            file.display()
+        ),
+        Some(_) => println!(
+            "  admin key: created in {} (readable by you only; not printed, as this output is not a terminal)",
+            file.display()
+        ),
+        None => println!("  admin key: in {}", file.display()),
+    }
 }
 
 async fn run_proxy(
@@ -451,13 +460,7 @@ async fn run_proxy(
     }
     println!("  API:       {} (cache {cache:?})", running.url());
     println!("  data:      {}", running.data_dir().display());
-    match running.new_admin_key() {
-        Some(key) => println!(
-            "  admin key: {key}\n             (shown once; also in {})",
-            running.key_file().display()
-        ),
-        None => println!("  admin key: in {}", running.key_file().display()),
-    }
+    print_admin_key(running.new_admin_key(), running.key_file());
     running.wait().await.map_err(|e| Failure::failed(e.to_string()))?;
     println!("OmniCache proxy stopped; the cache is flushed.");
     Ok(())

@@ -11,7 +11,7 @@ fn the_embedded_default_serves_entries_behind_its_key_and_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
     // One worker thread here; the restart below runs the default, one per core.
     let server = serve_with(data.path(), &["--workers", "1"], &[]);
-    let key = server.key.clone().expect("the first start prints the admin key");
+    let key = server.key.clone().expect("the first start makes the admin key");
     let auth = format!("Bearer {key}");
     let a = server.addr.clone();
     let with_key = [("Authorization", auth.as_str())];

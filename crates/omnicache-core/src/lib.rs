@@ -5,9 +5,9 @@
 //!
 //! | seam | what it is for | implemented by |
 //! |---|---|---|
-//! | [`EvictionPolicy`], [`AdmissionPolicy`], [`ExpiryPolicy`] | which entries stay | `omnicache-strategies`, `omnicache-ml` |
+//! | [`EvictionPolicy`], [`AdmissionPolicy`], [`ExpiryPolicy`] | which entries stay | `omnicache-strategies` (and the planned `omnicache-ml`) |
 //! | [`Tier`] / [`DynTier`] | storage below memory, bytes + [`EntryMeta`] | `omnicache-tiers` |
-//! | [`Codec`], [`Transform`] | typed values to bytes, bytes to bytes | here (JSON), `omnicache-security` |
+//! | [`Codec`], [`Transform`] | typed values to bytes, bytes to bytes | here (JSON); the planned `omnicache-security` |
 //! | [`Envelope`] | the one binary format of a stored entry | here |
 //! | [`CacheEvent`], [`EventListener`], [`RemovalCause`] | what happened to entries | everyone emits |
 //! | [`StatsRecorder`], [`StatsSnapshot`] | counters | everyone records, analytics exports |

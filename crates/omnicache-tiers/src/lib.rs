@@ -1,8 +1,8 @@
 //! # omnicache-tiers
 //!
-//! Where OmniCache keeps entries. Today: the concurrent memory cache, OmniCache's L1, which the
-//! facade exposes as `omnicache::sync::Cache` and `omnicache::future::Cache`. The disk, Redis and
-//! S3 tiers and the tiered cache that stacks them come next, each behind its own feature.
+//! Where OmniCache keeps entries: the concurrent memory cache, OmniCache's L1, which the facade
+//! exposes as `omnicache::sync::Cache` and `omnicache::future::Cache`; the disk, Redis and S3
+//! tiers; and the tiered cache that stacks them, each behind its own feature.
 //!
 //! ## Features
 //!

@@ -58,8 +58,10 @@ pub fn serve_logging(
             addr = Some(a.split("://").nth(1).unwrap_or(a).to_string());
         }
         if let Some(k) = line.trim().strip_prefix("admin key: ") {
-            if k.starts_with("oc_") {
-                key = Some(k.to_string());
+            assert!(!k.starts_with("oc_"), "the key is printed only on a terminal: {line}");
+            if let Some(rest) = k.strip_prefix("created in ") {
+                let file = rest.split(" (").next().unwrap();
+                key = Some(std::fs::read_to_string(file).unwrap().trim().to_string());
             }
         }
         if line.contains("Authorization: Bearer") {
