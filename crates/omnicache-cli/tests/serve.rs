@@ -481,3 +481,34 @@ fn a_tier_that_cannot_work_is_refused_or_shown_degraded_and_ready_says_so() {
     let _ = redis.kill();
     let _ = redis.wait();
 }
+
+/// The systemd unit in deploy/ is valid (`systemd-analyze verify`, with ExecStart pointing at
+/// this build) and keeps its hardening.
+#[test]
+fn the_systemd_unit_verifies_and_is_hardened() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/omnicache.service"
+    ))
+    .unwrap();
+    for setting in [
+        "DynamicUser=yes",
+        "StateDirectory=omnicache",
+        "StateDirectoryMode=0700",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "UMask=0077",
+    ] {
+        assert!(unit.lines().any(|l| l == setting), "the unit sets {setting}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("omnicache.service");
+    let unit = unit.replace("/usr/local/bin/omnicache", env!("CARGO_BIN_EXE_omnicache"));
+    std::fs::write(&path, unit).unwrap();
+    let out =
+        Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap_or_else(|e| {
+            panic!("systemd-analyze is missing ({e}): apt-get install systemd")
+        });
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+}

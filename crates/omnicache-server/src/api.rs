@@ -1821,10 +1821,25 @@ async fn export_cache(
 ) -> ApiResult<Response> {
     need(&grant, Scope::Read, Some(&name))?;
     let cache = state.cache(&name)?;
-    let mut out = Vec::new();
-    omnicache_tiers::warm::export_with(&cache, q.prefix.as_bytes(), &mut out, Some(&unpack_owned))
-        .await?;
-    let mut resp = Response::new(Body::from(out));
+    // Streamed: a task walks the keys a page at a time and sends batches of records, so the
+    // server holds a few batches, not the whole export.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    tokio::spawn(async move {
+        let mut walk =
+            omnicache_tiers::warm::Export::new(&cache, q.prefix.as_bytes(), Some(&unpack_owned));
+        loop {
+            let mut batch = Vec::new();
+            let sent = match walk.next_records(256, &mut batch).await {
+                Ok(0) => break,
+                Ok(_) => tx.send(Ok(batch)).await,
+                Err(e) => tx.send(Err(std::io::Error::other(e.to_string()))).await,
+            };
+            if sent.is_err() {
+                break; // the client went away
+            }
+        }
+    });
+    let mut resp = Response::new(Body::new(crate::value::ChannelBody(rx)));
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
     Ok(resp)

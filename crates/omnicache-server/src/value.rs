@@ -68,3 +68,23 @@ mod tests {
         }
     }
 }
+
+/// A response body fed by a channel of chunks (a streamed export); an error ends the response
+/// abruptly, so a client can tell a cut export from a finished one.
+#[derive(Debug)]
+pub(crate) struct ChannelBody(pub(crate) tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>);
+
+impl http_body::Body for ChannelBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<http_body::Frame<Self::Data>, Self::Error>>>
+    {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|r| r.map(|b| http_body::Frame::data(bytes::Bytes::from(b)))))
+    }
+}

@@ -13,7 +13,6 @@
 use crate::tiered::{PutOptions, TieredCache};
 use omnicache_core::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
@@ -81,8 +80,13 @@ pub struct WarmReport {
 /// One record of a warm or export file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Record {
-    /// The key.
+    /// The key, when it is UTF-8.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub key: String,
+    /// The key in standard base64, for keys that are not UTF-8 (export writes it instead of
+    /// `key`, so a round trip is exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_base64: Option<String>,
     /// The value as text or any JSON (stored as its JSON text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<serde_json::Value>,
@@ -132,8 +136,17 @@ impl Record {
         self,
         ttl_override: Option<Duration>,
         pack: Option<Pack<'_>>,
-    ) -> std::result::Result<(String, Vec<u8>, PutOptions), String> {
-        if self.key.is_empty() {
+    ) -> std::result::Result<(Vec<u8>, Vec<u8>, PutOptions), String> {
+        use base64::Engine as _;
+        let key = match (self.key.is_empty(), &self.key_base64) {
+            (false, None) => self.key.into_bytes(),
+            (true, Some(b)) => base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map_err(|e| format!("key_base64 is not base64: {e}"))?,
+            (false, Some(_)) => return Err("both \"key\" and \"key_base64\"".into()),
+            (true, None) => return Err("empty key (expected \"key\" or \"key_base64\")".into()),
+        };
+        if key.is_empty() {
             return Err("empty key".into());
         }
         let (value, inferred) = match (self.value, self.value_hex) {
@@ -160,11 +173,7 @@ impl Record {
             }
             (None, None, None) => None,
         };
-        Ok((
-            self.key,
-            value,
-            PutOptions { ttl, tags: self.tags, subject: self.subject, cold: false },
-        ))
+        Ok((key, value, PutOptions { ttl, tags: self.tags, subject: self.subject, cold: false }))
     }
 }
 
@@ -184,6 +193,7 @@ fn parse_csv_row(line: &str) -> std::result::Result<Record, String> {
         .unwrap_or_default();
     Ok(Record {
         key,
+        key_base64: None,
         value: Some(serde_json::Value::String(value)),
         value_hex: None,
         ttl_secs,
@@ -201,40 +211,31 @@ pub async fn warm(
     format: WarmFormat,
     mut options: WarmOptions<'_>,
 ) -> Result<WarmReport> {
-    let mut report = WarmReport::default();
-    let records: Vec<(u64, std::result::Result<Record, String>)> = match format {
+    let mut load = Loader { report: WarmReport::default(), batch: Vec::with_capacity(BATCH) };
+    match format {
         WarmFormat::Json => {
             let value: serde_json::Value = serde_json::from_reader(reader).map_err(|e| {
                 Error::invalid_input(format!("line {}: not valid JSON: {e}", e.line()))
             })?;
-            match value {
+            let records: Vec<std::result::Result<Record, String>> = match value {
                 serde_json::Value::Array(items) => items
                     .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| {
-                        (
-                            i as u64 + 1,
-                            serde_json::from_value::<Record>(v).map_err(|e| e.to_string()),
-                        )
-                    })
+                    .map(|v| serde_json::from_value::<Record>(v).map_err(|e| e.to_string()))
                     .collect(),
                 serde_json::Value::Object(map) => map
                     .into_iter()
-                    .enumerate()
-                    .map(|(i, (k, v))| {
-                        (
-                            i as u64 + 1,
-                            Ok(Record {
-                                key: k,
-                                value: Some(v),
-                                value_hex: None,
-                                ttl_secs: None,
-                                ttl_ms: None,
-                                tags: vec![],
-                                subject: None,
-                                content_type: None,
-                            }),
-                        )
+                    .map(|(k, v)| {
+                        Ok(Record {
+                            key: k,
+                            key_base64: None,
+                            value: Some(v),
+                            value_hex: None,
+                            ttl_secs: None,
+                            ttl_ms: None,
+                            tags: vec![],
+                            subject: None,
+                            content_type: None,
+                        })
                     })
                     .collect(),
                 _ => {
@@ -242,10 +243,13 @@ pub async fn warm(
                         "a JSON warm file holds an array of records or an object",
                     ))
                 }
+            };
+            for (i, rec) in records.into_iter().enumerate() {
+                load.row(cache, i as u64 + 1, rec, &mut options).await?;
             }
         }
+        // Line formats are read a line at a time: memory holds one batch, whatever the size.
         WarmFormat::Jsonl | WarmFormat::Csv => {
-            let mut out = Vec::new();
             for (i, line) in reader.lines().enumerate() {
                 let n = i as u64 + 1;
                 let line = line.map_err(|e| Error::from(e).context(format!("line {n}")))?;
@@ -260,33 +264,47 @@ pub async fn warm(
                     }
                     parse_csv_row(&line)
                 };
-                out.push((n, rec));
-            }
-            out
-        }
-    };
-    let mut batch = Vec::with_capacity(BATCH);
-    for (line, rec) in records {
-        report.rows += 1;
-        match rec.and_then(|r| r.into_put(options.ttl_override, options.pack)) {
-            Ok((key, value, opts)) => {
-                batch.push((key.into_bytes(), value, opts));
-                if batch.len() == BATCH {
-                    report.loaded += batch.len() as u64;
-                    cache.put_many(std::mem::take(&mut batch)).await?;
-                }
-            }
-            Err(reason) => report.skipped.push((line, reason)),
-        }
-        if options.progress_every > 0 && report.rows % options.progress_every == 0 {
-            if let Some(p) = options.progress.as_mut() {
-                p(report.rows);
+                load.row(cache, n, rec, &mut options).await?;
             }
         }
     }
-    report.loaded += batch.len() as u64;
-    cache.put_many(batch).await?;
-    Ok(report)
+    load.report.loaded += load.batch.len() as u64;
+    cache.put_many(load.batch).await?;
+    Ok(load.report)
+}
+
+/// Rows on their way into a cache, a batch at a time.
+struct Loader {
+    report: WarmReport,
+    batch: Vec<(Vec<u8>, Vec<u8>, PutOptions)>,
+}
+
+impl Loader {
+    async fn row(
+        &mut self,
+        cache: &TieredCache,
+        line: u64,
+        rec: std::result::Result<Record, String>,
+        options: &mut WarmOptions<'_>,
+    ) -> Result<()> {
+        self.report.rows += 1;
+        match rec.and_then(|r| r.into_put(options.ttl_override, options.pack)) {
+            Ok(put) => {
+                self.batch.push(put);
+                if self.batch.len() == BATCH {
+                    self.report.loaded += self.batch.len() as u64;
+                    cache.put_many(std::mem::take(&mut self.batch)).await?;
+                }
+            }
+            Err(reason) => self.report.skipped.push((line, reason)),
+        }
+        if options.progress_every > 0 && self.report.rows.is_multiple_of(options.progress_every) {
+            if let Some(p) = options.progress.as_mut() {
+                p(self.report.rows);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Writes every live entry whose key starts with `prefix` as JSONL; returns how many.
@@ -306,40 +324,139 @@ pub async fn export_with(
     mut out: impl Write,
     unpack: Option<Unpack<'_>>,
 ) -> Result<u64> {
-    let mut keys: BTreeSet<Vec<u8>> = cache.l1_keys(prefix).into_iter().collect();
-    keys.extend(cache.tier_keys(prefix).await);
-    let now = cache.now();
+    let mut walk = Export::new(cache, prefix, unpack);
+    let mut buf = Vec::new();
     let mut n = 0;
-    for key in keys {
-        let Some(e) = cache.get(&key).await else { continue };
-        let Ok(key) = String::from_utf8(key) else { continue };
-        let (content_type, bytes) = match unpack {
-            Some(u) => u(&e.value),
-            None => (None, e.value.clone()),
-        };
-        let (value, value_hex) = match std::str::from_utf8(&bytes) {
-            Ok(s) => (Some(serde_json::Value::String(s.to_string())), None),
-            Err(_) => (None, Some(hex_encode(&bytes))),
-        };
-        let ttl_ms = e.meta.remaining(now).map(|ns| (ns / 1_000_000).max(1));
-        let rec = Record {
-            key,
-            value,
-            value_hex,
-            ttl_secs: None,
-            ttl_ms,
-            tags: e.meta.tags.clone(),
-            subject: e.meta.subject.clone(),
-            content_type,
-        };
-        serde_json::to_writer(&mut out, &rec).map_err(|e| {
-            Error::new(omnicache_core::ErrorKind::Io, "writing export").with_source(e)
-        })?;
-        out.write_all(b"\n")?;
-        n += 1;
+    loop {
+        buf.clear();
+        let written = walk.next_records(EXPORT_BATCH, &mut buf).await?;
+        if written == 0 {
+            break;
+        }
+        out.write_all(&buf)?;
+        n += written as u64;
     }
     out.flush()?;
     Ok(n)
+}
+
+/// Records an export writes between flushes.
+const EXPORT_BATCH: usize = 256;
+/// Keys read from a tier per page.
+const EXPORT_PAGE: usize = 1_000;
+
+/// An export in progress: the keys under a prefix in ascending order, merged from L1 and from
+/// every tier a page at a time, each turned into a JSONL record of its live entry. Memory holds
+/// L1's keys and one page per tier, however many entries the tiers hold. Keys that are not
+/// UTF-8 are written as `key_base64`, values that are not as `value_hex`.
+pub struct Export<'a> {
+    cache: TieredCache,
+    prefix: Vec<u8>,
+    l1: std::collections::VecDeque<Vec<u8>>,
+    tiers: Vec<TierCursor>,
+    unpack: Option<Unpack<'a>>,
+    now: omnicache_core::Timestamp,
+}
+
+impl std::fmt::Debug for Export<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Export").field("l1_keys_left", &self.l1.len()).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct TierCursor {
+    page: std::collections::VecDeque<Vec<u8>>,
+    /// Where the next page starts; `None` before the first.
+    after: Option<Vec<u8>>,
+    /// No page left to read (or the tier failed, and is skipped as a read would skip it).
+    done: bool,
+}
+
+impl<'a> Export<'a> {
+    /// An export of `cache`'s live entries under `prefix`.
+    pub fn new(cache: &TieredCache, prefix: &[u8], unpack: Option<Unpack<'a>>) -> Self {
+        let mut l1 = cache.l1_keys(prefix);
+        l1.sort_unstable();
+        Export {
+            cache: cache.clone(),
+            prefix: prefix.to_vec(),
+            l1: l1.into(),
+            tiers: (0..cache.tier_count()).map(|_| TierCursor::default()).collect(),
+            unpack,
+            now: cache.now(),
+        }
+    }
+
+    /// The next key in order from any source, once.
+    async fn next_key(&mut self) -> Option<Vec<u8>> {
+        for (i, t) in self.tiers.iter_mut().enumerate() {
+            if t.page.is_empty() && !t.done {
+                match self.cache.tier_scan(i, &self.prefix, t.after.as_deref(), EXPORT_PAGE).await {
+                    Some(page) => {
+                        t.done = page.next.is_none();
+                        t.after = page.next.or_else(|| page.keys.last().cloned());
+                        t.page = page.keys.into();
+                    }
+                    None => t.done = true,
+                }
+            }
+        }
+        let smallest =
+            self.tiers.iter().filter_map(|t| t.page.front()).chain(self.l1.front()).min()?.clone();
+        if self.l1.front() == Some(&smallest) {
+            self.l1.pop_front();
+        }
+        for t in &mut self.tiers {
+            if t.page.front() == Some(&smallest) {
+                t.page.pop_front();
+            }
+        }
+        Some(smallest)
+    }
+
+    /// Appends up to `max` records (JSONL) to `out`; returns how many, 0 when done.
+    pub async fn next_records(&mut self, max: usize, out: &mut Vec<u8>) -> Result<usize> {
+        use base64::Engine as _;
+        let mut n = 0;
+        while n < max {
+            let Some(key) = self.next_key().await else { break };
+            let Some(e) = self.cache.get(&key).await else { continue };
+            let (key, key_base64) = match String::from_utf8(key) {
+                Ok(k) => (k, None),
+                Err(k) => (
+                    String::new(),
+                    Some(base64::engine::general_purpose::STANDARD.encode(k.as_bytes())),
+                ),
+            };
+            let (content_type, bytes) = match self.unpack {
+                Some(u) => u(&e.value),
+                None => (None, e.value.clone()),
+            };
+            let (value, value_hex) = match std::str::from_utf8(&bytes) {
+                Ok(s) => (Some(serde_json::Value::String(s.to_string())), None),
+                Err(_) => (None, Some(hex_encode(&bytes))),
+            };
+            let ttl_ms = e.meta.remaining(self.now).map(|ns| (ns / 1_000_000).max(1));
+            let rec = Record {
+                key,
+                key_base64,
+                value,
+                value_hex,
+                ttl_secs: None,
+                ttl_ms,
+                tags: e.meta.tags.clone(),
+                subject: e.meta.subject.clone(),
+                content_type,
+            };
+            serde_json::to_writer(&mut *out, &rec).map_err(|e| {
+                Error::new(omnicache_core::ErrorKind::Io, "writing export").with_source(e)
+            })?;
+            out.push(b'\n');
+            n += 1;
+        }
+        Ok(n)
+    }
 }
 
 /// Reads an [`export`] back.

@@ -700,6 +700,27 @@ impl TieredCache {
         self.inner.l1.iter().map(|(k, _)| k).filter(|k| k.starts_with(prefix)).collect()
     }
 
+    /// The number of tiers below L1.
+    pub fn tier_count(&self) -> usize {
+        self.inner.slots.len()
+    }
+
+    /// One page of tier `i`'s keys under `prefix`, after `cursor`, behind its breaker and
+    /// timeout; `None` when the tier failed or was skipped.
+    pub async fn tier_scan(
+        &self,
+        i: usize,
+        prefix: &[u8],
+        cursor: Option<&[u8]>,
+        limit: usize,
+    ) -> Option<ScanPage> {
+        let tier = self.inner.slots.get(i)?.tier.clone();
+        match self.inner.call(i, tier.scan(prefix, cursor, limit)).await {
+            Some(Ok(page)) => Some(page),
+            _ => None,
+        }
+    }
+
     /// Keys under `prefix` in every tier that answers (failing tiers are skipped).
     pub async fn tier_keys(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
         let inner = &self.inner;
