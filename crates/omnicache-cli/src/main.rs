@@ -95,6 +95,9 @@ enum Command {
     /// Manage API keys on a server (needs an admin key).
     #[command(subcommand)]
     Key(KeyCommand),
+    /// A cache's tiers: what they cost.
+    #[command(subcommand)]
+    Tiers(TiersCommand),
     /// Load entries from a JSON, JSONL or CSV file into a cache, with a progress bar. Invalid
     /// rows are skipped and reported with their line numbers.
     #[command(
@@ -309,6 +312,14 @@ enum EntryCommand {
         #[command(flatten)]
         conn: Connection,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TiersCommand {
+    /// The estimated monthly cost of what each tier holds, and of its requests at the rate seen
+    /// since the server started, by each tier's cost model (config `cost`).
+    #[command(after_help = "Example:\n  omnicache tiers cost users")]
+    Cost(Named),
 }
 
 #[derive(Debug, Subcommand)]
@@ -621,6 +632,7 @@ fn remote(command: Command) -> Outcome<()> {
         Command::Cache(c) => cache_command(c),
         Command::Entry(e) => entry_command(e),
         Command::Key(k) => key_command(k),
+        Command::Tiers(t) => tiers_command(t),
         Command::Warm { file, cache, format, ttl, conn, .. } => {
             let format = warm_format(&file, format.as_deref())?;
             check_ttl(ttl)?;
@@ -691,6 +703,40 @@ fn remote(command: Command) -> Outcome<()> {
             Err(Failure::failed("internal: not a client command"))
         }
     }
+}
+
+fn tiers_command(t: TiersCommand) -> Outcome<()> {
+    match t {
+        TiersCommand::Cost(Named { name, conn }) => {
+            let client = Client::new(&conn)?;
+            let v =
+                client.call("GET", &format!("/caches/{}/cost", segment(&name)), None)?.json()?;
+            print_json_or(&client, &v, |v| {
+                let money = |x: &Value| format!("${:.4}", x.as_f64().unwrap_or(0.0));
+                let rows: Vec<Vec<String>> = v["tiers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        vec![
+                            cell(&t["tier"]),
+                            cell(&t["entries"]),
+                            cell(&t["bytes"]),
+                            format!("${}/GB-mo", cell(&t["usd_per_gb_month"])),
+                            money(&t["storage_usd_month"]),
+                            money(&t["requests_usd_month"]),
+                        ]
+                    })
+                    .collect();
+                client::table(
+                    &["tier", "entries", "bytes", "price", "storage/month", "requests/month"],
+                    &rows,
+                );
+                println!("total: {} a month", money(&v["total_usd_month"]));
+            });
+        }
+    }
+    Ok(())
 }
 
 fn print_json_or(client: &Client, v: &Value, human: impl FnOnce(&Value)) {

@@ -512,3 +512,69 @@ fn the_systemd_unit_verifies_and_is_hardened() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
 }
+
+/// Cost models from the config price each tier in GET /caches/{name}/cost and `omnicache tiers
+/// cost`, and a cold entry goes only to the tier with the cheapest storage, here with a real
+/// disk tier and a real Redis.
+#[test]
+fn tier_costs_come_from_the_config_and_cold_entries_go_to_the_cheapest_tier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut redis, port) = redis_with_password("cost-pass");
+    let config = tmp.path().join("omnicache.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[caches.priced]\n\
+             [[caches.priced.tiers]]\nkind = \"redis\"\nurl = \"redis://:cost-pass@127.0.0.1:{port}/0\"\n\
+             cost = {{ usd_per_gb_month = 12.5, latency_ms = 0.4 }}\n\
+             [[caches.priced.tiers]]\nkind = \"disk\"\ncost = {{ usd_per_gb_month = 0.05 }}\n"
+        ),
+    )
+    .unwrap();
+    let server =
+        common::serve_with(&tmp.path().join("data"), &["--config", config.to_str().unwrap()], &[]);
+    let key = server.key.clone().unwrap();
+    let auth = format!("Bearer {key}");
+    let h = [("Authorization", auth.as_str())];
+    let a = server.addr.clone();
+    for i in 0..20 {
+        let path = format!("/caches/priced/entries/k{i}");
+        assert_eq!(request(&a, "PUT", &path, &h, &[b'x'; 1000]).status, 204);
+    }
+    let cold = request(&a, "PUT", "/caches/priced/entries/archive?cold=true", &h, &[b'z'; 5000]);
+    assert_eq!(cold.status, 204);
+    let stats = request(&a, "GET", "/caches/priced/stats", &h, b"").json();
+    assert_eq!(stats["tiers"][0]["writes"], 20, "the cold entry skipped Redis: {stats}");
+    assert_eq!(stats["tiers"][1]["writes"], 21, "and went to the cheaper disk");
+    assert_eq!(stats["l1_entries"], 20, "and not to memory");
+    // Read, it is found on disk (and, read, promoted like any entry).
+    assert_eq!(request(&a, "GET", "/caches/priced/entries/archive", &h, b"").body.len(), 5000);
+
+    let cost = request(&a, "GET", "/caches/priced/cost", &h, b"").json();
+    let tiers = cost["tiers"].as_array().unwrap();
+    assert_eq!(
+        (tiers[0]["tier"].as_str(), tiers[1]["tier"].as_str()),
+        (Some("redis"), Some("disk"))
+    );
+    assert_eq!(tiers[0]["usd_per_gb_month"], 12.5);
+    assert_eq!(tiers[0]["latency_ms"], 0.4);
+    assert_eq!(tiers[1]["usd_per_gb_month"], 0.05);
+    assert_eq!(tiers[1]["entries"], 21);
+    let bytes = tiers[1]["bytes"].as_f64().unwrap();
+    let storage = tiers[1]["storage_usd_month"].as_f64().unwrap();
+    assert!((storage - bytes / 1e9 * 0.05).abs() < 1e-12, "{cost}");
+    assert!(cost["total_usd_month"].as_f64().unwrap() >= storage);
+
+    let out = common::bin()
+        .args(["tiers", "cost", "priced"])
+        .env("OMNICACHE_SERVER", format!("http://{a}"))
+        .env("OMNICACHE_API_KEY", &key)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("disk") && text.contains("total: $"), "{text}");
+    assert_eq!(request(&a, "GET", "/caches/nope/cost", &h, b"").status, 404);
+    server.stop();
+    let _ = redis.kill();
+    let _ = redis.wait();
+}

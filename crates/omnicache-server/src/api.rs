@@ -14,7 +14,7 @@ use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use omnicache_core::{DynTier, Error, Invalidation, RemovalCause, Result, TierHealth};
 use omnicache_tiers::disk::DiskTier;
-use omnicache_tiers::tiered::{PutOptions, TierSettings, TieredCache, WritePolicy};
+use omnicache_tiers::tiered::{CostModel, PutOptions, TierSettings, TieredCache, WritePolicy};
 use omnicache_tiers::warm::{WarmFormat, WarmOptions, WarmReport};
 use omnicache_tiers::BreakerState;
 use serde::{Deserialize, Serialize};
@@ -193,10 +193,12 @@ impl AppState {
                 WriteMode::OnEvict => WritePolicy::OnEvict,
             };
             let (ttl_cap, timeout, max_value) = (t.ttl_cap_secs, t.timeout_ms, t.max_value_bytes);
+            let cost = t.cost_model();
             b = b.tier_with(tier, write, move |s| TierSettings {
                 ttl_cap: ttl_cap.map(Duration::from_secs_f64),
                 timeout: timeout.map_or(s.timeout, Duration::from_millis),
                 max_value_bytes: max_value,
+                cost,
                 ..s
             });
         }
@@ -276,6 +278,26 @@ impl TierSpec {
             prefix: None,
             region: None,
             optional: false,
+            cost: None,
+        }
+    }
+
+    /// The cost model: the spec's figures over the kind's list prices.
+    fn cost_model(&self) -> CostModel {
+        let base = match self.kind {
+            TierKind::Disk => CostModel::local_disk(),
+            TierKind::Redis => CostModel::redis(),
+            TierKind::S3 => CostModel::s3_standard(),
+        };
+        let c = self.cost.unwrap_or_default();
+        CostModel {
+            usd_per_gb_month: c.usd_per_gb_month.unwrap_or(base.usd_per_gb_month),
+            usd_per_million_requests: c
+                .usd_per_million_requests
+                .unwrap_or(base.usd_per_million_requests),
+            typical_latency: c
+                .latency_ms
+                .map_or(base.typical_latency, |ms| Duration::from_secs_f64(ms / 1e3)),
         }
     }
 }
@@ -447,6 +469,7 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(list_caches, create_cache))
         .routes(routes!(cache_info, update_cache, delete_cache))
         .routes(routes!(cache_stats))
+        .routes(routes!(cache_cost))
         .routes(routes!(clear_cache))
         .routes(routes!(invalidate))
         .routes(routes!(list_keys))
@@ -1365,6 +1388,9 @@ pub(crate) struct PutQuery {
     ttl: Option<f64>,
     /// Comma-separated tags for invalidation.
     tags: Option<String>,
+    /// A cold entry: stored only in the tier with the cheapest storage (by its cost model), not
+    /// in memory. Default: false.
+    cold: Option<bool>,
 }
 
 /// Stores the body under the key with its `Content-Type`. Needs write.
@@ -1398,7 +1424,11 @@ async fn put_entry(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream");
     cache
-        .put(key.as_bytes(), pack_value(ct, &body), PutOptions { ttl, tags, ..Default::default() })
+        .put(
+            key.as_bytes(),
+            pack_value(ct, &body),
+            PutOptions { ttl, tags, cold: q.cold.unwrap_or(false), ..Default::default() },
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -1462,6 +1492,66 @@ async fn delete_entry(
     } else {
         Err(entry_not_found(&name, &key))
     }
+}
+
+/// One tier's estimated monthly cost.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct TierCostInfo {
+    /// Its name.
+    tier: String,
+    /// Entries it holds, when it can tell.
+    entries: Option<u64>,
+    /// Bytes it holds, when it can tell.
+    bytes: Option<u64>,
+    /// Storage of the current contents for a month, in US dollars.
+    storage_usd_month: f64,
+    /// Requests for a month at the rate seen since start, in US dollars.
+    requests_usd_month: f64,
+    /// Its cost model: storage.
+    usd_per_gb_month: f64,
+    /// Its cost model: requests.
+    usd_per_million_requests: f64,
+    /// Its cost model: a typical request's latency in milliseconds.
+    latency_ms: f64,
+}
+
+/// A cache's estimated monthly cost.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct CostInfo {
+    /// Per tier, fastest first.
+    tiers: Vec<TierCostInfo>,
+    /// The sum, in US dollars a month.
+    total_usd_month: f64,
+}
+
+/// The estimated monthly cost of what every tier holds now, and of its requests if the rate
+/// seen since the cache started lasts a month, by each tier's cost model (config `cost`).
+#[utoipa::path(get, path = "/caches/{name}/cost", tag = "caches",
+    params(("name" = String, Path)),
+    responses((status = 200, body = CostInfo), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn cache_cost(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Arc<Grant>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<CostInfo>> {
+    need(&grant, Scope::Read, Some(&name))?;
+    let report = state.cache(&name)?.cost_report().await;
+    let tiers = report
+        .tiers
+        .into_iter()
+        .map(|t| TierCostInfo {
+            tier: t.name,
+            entries: t.usage.map(|u| u.entries),
+            bytes: t.usage.map(|u| u.bytes),
+            storage_usd_month: t.storage_usd_month,
+            requests_usd_month: t.requests_usd_month,
+            usd_per_gb_month: t.model.usd_per_gb_month,
+            usd_per_million_requests: t.model.usd_per_million_requests,
+            latency_ms: t.model.typical_latency.as_secs_f64() * 1e3,
+        })
+        .collect();
+    Ok(Json(CostInfo { tiers, total_usd_month: report.total_usd_month }))
 }
 
 /// What a complaint did.

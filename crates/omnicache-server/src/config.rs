@@ -182,6 +182,27 @@ pub struct TierSpec {
     /// `/ready` (200, `degraded`) instead of making it not ready (503). Default: false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub optional: bool,
+    /// What the tier costs, for the monthly cost report and for placing cold entries (`PUT
+    /// ...?cold=true` goes to the tier with the cheapest storage). Default: list prices for its
+    /// kind (disk $0.08/GB-month; Redis $10/GB-month; S3 Standard $0.023/GB-month and $0.40
+    /// per million requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<TierCostSpec>,
+}
+
+/// A tier's cost model; every field defaults to the tier kind's list price.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierCostSpec {
+    /// Storage, in US dollars per GB-month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_per_gb_month: Option<f64>,
+    /// Requests, in US dollars per million.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_per_million_requests: Option<f64>,
+    /// A typical request's latency, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
 }
 
 /// Debug output is redacted like the API's, so a spec in a log line or an error shows no
@@ -379,6 +400,17 @@ impl TierSpec {
         }
         if self.timeout_ms == Some(0) {
             return Err(format!("{at}.timeout_ms: must be at least 1"));
+        }
+        if let Some(c) = &self.cost {
+            for (name, v) in [
+                ("usd_per_gb_month", c.usd_per_gb_month),
+                ("usd_per_million_requests", c.usd_per_million_requests),
+                ("latency_ms", c.latency_ms),
+            ] {
+                if v.is_some_and(|v| !(v.is_finite() && (0.0..1e9).contains(&v))) {
+                    return Err(format!("{at}.cost.{name}: must be a number from 0 to 1e9"));
+                }
+            }
         }
         match self.kind {
             TierKind::Disk => {
