@@ -11,15 +11,17 @@ use std::time::Duration;
 pub(crate) struct Failure {
     pub(crate) code: u8,
     pub(crate) message: String,
+    /// The server's error code (`cache_not_found`, ...), when it answered with one.
+    pub(crate) kind: Option<String>,
 }
 
 impl Failure {
     pub(crate) fn usage(message: impl Into<String>) -> Self {
-        Failure { code: 2, message: message.into() }
+        Failure { code: 2, message: message.into(), kind: None }
     }
 
     pub(crate) fn failed(message: impl Into<String>) -> Self {
-        Failure { code: 1, message: message.into() }
+        Failure { code: 1, message: message.into(), kind: None }
     }
 }
 
@@ -197,7 +199,8 @@ impl Client {
             400 | 413 | 414 => 2,
             _ => 1,
         };
-        Failure { code: exit, message: format!("{message} ({} {code}){hint}", reply.status) }
+        let message = format!("{message} ({} {code}){hint}", reply.status);
+        Failure { code: exit, message, kind: Some(code) }
     }
 }
 

@@ -385,6 +385,15 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // With --json, errors are JSON too, in the server's shape, on stdout where scripts read.
+        Err(f) if std::env::args().any(|a| a == "--json") => {
+            let kind = f
+                .kind
+                .clone()
+                .unwrap_or_else(|| if f.code == 2 { "usage" } else { "failed" }.to_string());
+            println!("{}", serde_json::json!({"error": {"code": kind, "message": f.message}}));
+            ExitCode::from(f.code)
+        }
         Err(f) => {
             eprintln!("omnicache: {}", f.message);
             ExitCode::from(f.code)
@@ -399,6 +408,11 @@ fn server_config(
     data: Option<PathBuf>,
     workers: Option<usize>,
 ) -> Outcome<omnicache_server::ServerConfig> {
+    for name in omnicache_server::ServerConfig::unknown_env(std::env::vars()) {
+        eprintln!(
+            "warning: {name} is not a setting and is ignored (settings: OMNICACHE_ and a config key in upper case, e.g. OMNICACHE_LISTEN, OMNICACHE_CACHES__USERS__L1_CAPACITY)"
+        );
+    }
     let mut config = omnicache_server::ServerConfig::load(file, std::env::vars())
         .map_err(|e| Failure::usage(e.to_string()))?;
     if let Some(l) = listen {
@@ -533,10 +547,15 @@ async fn warm_offline(
     use omnicache_tiers::warm::WarmOptions;
     let format = warm_format(file, format)?;
     check_ttl(ttl)?;
-    let bytes =
-        std::fs::read(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
-    let total = bytes.iter().filter(|&&c| c == b'\n').count() as u64;
+    let open = || {
+        std::fs::File::open(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))
+    };
+    // Counted in one streaming pass, then read again a line at a time: never held whole.
+    let total =
+        count_lines(open()?).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
     let failed = |e: omnicache_core::Error| Failure::failed(e.to_string());
+    // A running server holds the data directory: writing under it would go unseen by its memory.
+    let _lock = omnicache_server::datadir::open(data).map_err(failed)?;
     let disk = std::sync::Arc::new(
         omnicache_tiers::disk::DiskTier::open(omnicache_server::cache_db_path(data, cache))
             .map_err(failed)?,
@@ -553,7 +572,7 @@ async fn warm_offline(
     let pack = |ct: &str, v: Vec<u8>| omnicache_server::pack_value(ct, &v);
     let report = omnicache_tiers::warm::warm(
         &target,
-        bytes.as_slice(),
+        std::io::BufReader::with_capacity(1 << 20, open()?),
         format,
         WarmOptions {
             ttl_override: ttl.map(std::time::Duration::from_secs_f64),
@@ -573,7 +592,28 @@ async fn warm_offline(
         started.elapsed().as_secs_f64()
     );
     print_skipped(&report.skipped);
-    Ok(())
+    rows_skipped(report.skipped.len())
+}
+
+/// A load that skipped rows did not do all it was asked: exit 1, after the report.
+fn rows_skipped(n: usize) -> Outcome<()> {
+    if n == 0 {
+        Ok(())
+    } else {
+        Err(Failure::failed(format!("{n} rows were skipped (listed above); the rest were loaded")))
+    }
+}
+
+fn count_lines(mut f: std::fs::File) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0;
+    loop {
+        let got = f.read(&mut buf)?;
+        if got == 0 {
+            return Ok(n);
+        }
+        n += buf[..got].iter().filter(|&&c| c == b'\n').count() as u64;
+    }
 }
 
 /// A reader that advances a progress bar.
@@ -607,24 +647,24 @@ fn upload(
     let reply = client.call("POST", path, Some((content_type, Box::new(reader))))?;
     bar.finish_and_clear();
     let v = reply.json()?;
-    if client.json {
-        println!("{v}");
-        return Ok(());
-    }
     let skipped: Vec<(u64, String)> = v["skipped"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|s| (s["line"].as_u64().unwrap_or(0), cell(&s["reason"])))
         .collect();
-    println!(
-        "{verb} cache {cache:?}: {} entries loaded, {} rows skipped, in {:.2} s",
-        v["loaded"],
-        skipped.len(),
-        started.elapsed().as_secs_f64()
-    );
-    print_skipped(&skipped);
-    Ok(())
+    if client.json {
+        println!("{v}");
+    } else {
+        println!(
+            "{verb} cache {cache:?}: {} entries loaded, {} rows skipped, in {:.2} s",
+            v["loaded"],
+            skipped.len(),
+            started.elapsed().as_secs_f64()
+        );
+        print_skipped(&skipped);
+    }
+    rows_skipped(skipped.len())
 }
 
 fn remote(command: Command) -> Outcome<()> {
@@ -935,9 +975,10 @@ fn entry_command(e: EntryCommand) -> Outcome<()> {
                 path = format!("{path}?{}", query.join("&"));
             }
             client.call("PUT", &path, Some((&content_type, Box::new(bytes.as_slice()))))?;
-            if !client.json {
+            let v = json!({"cache": cache, "key": key, "stored": true, "bytes": bytes.len()});
+            print_json_or(&client, &v, |_| {
                 println!("stored {key:?} in cache {cache:?} ({} bytes)", bytes.len());
-            }
+            });
         }
         EntryCommand::Complain { cache, key, conn } => {
             let client = Client::new(&conn)?;

@@ -379,11 +379,24 @@ fn the_cli_drives_a_server_with_tables_json_and_exit_codes() {
     assert_eq!(ok(cli(&s, k, &["entry", "get", "users", "alice"])), "{\"plan\":\"pro\"}");
     let warm = data.path().join("w.csv");
     std::fs::write(&warm, "x,1\ny\n").unwrap();
-    let warmed = ok(cli(&s, k, &["warm", warm.to_str().unwrap(), "--cache", "users"]));
+    let partial = cli(&s, k, &["warm", warm.to_str().unwrap(), "--cache", "users"]);
+    assert_eq!(partial.status.code(), Some(1), "skipped rows are a failure, after the report");
+    let warmed = stdout(&partial);
     assert!(
         warmed.contains("1 entries loaded, 1 rows skipped") && warmed.contains("line 2"),
         "{warmed}"
     );
+    assert!(String::from_utf8_lossy(&partial.stderr).contains("1 rows were skipped"));
+    // --json: results and errors as JSON, on stdout.
+    let set = ok(cli(&s, k, &["entry", "set", "users", "bob", "v", "--json"]));
+    let set: Value = serde_json::from_str(&set).unwrap();
+    assert_eq!((set["stored"].as_bool(), set["key"].as_str()), (Some(true), Some("bob")));
+    let err = cli(&s, k, &["entry", "get", "nocache", "bob", "--json"]);
+    assert_eq!(err.status.code(), Some(1));
+    let err: Value = serde_json::from_str(&stdout(&err)).unwrap();
+    assert_eq!(err["error"]["code"], "cache_not_found");
+    let usage = cli(&s, k, &["sim", "/no/such/trace.gz", "--json"]);
+    assert_ne!(usage.status.code(), Some(0));
 
     let made = ok(cli(&s, k, &["key", "create", "ro", "--scope", "read", "--cache", "users"]));
     let ro = made.trim();

@@ -222,7 +222,7 @@ fn warm_loads_a_file_reports_bad_rows_by_line_and_the_server_serves_it() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "a skipped row fails the load, after the report");
     assert!(stdout.contains("2 entries loaded, 1 rows skipped"), "{stdout}");
     assert!(stdout.contains("line 2:"), "the bad row is named by its line: {stdout}");
     let server = serve(data.path());
@@ -577,4 +577,42 @@ fn tier_costs_come_from_the_config_and_cold_entries_go_to_the_cheapest_tier() {
     server.stop();
     let _ = redis.kill();
     let _ = redis.wait();
+}
+
+/// Input a newcomer trips over gets a clear error: bad percent-encoding in a key, an absurd
+/// TTL; and the auth scheme is case-insensitive.
+#[test]
+fn malformed_keys_and_ttls_are_rejected_and_bearer_is_case_insensitive() {
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(data.path());
+    let key = server.key.clone().unwrap();
+    let auth = format!("Bearer {key}");
+    let h = [("Authorization", auth.as_str())];
+    let a = server.addr.clone();
+    for path in [
+        "/caches/default/entries/a%zz",
+        "/caches/default/entries/trailing%",
+        "/caches/default/entries/half%4",
+        "/caches/default/entries/notutf8%ff",
+    ] {
+        let r = request(&a, "PUT", path, &h, b"v");
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.error_code(), "invalid_key", "{path}");
+        assert_eq!(request(&a, "GET", path, &h, b"").error_code(), "invalid_key", "{path}");
+    }
+    assert_eq!(request(&a, "PUT", "/caches/default/entries/100%25", &h, b"v").status, 204);
+    assert_eq!(request(&a, "GET", "/caches/default/entries/100%25", &h, b"").body, b"v");
+    let r = request(&a, "PUT", "/caches/default/entries/t?ttl=1e300", &h, b"v");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "invalid_ttl");
+    let lower = format!("bearer {key}");
+    let r = request(
+        &a,
+        "GET",
+        "/caches/default/entries/100%25",
+        &[("Authorization", lower.as_str())],
+        b"",
+    );
+    assert_eq!(r.status, 200, "a lower-case scheme is the same scheme");
+    server.stop();
 }

@@ -488,7 +488,9 @@ fn api_router() -> OpenApiRouter<Shared> {
 pub(crate) fn router(state: Shared) -> Router {
     let (open, protected, spec) = routers();
     let spec = Arc::new(spec);
-    let protected = protected.layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let protected = protected
+        .layer(middleware::from_fn(reject_bad_key_encoding))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .merge(open)
         .route(
@@ -564,12 +566,43 @@ impl tower_service::Service<Request> for ApiService {
     }
 }
 
+/// An error for an entry path whose key is not valid percent-encoding (`%zz`, a `%` at the
+/// end, bytes that are not UTF-8): such a key would otherwise be stored literally, as a
+/// different key than the client meant.
+fn bad_key_encoding(path: &str) -> Option<ApiError> {
+    let (_, key) = path.strip_prefix("/caches/")?.split_once("/entries/")?;
+    let key = key.strip_suffix("/complaints").unwrap_or(key);
+    let bytes = key.as_bytes();
+    let bad = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    let bad = bad || percent_encoding::percent_decode_str(key).decode_utf8().is_err();
+    bad.then(|| {
+        ApiError::bad(
+            "invalid_key",
+            "the key is not valid percent-encoding: write % as %25, and encode UTF-8 only",
+        )
+    })
+}
+
+async fn reject_bad_key_encoding(req: Request, next: Next) -> Response {
+    match bad_key_encoding(req.uri().path()) {
+        Some(e) => e.into_response(),
+        None => next.run(req).await,
+    }
+}
+
 /// The grant, cache name and key of a `GET /caches/{name}/entries/{key}` whose API key is
 /// valid, with the path's segments percent-decoded as axum's `Path` does; `None` for anything
 /// else, which goes to the router.
 fn fast_entry_get(state: &AppState, req: &Request) -> Option<(Arc<Grant>, String, String)> {
     if req.method() != axum::http::Method::GET {
         return None;
+    }
+    if bad_key_encoding(req.uri().path()).is_some() {
+        return None; // the router rejects it, after authentication
     }
     let rest = req.uri().path().strip_prefix("/caches/")?;
     let (name, rest) = rest.split_once('/')?;
@@ -1371,10 +1404,11 @@ fn check_key(state: &AppState, key: &str) -> ApiResult<()> {
 fn parse_ttl(ttl: Option<f64>) -> ApiResult<Option<Duration>> {
     match ttl {
         None => Ok(None),
-        Some(t) if t.is_finite() && t > 0.0 => Ok(Some(Duration::from_secs_f64(t.min(1e12)))),
+        // The same bound as the config's `default_ttl_secs` (about 31,700 years).
+        Some(t) if t.is_finite() && t > 0.0 && t < 1e12 => Ok(Some(Duration::from_secs_f64(t))),
         Some(t) => Err(ApiError::bad(
             "invalid_ttl",
-            format!("ttl must be a positive number of seconds, got {t}"),
+            format!("ttl must be a positive number of seconds below 1e12, got {t}"),
         )),
     }
 }

@@ -377,7 +377,9 @@ impl CacheSpec {
             return Err(format!("{at}.l1_max_bytes: must be at least 1"));
         }
         if self.default_ttl_secs.is_some_and(|t| !(t.is_finite() && t > 0.0 && t < 1e12)) {
-            return Err(format!("{at}.default_ttl_secs: must be a positive number of seconds"));
+            return Err(format!(
+                "{at}.default_ttl_secs: must be a positive number of seconds below 1e12"
+            ));
         }
         for (i, t) in self.tiers.iter().flatten().enumerate() {
             t.validate(&format!("{at}.tiers[{i}]"))?;
@@ -396,7 +398,9 @@ impl TierSpec {
             }
         };
         if self.ttl_cap_secs.is_some_and(|t| !(t.is_finite() && t > 0.0 && t < 1e12)) {
-            return Err(format!("{at}.ttl_cap_secs: must be a positive number of seconds"));
+            return Err(format!(
+                "{at}.ttl_cap_secs: must be a positive number of seconds below 1e12"
+            ));
         }
         if self.timeout_ms == Some(0) {
             return Err(format!("{at}.timeout_ms: must be at least 1"));
@@ -478,6 +482,22 @@ impl KeySpec {
 }
 
 impl ServerConfig {
+    /// `OMNICACHE_...` variables among `env` that are neither a setting nor one of the other
+    /// tools' (the CLI's `OMNICACHE_SERVER`, `OMNICACHE_API_KEY`, `OMNICACHE_CA_CERT`, xtask's
+    /// `OMNICACHE_TOOLS`): most likely misspelled, so they deserve a warning.
+    pub fn unknown_env(env: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+        const OTHERS: &[&str] =
+            &["server", "api_key", "ca_cert", "tools", "bless", "disk_kill_child"];
+        env.into_iter()
+            .filter_map(|(name, _)| {
+                let rest = name.strip_prefix("OMNICACHE_")?.to_ascii_lowercase();
+                let first = rest.split("__").next().unwrap_or_default().to_string();
+                let known = TOP_LEVEL.contains(&first.as_str()) || OTHERS.contains(&rest.as_str());
+                (!known).then_some(name)
+            })
+            .collect()
+    }
+
     /// The defaults, then `file` (if any), then the `OMNICACHE_...` variables among `env`.
     /// Errors name the file or variable, the key and the reason.
     pub fn load(
@@ -634,6 +654,19 @@ mod tests {
             assert_eq!(parsed.name(), *name);
         }
         assert_eq!(omnicache_strategies::NAMES.len(), 15, "PolicyName lists 15 names");
+    }
+
+    #[test]
+    fn misspelled_variables_are_found_and_other_tools_are_not() {
+        let odd = ServerConfig::unknown_env(env(&[
+            ("OMNICACHE_LISTN", "x"),
+            ("OMNICACHE_LISTEN", "127.0.0.1:1"),
+            ("OMNICACHE_CACHES__USERS__L1_CAPACITY", "7"),
+            ("OMNICACHE_API_KEY", "k"),
+            ("OMNICACHE_TOOLS", "/t"),
+            ("PATH", "/bin"),
+        ]));
+        assert_eq!(odd, vec!["OMNICACHE_LISTN".to_string()]);
     }
 
     #[test]

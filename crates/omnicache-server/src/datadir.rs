@@ -19,7 +19,7 @@ pub struct DataDirLock {
 }
 
 /// Creates `dir` if needed, makes it private, and takes its lock.
-pub(crate) fn open(dir: &Path) -> Result<DataDirLock> {
+pub fn open(dir: &Path) -> Result<DataDirLock> {
     let shown = dir.display();
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);

@@ -46,7 +46,7 @@
 
 mod api;
 pub mod config;
-mod datadir;
+pub mod datadir;
 mod keys;
 mod tls;
 mod value;
