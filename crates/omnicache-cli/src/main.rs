@@ -745,6 +745,19 @@ fn remote(command: Command) -> Outcome<()> {
     }
 }
 
+/// `name` if the server knows it as a policy (in lower case), else a usage error listing them.
+fn known_policy(name: &str) -> Outcome<String> {
+    let lower = name.to_ascii_lowercase();
+    if omnicache_strategies::NAMES.contains(&lower.as_str()) {
+        Ok(lower)
+    } else {
+        Err(Failure::usage(format!(
+            "--policy {name:?}: unknown policy; expected one of {}",
+            omnicache_strategies::NAMES.join(", ")
+        )))
+    }
+}
+
 fn tiers_command(t: TiersCommand) -> Outcome<()> {
     match t {
         TiersCommand::Cost(Named { name, conn }) => {
@@ -793,7 +806,7 @@ fn cache_command(c: CacheCommand) -> Outcome<()> {
             let client = Client::new(&conn)?;
             let mut body = json!({ "name": name });
             if let Some(p) = policy {
-                body["policy"] = json!(p);
+                body["policy"] = json!(known_policy(&p)?);
             }
             if let Some(c) = capacity {
                 body["l1_capacity"] = json!(c);
@@ -843,7 +856,7 @@ fn cache_command(c: CacheCommand) -> Outcome<()> {
                 .call_json(
                     "PATCH",
                     &format!("/caches/{}", segment(&name)),
-                    &json!({ "policy": policy }),
+                    &json!({ "policy": known_policy(&policy)? }),
                 )?
                 .json()?;
             print_json_or(&client, &v, |v| {
@@ -1119,7 +1132,7 @@ fn sim(
                 })
                 .ok_or_else(|| {
                     Failure::usage(format!(
-                        "unknown policy {p:?}; known: default, {}, opt",
+                        "unknown policy {p:?}; known: {}, opt (moka and quick_cache are in the bench's sim: cargo run --release -p omnicache-bench --bin sim)",
                         omnicache_strategies::NAMES.join(", ")
                     ))
                 })

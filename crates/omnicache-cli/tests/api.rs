@@ -410,6 +410,18 @@ fn the_cli_drives_a_server_with_tables_json_and_exit_codes() {
 
     let bad = cli(&s, k, &["cache", "create", "Bad Name"]);
     assert_eq!(bad.status.code(), Some(2), "a request the server calls invalid exits 2");
+    let fifo = cli(&s, k, &["cache", "create", "ok", "--policy", "fifo"]);
+    assert_eq!(fifo.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&fifo.stderr);
+    assert!(said.contains("unknown policy; expected one of s3fifo, lru"), "{said}");
+    assert!(!said.contains("variant"), "not serde's words: {said}");
+    let trace = data.path().join("t.keys");
+    std::fs::write(&trace, "a\nb\na\n").unwrap();
+    let zero = bin().args(["sim", trace.to_str().unwrap(), "--size", "0"]).output().unwrap();
+    assert_eq!(zero.status.code(), Some(2), "a cache of no entries is a usage error");
+    let moka = bin().args(["sim", trace.to_str().unwrap(), "--policy", "moka"]).output().unwrap();
+    let said = String::from_utf8_lossy(&moka.stderr);
+    assert!(said.matches("default").count() == 1 && said.contains("bench's sim"), "{said}");
     let bad_key = cli(&s, "oc_wrong", &["cache", "list"]);
     assert_eq!(bad_key.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_key.stderr).contains("OMNICACHE_API_KEY"));

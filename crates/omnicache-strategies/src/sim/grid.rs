@@ -65,11 +65,15 @@ pub fn parse_sizes(s: &str) -> Result<Vec<SizeSpec>> {
                     ))),
                 }
             } else {
-                x.parse::<u64>().map(SizeSpec::Entries).map_err(|_| {
-                    Error::invalid_input(format!(
+                match x.parse::<u64>() {
+                    Ok(0) => Err(Error::invalid_input(format!(
+                        "size {x:?}: a cache holds at least one entry"
+                    ))),
+                    Ok(n) => Ok(SizeSpec::Entries(n)),
+                    Err(_) => Err(Error::invalid_input(format!(
                         "size {x:?}: expected a number of entries or a percentage like 1%"
-                    ))
-                })
+                    ))),
+                }
             }
         })
         .collect::<Result<Vec<_>>>()
@@ -145,7 +149,9 @@ pub fn run_grid(
 ) -> Vec<Row> {
     let mut jobs = Vec::new();
     for (t, trace) in traces.iter().enumerate() {
+        // Smallest first, each once: `1000,1%` may resolve to 1,000 and 120.
         let mut resolved: Vec<u64> = sizes.iter().map(|s| s.resolve(trace)).collect();
+        resolved.sort_unstable();
         resolved.dedup();
         for size in resolved {
             for r in 0..replayers.len() {
@@ -256,6 +262,8 @@ mod tests {
             parse_sizes("1000, 1%,0.5%").unwrap(),
             vec![SizeSpec::Entries(1000), SizeSpec::Percent(1.0), SizeSpec::Percent(0.5)]
         );
+        assert!(parse_sizes("0").is_err(), "a cache of no entries");
+        assert!(parse_sizes("10,0").is_err());
         for bad in ["", "x", "0%", "101%", "-5", "1e3%x"] {
             assert!(parse_sizes(bad).is_err(), "{bad:?}");
         }
@@ -288,5 +296,8 @@ mod tests {
         assert_eq!(csv.lines().count(), 9);
         let table = write_table(&one);
         assert!(table.contains("a (3000 requests)") && table.contains("opt"));
+        // Sizes come out smallest first, whatever their order on the command line.
+        let reversed = run_grid(&traces, &replayers, &parse_sizes("50%,10").unwrap(), 1);
+        assert_eq!(reversed, one);
     }
 }
