@@ -361,7 +361,7 @@ enum KeyCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(hoist_connection_flags(std::env::args_os().collect()));
     let outcome = match cli.command {
         Command::Serve { config, listen, data, l1_capacity, workers } => {
             server_config(config.as_deref(), listen, data, workers).and_then(|mut config| {
@@ -399,6 +399,32 @@ fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
+}
+
+/// The connection flags (`--server`, `--api-key`, `--ca-cert`, `--json`) are accepted before
+/// the command too (`omnicache --server URL cache list`): they are moved after it, where each
+/// client command reads them.
+fn hoist_connection_flags(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const WITH_VALUE: &[&str] = &["--server", "--api-key", "--ca-cert"];
+    let mut out = Vec::with_capacity(args.len());
+    let mut moved = Vec::new();
+    let mut it = args.into_iter();
+    out.extend(it.next()); // the program
+    while let Some(a) = it.next() {
+        let text = a.to_string_lossy();
+        if text == "--json" || WITH_VALUE.iter().any(|f| text.starts_with(&format!("{f}="))) {
+            moved.push(a);
+        } else if WITH_VALUE.contains(&text.as_ref()) {
+            moved.push(a);
+            moved.extend(it.next());
+        } else {
+            // The command: everything from here stays in place, the flags follow it.
+            out.push(a);
+            out.extend(it.by_ref());
+        }
+    }
+    out.extend(moved);
+    out
 }
 
 /// The file's configuration under the environment's, under the flags.
@@ -1156,4 +1182,32 @@ fn sim(
         eprintln!("plot written to {}", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hoist_connection_flags;
+
+    fn hoisted(args: &[&str]) -> Vec<String> {
+        let args = args.iter().map(std::ffi::OsString::from).collect();
+        hoist_connection_flags(args).into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn connection_flags_before_the_command_move_after_it() {
+        assert_eq!(
+            hoisted(&["omnicache", "--server", "http://h:1", "--json", "cache", "list"]),
+            ["omnicache", "cache", "list", "--server", "http://h:1", "--json"]
+        );
+        assert_eq!(
+            hoisted(&["omnicache", "--api-key=k", "entry", "get", "c", "--json"]),
+            ["omnicache", "entry", "get", "c", "--json", "--api-key=k"]
+        );
+        // After the command nothing moves, not even a value that looks like a flag.
+        assert_eq!(
+            hoisted(&["omnicache", "entry", "set", "c", "k", "--json"]),
+            ["omnicache", "entry", "set", "c", "k", "--json"]
+        );
+        assert_eq!(hoisted(&["omnicache", "--help"]), ["omnicache", "--help"]);
+    }
 }

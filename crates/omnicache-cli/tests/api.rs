@@ -425,6 +425,12 @@ fn the_cli_drives_a_server_with_tables_json_and_exit_codes() {
     let bad_key = cli(&s, "oc_wrong", &["cache", "list"]);
     assert_eq!(bad_key.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_key.stderr).contains("OMNICACHE_API_KEY"));
+    // Connection flags before the command work too.
+    let server = format!("http://{}", s.addr);
+    let mut first = bin();
+    first.args(["--server", &server, "--api-key", k, "--json", "cache", "list"]);
+    let first = ok(first.env_remove("OMNICACHE_SERVER").output().unwrap());
+    assert!(serde_json::from_str::<Value>(&first).unwrap()["caches"].is_array(), "{first}");
     let usage = bin().args(["entry", "get"]).output().unwrap();
     assert_eq!(usage.status.code(), Some(2));
     let nowhere = bin()
