@@ -25,6 +25,11 @@ fn origin() -> (String, Arc<AtomicUsize>) {
             while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).is_ok_and(|n| n == 1) {
                 head.push(byte[0]);
             }
+            if head.starts_with(b"GET /old") {
+                // An origin that answers in HTTP/1.0.
+                let _ = s.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 4\r\n\r\ngone");
+                continue;
+            }
             let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
             let body = format!("v{n}");
             let reply = format!(
@@ -156,4 +161,17 @@ fn a_bad_upstream_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2), "a usage error");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("only http:// origins"), "{err}");
+}
+
+/// A client speaking HTTP/1.1 gets HTTP/1.1 back, even from an origin that answers in 1.0.
+#[test]
+fn the_proxy_answers_in_the_clients_http_version() {
+    let (upstream, _) = origin();
+    let data = tempfile::tempdir().unwrap();
+    let (p, _) = proxy(&upstream, "127.0.0.1:0", data.path());
+    let mut s = std::net::TcpStream::connect(&p.front).unwrap();
+    s.write_all(b"GET /old/page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
 }

@@ -106,6 +106,7 @@ where
         let this = self.clone();
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
+            let asked = parts.version;
             let Some(uri) = this.target(&parts.uri) else {
                 return Ok(text(StatusCode::BAD_REQUEST, "bad request target\n".into()));
             };
@@ -119,7 +120,12 @@ where
                 Ok(r)
             };
             match tokio::time::timeout(this.timeout, this.client.request(req)).await {
-                Ok(Ok(resp)) => Ok(resp.map(CacheBody::stream)),
+                Ok(Ok(mut resp)) => {
+                    // Answer in the client's version, whatever the origin's (an HTTP/1.0
+                    // origin must not turn a 1.1 client's reply into 1.0).
+                    *resp.version_mut() = asked;
+                    Ok(resp.map(CacheBody::stream))
+                }
                 Ok(Err(e)) => {
                     unreachable(StatusCode::BAD_GATEWAY, format!("upstream failed: {e}\n"))
                 }
