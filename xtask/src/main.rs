@@ -62,15 +62,7 @@ fn main() -> ExitCode {
 /// Where cargo puts build artifacts: `cargo metadata`'s target directory, which follows
 /// `CARGO_TARGET_DIR`, `build.target-dir` and the workspace's default.
 fn target_dir() -> Result<std::path::PathBuf, String> {
-    let out = cargo(&["metadata", "--format-version", "1", "--no-deps"])
-        .output()
-        .map_err(|e| format!("cargo metadata: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    let meta: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata output: {e}"))?;
-    meta["target_directory"]
+    metadata()?["target_directory"]
         .as_str()
         .map(std::path::PathBuf::from)
         .ok_or_else(|| "cargo metadata: no target_directory".to_string())
@@ -469,16 +461,20 @@ fn schemathesis() -> Result<(), String> {
     result
 }
 
-fn deps() -> Result<(), String> {
-    eprintln!("\n==> deps: the architecture invariant");
+/// `cargo metadata` of the workspace's own packages.
+fn metadata() -> Result<serde_json::Value, String> {
     let out = cargo(&["metadata", "--format-version", "1", "--no-deps"])
         .output()
         .map_err(|e| format!("cargo metadata: {e}"))?;
     if !out.status.success() {
         return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
-    let meta: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata output: {e}"))?;
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata output: {e}"))
+}
+
+fn deps() -> Result<(), String> {
+    eprintln!("\n==> deps: the architecture invariant");
+    let meta = metadata()?;
     let packages = meta["packages"].as_array().ok_or("cargo metadata: no packages")?;
     let mut violations = Vec::new();
     for p in packages {

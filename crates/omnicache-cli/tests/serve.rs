@@ -332,20 +332,9 @@ fn the_last_admin_key_is_kept_and_a_lost_one_is_reset_offline() {
 #[test]
 fn a_redis_password_is_in_no_response_and_no_log_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let password = "pw-4f1c9e-requirepass";
     let wrong = "pw-wrong-77aa03";
-    let mut redis = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-        .args(["--appendonly", "no", "--requirepass", password])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("could not start redis-server ({e}): install it with `apt-get install redis-server` (cargo xtask ci does)")
-        });
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let (mut redis, port) = redis_with_password(password);
     let config = tmp.path().join("omnicache.toml");
     std::fs::write(
         &config,
