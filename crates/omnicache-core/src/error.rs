@@ -117,7 +117,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.message, self.kind)?;
         if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
+            // A source the message already says (an I/O error made into ours) is not repeated.
+            let said = source.to_string();
+            if !self.message.contains(&said) {
+                write!(f, ": {said}")?;
+            }
         }
         Ok(())
     }
@@ -146,6 +150,17 @@ impl From<std::io::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = Error::from(io).context("creating the data directory /x");
+        let shown = e.to_string();
+        assert_eq!(shown.matches("no such file").count(), 1, "{shown}");
+        let other =
+            Error::new(ErrorKind::Io, "sqlite").with_source(std::io::Error::other("disk I/O"));
+        assert!(other.to_string().ends_with(": disk I/O"), "a source that adds something stays");
+    }
 
     #[test]
     fn display_has_message_kind_and_source() {
