@@ -150,8 +150,9 @@ pub struct TierSpec {
     /// Values larger than this skip the tier. Default: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_value_bytes: Option<usize>,
-    /// Each call's time limit in milliseconds. Default: 1,000.
+    /// Each call's time limit in milliseconds, 1 to 60,000. Default: 1,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 60000)]
     pub timeout_ms: Option<u64>,
     /// disk: the SQLite file. Default: the cache's file in the data directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -402,8 +403,8 @@ impl TierSpec {
                 "{at}.ttl_cap_secs: must be a positive number of seconds below 1e12"
             ));
         }
-        if self.timeout_ms == Some(0) {
-            return Err(format!("{at}.timeout_ms: must be at least 1"));
+        if self.timeout_ms.is_some_and(|t| !(1..=60_000).contains(&t)) {
+            return Err(format!("{at}.timeout_ms: must be 1 to 60,000 milliseconds"));
         }
         if let Some(c) = &self.cost {
             for (name, v) in [
