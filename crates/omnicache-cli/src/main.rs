@@ -61,7 +61,7 @@ enum Command {
     /// Run a caching reverse proxy (RFC 9111) in front of an HTTP origin, with the server's
     /// REST API beside it for stats and purges.
     #[command(
-        after_help = "Examples:\n  omnicache proxy --upstream http://127.0.0.1:3000\n  omnicache proxy --listen 0.0.0.0:80 --upstream http://app:3000 --config deploy/omnicache.toml\n\nResponses live in the named cache --cache (declare it in the config file to give it Redis or S3 tiers; by default memory over disk). Purge by tag (Surrogate-Key) or prefix with POST /caches/http/invalidate on the API address."
+        after_help = "Examples:\n  omnicache proxy --upstream http://127.0.0.1:3000\n  omnicache proxy --listen 0.0.0.0:80 --upstream http://app:3000 --config deploy/omnicache.toml\n\nResponses live in the named cache --cache (declare it in the config file to give it Redis or S3 tiers; by default memory over disk). Purge by tag (Surrogate-Key) or by path prefix with POST /caches/http/invalidate on the API address, e.g. {\"by\": \"prefix\", \"value\": \"/products/\"}."
     )]
     Proxy {
         /// The origin to forward to: http://host:port[/base].

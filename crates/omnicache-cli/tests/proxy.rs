@@ -175,3 +175,32 @@ fn the_proxy_answers_in_the_clients_http_version() {
     s.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
 }
+
+/// Purging by a path prefix, as an operator writes it (`/products/`), drops those responses
+/// and keeps the rest; no internal key format needed.
+#[test]
+fn the_proxy_purges_by_path_prefix() {
+    let (upstream, hits) = origin();
+    let data = tempfile::tempdir().unwrap();
+    let (p, key) = proxy(&upstream, "127.0.0.1:0", data.path());
+    let key = key.expect("a first start makes the admin key");
+    for path in ["/products/1", "/products/2", "/about", "/products/1"] {
+        assert_eq!(request(&p.front, "GET", path, &[], b"").status, 200);
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "the second /products/1 was a hit");
+    let auth = format!("Bearer {key}");
+    let purge = request(
+        &p.api,
+        "POST",
+        "/caches/http/invalidate",
+        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        br#"{"by": "prefix", "value": "/products/"}"#,
+    );
+    assert_eq!(purge.status, 200, "{}", String::from_utf8_lossy(&purge.body));
+    assert_eq!(purge.json()["removed"], 2, "the two products");
+    request(&p.front, "GET", "/about", &[], b"");
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "/about is still cached");
+    request(&p.front, "GET", "/products/2", &[], b"");
+    request(&p.front, "GET", "/products/1", &[], b"");
+    assert_eq!(hits.load(Ordering::SeqCst), 5, "the products were purged");
+}

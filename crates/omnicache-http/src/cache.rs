@@ -180,6 +180,41 @@ impl HttpCache {
         self.shared.invalidate(Invalidation::Prefix(prefix)).await
     }
 
+    /// Drops every stored response whose path starts with `path_prefix` (`/products/`), on any
+    /// host. Returns how many entries the store removed. The store's keys are read a page at a
+    /// time to find them (unless the key ignores hosts, when one prefix covers them all).
+    pub async fn purge_path_prefix(&self, path_prefix: &str) -> u64 {
+        let key = &self.shared.key;
+        if !key.host_in_key() {
+            let mut prefix = key.key_prefix().to_vec();
+            prefix.extend_from_slice(path_prefix.as_bytes());
+            return self.shared.invalidate(Invalidation::Prefix(prefix)).await;
+        }
+        let under = key.key_prefix().to_vec();
+        let mut matched = Vec::new();
+        let mut cursor: Option<Vec<u8>> = None;
+        loop {
+            let Ok(page) = self.shared.store.scan(&under, cursor.as_deref(), 1_000).await else {
+                break;
+            };
+            // Keys are prefix, host, path: the path starts at the first '/' after the host.
+            matched.extend(page.keys.into_iter().filter(|k| {
+                let rest = &k[under.len()..];
+                rest.iter()
+                    .position(|&b| b == b'/')
+                    .is_some_and(|at| rest[at..].starts_with(path_prefix.as_bytes()))
+            }));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        if matched.is_empty() {
+            return 0;
+        }
+        self.shared.invalidate(Invalidation::Keys(matched)).await
+    }
+
     /// Drops every stored response tagged `tag` (by the tag header, `Surrogate-Key` unless
     /// configured otherwise).
     pub async fn purge_tag(&self, tag: &str) -> u64 {

@@ -65,6 +65,11 @@ impl CacheKey {
         &self.prefix
     }
 
+    /// Whether keys hold the host (between the prefix and the path).
+    pub(crate) fn host_in_key(&self) -> bool {
+        self.host
+    }
+
     fn host_of<'a>(&self, uri: &'a Uri, headers: &'a HeaderMap) -> &'a [u8] {
         if !self.host {
             return b"";

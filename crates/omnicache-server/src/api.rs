@@ -1296,7 +1296,8 @@ pub(crate) enum InvalidateRequest {
     Keys(Vec<String>),
     /// Every entry with this tag.
     Tag(String),
-    /// Every key starting with this.
+    /// Every key starting with this; on the cache of `omnicache proxy`, a path (`/products/`)
+    /// drops the responses whose path starts with it, on every host.
     Prefix(String),
     /// Every entry of this data subject.
     Subject(String),
@@ -1318,7 +1319,16 @@ async fn invalidate(
 ) -> ApiResult<Json<Removed>> {
     need(&grant, Scope::Write, Some(&name))?;
     let cache = state.cache(&name)?;
-    let what = match json_body(body, r#"{"by":"tag","value":"users"}"#)? {
+    let request = json_body(body, r#"{"by":"tag","value":"users"}"#)?;
+    // The HTTP response cache of `omnicache proxy`: a prefix that is a path purges by path,
+    // on every host, instead of by its internal key format.
+    if let InvalidateRequest::Prefix(p) = &request {
+        let http = state.read().get(&name).and_then(|n| n.http.clone());
+        if let (Some(http), true) = (http, p.starts_with('/')) {
+            return Ok(Json(Removed { removed: http.purge_path_prefix(p).await }));
+        }
+    }
+    let what = match request {
         InvalidateRequest::Key(k) => Invalidation::Key(k.into_bytes()),
         InvalidateRequest::Keys(ks) => {
             Invalidation::Keys(ks.into_iter().map(String::into_bytes).collect())
