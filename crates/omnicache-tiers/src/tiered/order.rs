@@ -150,8 +150,12 @@ impl Order {
     }
 
     /// Raises the counter past `version` (one read back from a tier or given by a caller).
+    /// A version so large that counting on from it could wrap is not followed (it can only
+    /// come from a foreign or damaged writer).
     pub(super) fn observe(&self, version: u64) {
-        self.versions.fetch_max(version, Ordering::Relaxed);
+        if version < u64::MAX - (1 << 40) {
+            self.versions.fetch_max(version, Ordering::Relaxed);
+        }
     }
 
     /// A new mutation of `key`: the newest version, with one unit of work held.
@@ -332,6 +336,17 @@ mod tests {
         let later = o.begin(b"a");
         tagged.version = later.version;
         assert!(!o.superseded(b"a", &tagged), "written after the sweep");
+    }
+
+    #[test]
+    fn observed_versions_raise_the_counter_but_never_to_the_wrap() {
+        let o = order();
+        let now = o.begin(b"k").version;
+        o.observe(now + 1_000);
+        assert!(o.begin(b"k").version > now + 1_000, "newer than what a tier holds");
+        o.observe(u64::MAX);
+        let next = o.begin(b"k").version;
+        assert!(next > now + 1_000 && next < u64::MAX / 2, "not wrapped: {next}");
     }
 
     #[test]
