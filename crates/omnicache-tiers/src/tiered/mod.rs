@@ -340,7 +340,8 @@ impl TieredCache {
         for i in 0..inner.slots.len() {
             let goes = inner.fits(i, entry.value.len()) && (!cold || Some(i) == cheapest);
             let write = inner.slots[i].write;
-            let job = if !goes || write == WritePolicy::OnEvict {
+            // A cold entry goes to its tier whatever that tier's write policy.
+            let job = if !goes || (write == WritePolicy::OnEvict && !cold) {
                 Job::Purge { tier: i, ticket: ticket.clone() }
             } else {
                 Job::Put {

@@ -138,3 +138,29 @@ fn sweep_deletes_expired_entries_below_and_restarts_bring_entries_back() {
         assert!(cache.get(b"long").await.is_none(), "and it still expires on time");
     });
 }
+
+/// A cold entry goes to the cheapest tier even when that tier is written only on eviction
+/// (the usual memory, Redis, then S3 on_evict), and to no other.
+#[test]
+fn a_cold_entry_goes_to_a_cheapest_tier_written_on_eviction() {
+    rt().block_on(async {
+        let redis_like = Arc::new(MemoryTier::default());
+        let s3_like = Arc::new(MemoryTier::default());
+        let cache = TieredCache::builder()
+            .tier_with(redis_like.clone(), WritePolicy::Through, |s| TierSettings {
+                cost: CostModel::redis(),
+                ..s
+            })
+            .tier_with(s3_like.clone(), WritePolicy::OnEvict, |s| TierSettings {
+                cost: CostModel::s3_standard(),
+                ..s
+            })
+            .build()
+            .unwrap();
+        let cold = PutOptions { cold: true, ..Default::default() };
+        cache.put(b"archive", vec![7; 100], cold).await.unwrap();
+        cache.flush().await;
+        assert_eq!((cache.l1_entry_count(), redis_like.len(), s3_like.len()), (0, 0, 1));
+        assert_eq!(cache.get(b"archive").await.unwrap().value, vec![7; 100]);
+    });
+}
