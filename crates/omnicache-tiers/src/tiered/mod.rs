@@ -400,8 +400,24 @@ impl TieredCache {
             let (fit, rest): (Vec<_>, Vec<_>) = batch.iter().partition(|(_, e)| {
                 inner.slots[i].write != WritePolicy::OnEvict && inner.fits(i, e.value.len())
             });
-            for (ticket, _) in rest {
-                inner.purge(i, ticket).await;
+            if !rest.is_empty() {
+                // Older copies of the batch's keys leave the tiers the values skip, in one call.
+                let tickets: Vec<_> = rest.iter().map(|(t, _)| (t.clone(), None)).collect();
+                let tier = inner.slots[i].tier.clone();
+                inner
+                    .order
+                    .run_many(&tickets, |verdicts| async move {
+                        let keys: Vec<Vec<u8>> = verdicts
+                            .into_iter()
+                            .zip(&rest)
+                            .filter(|(v, _)| *v != Verdict::Newer)
+                            .map(|(_, (t, _))| t.key.clone())
+                            .collect();
+                        if !keys.is_empty() {
+                            inner.call(i, tier.invalidate(&Invalidation::Keys(keys))).await;
+                        }
+                    })
+                    .await;
             }
             if fit.is_empty() {
                 continue;
