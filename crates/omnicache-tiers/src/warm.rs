@@ -391,10 +391,13 @@ impl<'a> Export<'a> {
     /// The next key in order from any source, once.
     async fn next_key(&mut self) -> Option<Vec<u8>> {
         for (i, t) in self.tiers.iter_mut().enumerate() {
-            if t.page.is_empty() && !t.done {
+            // A tier may answer an empty page that is not its last: read on until it is not.
+            while t.page.is_empty() && !t.done {
                 match self.cache.tier_scan(i, &self.prefix, t.after.as_deref(), EXPORT_PAGE).await {
                     Some(page) => {
-                        t.done = page.next.is_none();
+                        // Done on the last page, or on an empty one that would not move on.
+                        t.done = page.next.is_none()
+                            || (page.keys.is_empty() && page.next.as_deref() == t.after.as_deref());
                         t.after = page.next.or_else(|| page.keys.last().cloned());
                         t.page = page.keys.into();
                     }
