@@ -91,6 +91,13 @@ fn proxy(upstream: &str, listen: &str, data: &std::path::Path) -> (Proxy, Option
     (p, key)
 }
 
+/// `POST /caches/http/invalidate` on the proxy's API with `body`, as an operator would.
+fn purge(p: &Proxy, key: &str, body: &[u8]) -> common::Reply {
+    let auth = format!("Bearer {key}");
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    request(&p.api, "POST", "/caches/http/invalidate", &headers, body)
+}
+
 #[test]
 fn the_proxy_caches_purges_by_tag_stops_cleanly_and_keeps_its_cache() {
     let (upstream, hits) = origin();
@@ -112,13 +119,7 @@ fn the_proxy_caches_purges_by_tag_stops_cleanly_and_keeps_its_cache() {
 
     // Purge by tag through the REST API, as an operator would.
     let auth = format!("Bearer {key}");
-    let purge = request(
-        &p.api,
-        "POST",
-        "/caches/http/invalidate",
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
-        br#"{"by": "tag", "value": "items"}"#,
-    );
+    let purge = purge(&p, &key, br#"{"by": "tag", "value": "items"}"#);
     assert_eq!(purge.status, 200, "{}", String::from_utf8_lossy(&purge.body));
     assert_eq!(request(&p.front, "GET", "/item", &[], b"").body, b"v2", "purged");
     let stats = request(&p.api, "GET", "/caches/http/stats", &[("Authorization", &auth)], b"");
@@ -188,14 +189,7 @@ fn the_proxy_purges_by_path_prefix() {
         assert_eq!(request(&p.front, "GET", path, &[], b"").status, 200);
     }
     assert_eq!(hits.load(Ordering::SeqCst), 3, "the second /products/1 was a hit");
-    let auth = format!("Bearer {key}");
-    let purge = request(
-        &p.api,
-        "POST",
-        "/caches/http/invalidate",
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
-        br#"{"by": "prefix", "value": "/products/"}"#,
-    );
+    let purge = purge(&p, &key, br#"{"by": "prefix", "value": "/products/"}"#);
     assert_eq!(purge.status, 200, "{}", String::from_utf8_lossy(&purge.body));
     assert_eq!(purge.json()["removed"], 2, "the two products");
     request(&p.front, "GET", "/about", &[], b"");
