@@ -749,8 +749,6 @@ pub(crate) struct Ready {
 }
 
 fn tier_states(n: &Named) -> Vec<TierState> {
-    let optional =
-        |i: usize| n.spec.tiers.as_ref().and_then(|t| t.get(i)).is_some_and(|t| t.optional);
     n.cache
         .tiers()
         .into_iter()
@@ -759,7 +757,7 @@ fn tier_states(n: &Named) -> Vec<TierState> {
             tier: t.name,
             health: health_name(t.health).into(),
             breaker: breaker_name(t.breaker).into(),
-            required: !optional(i),
+            required: !n.spec.tier_optional(i),
             failing: t.failing,
             last_error: t.last_error,
         })
@@ -942,13 +940,11 @@ async fn create_cache(
     // A tier that cannot work (a wrong password, nobody on the port) fails the creation with
     // its reason, unless it is declared optional.
     let failures = cache.probe().await;
-    let required =
-        |i: usize| !spec.tiers.as_ref().and_then(|t| t.get(i)).is_some_and(|t| t.optional);
     let failed: Vec<String> = failures
         .iter()
         .enumerate()
         .filter_map(|(i, f)| Some((i, f.as_ref()?)))
-        .filter(|(i, _)| required(*i))
+        .filter(|(i, _)| !spec.tier_optional(*i))
         .map(|(i, reason)| format!("tiers[{i}] ({}): {reason}", cache.tiers()[i].name))
         .collect();
     if !failed.is_empty() {

@@ -239,6 +239,11 @@ impl TierSpec {
 }
 
 impl CacheSpec {
+    /// Whether the cache's tier `i` is declared optional (the default disk tier is not).
+    pub fn tier_optional(&self, i: usize) -> bool {
+        self.tiers.as_ref().and_then(|t| t.get(i)).is_some_and(|t| t.optional)
+    }
+
     /// The spec as the API shows it, every tier [redacted](TierSpec::redacted).
     pub fn redacted(&self) -> CacheSpec {
         CacheSpec {

@@ -34,6 +34,7 @@
 //! # }).unwrap();
 //! ```
 
+mod as_tier;
 mod builder;
 mod complaints;
 mod cost;
@@ -49,8 +50,7 @@ use complaints::Complaints;
 pub use cost::{CostModel, CostReport, TierCost, TierSettings};
 use omnicache_core::{
     CacheEvent, DynTier, EntryMeta, Error, ErrorKind, EventListener, Invalidation, PolicyFactory,
-    RemovalCause, Result, ScanPage, SharedClock, StatsSnapshot, Tier, TierEntry, TierHealth,
-    Timestamp,
+    RemovalCause, Result, ScanPage, SharedClock, StatsSnapshot, TierEntry, Timestamp,
 };
 use order::{Order, Ticket, Verdict};
 use parking_lot::Mutex;
@@ -768,66 +768,5 @@ impl TieredCache {
     /// Drops `key` from L1 only (for tests and for memory pressure), leaving the tiers.
     pub fn evict_from_l1(&self, key: &[u8]) {
         self.inner.l1.invalidate(key);
-    }
-}
-
-/// A tiered cache is itself a [`Tier`], so anything written against core's traits (the HTTP
-/// response cache, a cache stacked under another) can store in it. Writes keep the caller's
-/// metadata (creation time, expiry, tags, subject; the version becomes the cache's own, newer
-/// than the caller's); reads never fail, as with
-/// [`TieredCache::get`].
-impl Tier for TieredCache {
-    fn name(&self) -> &str {
-        "tiered"
-    }
-
-    async fn get(&self, key: &[u8]) -> Result<Option<TierEntry>> {
-        Ok(TieredCache::get(self, key)
-            .await
-            .map(|e| TierEntry { value: e.value.clone(), meta: e.meta.clone() }))
-    }
-
-    async fn put(&self, key: &[u8], entry: TierEntry) -> Result<()> {
-        if key.is_empty() {
-            return Err(Error::invalid_input("a cache key must not be empty"));
-        }
-        let now = self.inner.clock.now();
-        let TierEntry { value, meta } = entry;
-        // The cache orders writes by its own versions, newer than the caller's.
-        self.inner.order.observe(meta.version);
-        self.store(key, value, meta, false, now).await;
-        Ok(())
-    }
-
-    async fn remove(&self, key: &[u8]) -> Result<bool> {
-        Ok(TieredCache::remove(self, key).await)
-    }
-
-    async fn invalidate(&self, what: &Invalidation) -> Result<u64> {
-        Ok(TieredCache::invalidate(self, what).await)
-    }
-
-    async fn scan(&self, prefix: &[u8], cursor: Option<&[u8]>, limit: usize) -> Result<ScanPage> {
-        let mut keys = self.l1_keys(prefix);
-        keys.extend(self.tier_keys(prefix).await);
-        keys.sort_unstable();
-        keys.dedup();
-        let start = cursor.map_or(0, |c| keys.partition_point(|k| k.as_slice() <= c));
-        let end = keys.len().min(start.saturating_add(limit.max(1)));
-        let next = (end < keys.len()).then(|| keys[end - 1].clone());
-        Ok(ScanPage { keys: keys.drain(start..end).collect(), next })
-    }
-
-    async fn sweep_expired(&self) -> Result<u64> {
-        Ok(self.sweep().await)
-    }
-
-    fn health(&self) -> TierHealth {
-        let tiers = self.tiers();
-        if tiers.iter().all(|t| t.health == TierHealth::Healthy) {
-            TierHealth::Healthy
-        } else {
-            TierHealth::Degraded
-        }
     }
 }
