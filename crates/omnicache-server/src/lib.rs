@@ -19,7 +19,9 @@
 //! | `GET`, `POST /keys`, `DELETE /keys/{name}` | API keys: list, make (shown once), revoke | admin |
 //!
 //! Every error is `{"error": {"code": "...", "message": "..."}}` with its HTTP status (401 without
-//! a valid key, 403 without the scope or for another cache, 413/414/400 past the limits).
+//! a valid key, 403 without the scope or for another cache, 413/414/400 past the limits; a request
+//! line over 65,534 bytes, HTTP/1's own limit, is 414 `uri_too_long` on a connection's first
+//! request and hyper's bodyless 414 on later ones).
 //! Requests send `Authorization: Bearer KEY` (or `X-Api-Key: KEY`). On first start the server
 //! makes an admin key, keeps only its SHA-256 in `keys.json`, writes the key itself to
 //! `admin.key` (mode 0600) next to the data, and prints it once; more keys come from the config
@@ -48,6 +50,7 @@ mod api;
 pub mod config;
 pub mod datadir;
 mod keys;
+mod line_guard;
 mod tls;
 mod value;
 
@@ -144,12 +147,13 @@ async fn serve_api(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     use axum::ServiceExt as _;
+    use line_guard::Guarded;
     let app = app.into_make_service();
     let served = match tls {
-        None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
+        None => axum::serve(Guarded(listener), app).with_graceful_shutdown(stop).await,
         Some(tls) => {
             let listener = tls::TlsListener::new(listener, tls)?;
-            axum::serve(listener, app).with_graceful_shutdown(stop).await
+            axum::serve(Guarded(listener), app).with_graceful_shutdown(stop).await
         }
     };
     served.map_err(|e| Error::from(e).context("serving the API"))
