@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         let started = Instant::now();
         for i in 0..n {
-            let e = TierEntry { value: vec![(i % 251) as u8; 100], meta: EntryMeta::new(i) };
+            let e = TierEntry::new(vec![(i % 251) as u8; 100], EntryMeta::new(i));
             tier.put(format!("key:{i}").as_bytes(), e).await?;
         }
         println!(
@@ -161,7 +161,7 @@ fn redis_race(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         let mut bare = redis::aio::ConnectionManager::new(client).await?;
         let n = 1_000u64;
         for i in 0..n {
-            let e = TierEntry { value: vec![1u8; 100], meta: EntryMeta::new(i) };
+            let e = TierEntry::new(vec![1u8; 100], EntryMeta::new(i));
             tier.put(format!("k{i}").as_bytes(), e).await?;
             let _: () =
                 redis::AsyncCommands::set(&mut bare, format!("bare:{i}"), vec![1u8; 100]).await?;

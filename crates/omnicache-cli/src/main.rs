@@ -593,7 +593,7 @@ async fn warm_offline(
         .build()
         .map_err(failed)?;
     let bar = bar(total, "rows");
-    let started = std::time::Instant::now();
+    let started = clock_now();
     let mut progress = |n: u64| bar.set_position(n);
     let pack = |ct: &str, v: Vec<u8>| omnicache_server::pack_value(ct, &v);
     let report = omnicache_tiers::warm::warm(
@@ -615,7 +615,7 @@ async fn warm_offline(
         "warmed cache {cache:?}: {} entries loaded, {} rows skipped, in {:.2} s",
         report.loaded,
         report.skipped.len(),
-        started.elapsed().as_secs_f64()
+        secs_since(started)
     );
     print_skipped(&report.skipped);
     rows_skipped(report.skipped.len())
@@ -669,7 +669,7 @@ fn upload(
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = bar(len, "bytes");
     let reader = Progress { inner: std::io::BufReader::new(f), bar: bar.clone() };
-    let started = std::time::Instant::now();
+    let started = clock_now();
     let reply = client.call("POST", path, Some((content_type, Box::new(reader))))?;
     bar.finish_and_clear();
     let v = reply.json()?;
@@ -686,7 +686,7 @@ fn upload(
             "{verb} cache {cache:?}: {} entries loaded, {} rows skipped, in {:.2} s",
             v["loaded"],
             skipped.len(),
-            started.elapsed().as_secs_f64()
+            secs_since(started)
         );
         print_skipped(&skipped);
     }
@@ -1182,6 +1182,16 @@ fn sim(
         eprintln!("plot written to {}", path.display());
     }
     Ok(())
+}
+
+/// Now, by core's system clock (time is read through core's `Clock` everywhere).
+fn clock_now() -> omnicache_core::Timestamp {
+    omnicache_core::Clock::now(&omnicache_core::SystemClock)
+}
+
+/// Seconds since `started`, a [`clock_now`] reading.
+fn secs_since(started: omnicache_core::Timestamp) -> f64 {
+    clock_now().saturating_sub(started) as f64 / 1e9
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@
 
 use crate::error::{Error, Result};
 use crate::meta::EntryMeta;
+use crate::tier::TierEntry;
 
 /// Envelope flag bits.
 pub mod flags {
@@ -43,15 +44,29 @@ const NO_SUBJECT: u16 = u16::MAX;
 /// The largest payload an envelope may carry (4 GiB - 1).
 pub const MAX_PAYLOAD: usize = u32::MAX as usize;
 
+/// How a payload's bytes were made: the codec that encoded the value and the transforms applied
+/// after it. Kept in the envelope's header, so a reader knows what to undo; the default is raw
+/// bytes, untransformed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Encoding {
+    /// Flag bits ([`flags`]): one per transform applied.
+    pub flags: u8,
+    /// Which codec encoded the value ([`Codec::id`](crate::Codec::id)).
+    pub codec: u8,
+    /// Which key a keyed transform used (for key rotation); 0 = none.
+    pub key_id: u32,
+}
+
+impl Encoding {
+    /// Raw bytes, no transform.
+    pub const RAW: Encoding = Encoding { flags: 0, codec: 0, key_id: 0 };
+}
+
 /// A stored entry: metadata plus payload bytes, with a checksum.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Envelope {
-    /// Flag bits ([`flags`]).
-    pub flags: u8,
-    /// Which codec encoded the payload.
-    pub codec: u8,
-    /// Which key encrypted it (0 = none).
-    pub key_id: u32,
+    /// How the payload was made.
+    pub encoding: Encoding,
     /// The entry's metadata.
     pub meta: EntryMeta,
     /// The (possibly transformed) value.
@@ -64,14 +79,22 @@ impl Envelope {
         Envelope { meta, payload, ..Default::default() }
     }
 
+    /// The envelope a tier stores for `entry`.
+    pub fn from_entry(entry: TierEntry) -> Self {
+        Envelope { encoding: entry.encoding, meta: entry.meta, payload: entry.value }
+    }
+
+    /// The entry this envelope carries.
+    pub fn into_entry(self) -> TierEntry {
+        TierEntry { value: self.payload, meta: self.meta, encoding: self.encoding }
+    }
+
     /// Serializes. Fails only if a field is too long for the format (subject or a tag over
     /// 65,534 bytes, more than 65,535 tags, payload of 4 GiB or more) or flags are unknown.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        if self.flags & !flags::KNOWN != 0 {
-            return Err(Error::invalid_input(format!(
-                "unknown envelope flags {:#04x}",
-                self.flags
-            )));
+        let Encoding { flags: flag_bits, codec, key_id } = self.encoding;
+        if flag_bits & !flags::KNOWN != 0 {
+            return Err(Error::invalid_input(format!("unknown envelope flags {flag_bits:#04x}")));
         }
         if self.payload.len() > MAX_PAYLOAD {
             return Err(Error::invalid_input("payload too large for an envelope (4 GiB max)"));
@@ -82,9 +105,9 @@ impl Envelope {
         let mut out = Vec::with_capacity(size);
         out.extend_from_slice(&MAGIC);
         out.push(FORMAT_VERSION);
-        out.push(self.flags);
-        out.push(self.codec);
-        out.extend_from_slice(&self.key_id.to_le_bytes());
+        out.push(flag_bits);
+        out.push(codec);
+        out.extend_from_slice(&key_id.to_le_bytes());
         out.extend_from_slice(&self.meta.created.to_le_bytes());
         out.extend_from_slice(&self.meta.expires.unwrap_or(0).to_le_bytes());
         out.extend_from_slice(&self.meta.version.to_le_bytes());
@@ -153,9 +176,7 @@ impl Envelope {
             return Err(Error::corrupt(format!("{} trailing bytes in envelope", r.remaining())));
         }
         Ok(Envelope {
-            flags: flag_bits,
-            codec,
-            key_id,
+            encoding: Encoding { flags: flag_bits, codec, key_id },
             meta: EntryMeta {
                 created,
                 expires: (expires != 0).then_some(expires),
@@ -237,9 +258,7 @@ mod tests {
 
     fn sample() -> Envelope {
         Envelope {
-            flags: flags::ENCRYPTED,
-            codec: 1,
-            key_id: 42,
+            encoding: Encoding { flags: flags::ENCRYPTED, codec: 1, key_id: 42 },
             meta: EntryMeta {
                 created: 1_700_000_000_000_000_000,
                 expires: Some(1_700_000_060_000_000_000),
@@ -284,7 +303,7 @@ mod tests {
     #[test]
     fn encode_rejects_what_the_format_cannot_hold() {
         let mut e = sample();
-        e.flags = 0x80;
+        e.encoding.flags = 0x80;
         assert_eq!(e.encode().unwrap_err().kind(), ErrorKind::InvalidInput);
         let mut e = sample();
         e.meta.subject = Some("x".repeat(70_000));
@@ -329,7 +348,7 @@ mod tests {
             payload in proptest::collection::vec(any::<u8>(), 0..100),
         ) {
             let e = Envelope {
-                flags, codec, key_id,
+                encoding: Encoding { flags, codec, key_id },
                 meta: EntryMeta { created, expires: Some(expires), tags, subject, version, weight },
                 payload,
             };

@@ -56,7 +56,7 @@ pub use clock::{Clock, MockClock, SharedClock, SystemClock, Timestamp};
 #[cfg(feature = "json")]
 pub use codec::JsonCodec;
 pub use codec::{Codec, RawCodec, Transform, TransformContext};
-pub use envelope::Envelope;
+pub use envelope::{Encoding, Envelope};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{CacheEvent, EventListener};
 pub use invalidation::Invalidation;

@@ -5,6 +5,7 @@
 //! [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable), and the tiered cache above it turns
 //! both into a miss for the caller.
 
+use crate::envelope::Encoding;
 use crate::error::Result;
 use crate::invalidation::Invalidation;
 use crate::meta::EntryMeta;
@@ -19,6 +20,16 @@ pub struct TierEntry {
     pub value: Vec<u8>,
     /// Its metadata.
     pub meta: EntryMeta,
+    /// How `value` was made (codec, transforms, key id); a tier stores it with the value and
+    /// gives it back unchanged.
+    pub encoding: Encoding,
+}
+
+impl TierEntry {
+    /// Raw, untransformed bytes with `meta`.
+    pub fn new(value: Vec<u8>, meta: EntryMeta) -> Self {
+        TierEntry { value, meta, encoding: Encoding::RAW }
+    }
 }
 
 /// One page of a key scan.

@@ -1112,7 +1112,7 @@ impl Shared {
         } else {
             let key = variant(&asked.primary, &names, &asked.headers);
             let meta = self.meta(stored, Vec::new());
-            let index = TierEntry { value: Record::Vary(names).encode(), meta };
+            let index = TierEntry::new(Record::Vary(names).encode(), meta);
             let _ = self.store.put(&asked.primary, index).await;
             self.write_at(&key, stored, tags).await;
         }
@@ -1181,7 +1181,7 @@ impl Shared {
 
     async fn write_at(&self, key: &[u8], stored: &StoredResponse, tags: Vec<String>) {
         let meta = self.meta(stored, tags);
-        let entry = TierEntry { value: Record::Response(stored.clone()).encode(), meta };
+        let entry = TierEntry::new(Record::Response(stored.clone()).encode(), meta);
         let _ = self.store.put(key, entry).await;
     }
 }

@@ -13,7 +13,7 @@ use omnicache_http::proxy::Upstream;
 use omnicache_http::{CacheService, HttpCache};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
@@ -90,7 +90,7 @@ struct Fixture {
 }
 
 fn wall_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+    omnicache_core::Clock::now(&omnicache_core::SystemClock)
 }
 
 async fn fixture() -> Fixture {

@@ -29,7 +29,7 @@
 //! # let dir = tempfile::tempdir().unwrap();
 //! let tier = DiskTier::builder(dir.path().join("cache.db")).max_bytes(64 << 20).open()?;
 //! # pollster_block_on(async {
-//! let entry = TierEntry { value: b"hello".to_vec(), meta: EntryMeta::new(0) };
+//! let entry = TierEntry::new(b"hello".to_vec(), EntryMeta::new(0));
 //! tier.put(b"greeting", entry).await?;
 //! assert_eq!(tier.get(b"greeting").await?.unwrap().value, b"hello");
 //! # Ok::<(), omnicache_core::Error>(())
@@ -66,6 +66,7 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 const SPIN: Duration = Duration::from_micros(20);
 
 /// The next job, polled for [`SPIN`], then waited for; `None` once the tier is dropped.
+#[allow(clippy::disallowed_methods)] // a spin wait, in real time
 fn next_job(jobs: &mut mpsc::Receiver<Job>) -> Option<Job> {
     // Elapsed time on this thread only, for the spin; no entry's time is read from it.
     let started = std::time::Instant::now();
@@ -473,7 +474,7 @@ impl DiskTier {
             let expires = entry.meta.expires.map_or(0, ts);
             let subject = entry.meta.subject.clone();
             let tags = entry.meta.tags.clone();
-            let bytes = Envelope::new(entry.meta, entry.value).encode()?;
+            let bytes = Envelope::from_entry(entry).encode()?;
             rows.push(Row { key, bytes, expires, subject, tags });
         }
         self.write(move |s, c| s.put_rows(c, &rows)).await
@@ -669,7 +670,7 @@ impl Tier for DiskTier {
                 if now.saturating_sub(accessed) > 1_000_000_000 {
                     self.touch(key);
                 }
-                Ok(Some(TierEntry { value: env.payload, meta: env.meta }))
+                Ok(Some(env.into_entry()))
             }
             Err(e) => {
                 // Only the corrupt bytes, for the same reason.

@@ -304,7 +304,7 @@ impl RedisTier {
         if env.meta.is_expired(self.clock.now()) {
             return Ok(None);
         }
-        Ok(Some(TierEntry { value: env.payload, meta: env.meta }))
+        Ok(Some(env.into_entry()))
     }
 
     /// The commands that store one entry: the value with its TTL, and its index entries.
@@ -314,7 +314,7 @@ impl RedisTier {
         let ttl_ms = entry.meta.expires.map(|e| (e.saturating_sub(now) / 1_000_000).max(1));
         let tags = entry.meta.tags.clone();
         let subject = entry.meta.subject.clone();
-        let bytes = Envelope::new(entry.meta, entry.value).encode()?;
+        let bytes = Envelope::from_entry(entry).encode()?;
         let mut set = redis::cmd("SET");
         set.arg(&ek).arg(bytes);
         if let Some(ms) = ttl_ms {

@@ -405,7 +405,7 @@ impl Tier for S3Tier {
                 self.delete(&object).await?;
                 Ok(None)
             }
-            Ok(env) => Ok(Some(TierEntry { value: env.payload, meta: env.meta })),
+            Ok(env) => Ok(Some(env.into_entry())),
             Err(e) => {
                 self.delete(&object).await?;
                 Err(e.context(format!("s3 object {object}: deleted")))
@@ -419,7 +419,7 @@ impl Tier for S3Tier {
         let tags =
             entry.meta.tags.iter().map(|t| encode_key(t.as_bytes())).collect::<Vec<_>>().join(",");
         let subject = entry.meta.subject.as_deref().map(|s| encode_key(s.as_bytes()));
-        let body = Envelope::new(entry.meta, entry.value).encode()?;
+        let body = Envelope::from_entry(entry).encode()?;
         let mut req = self
             .client
             .put_object()

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 fn entry(value: &[u8], meta: EntryMeta) -> TierEntry {
-    TierEntry { value: value.to_vec(), meta }
+    TierEntry::new(value.to_vec(), meta)
 }
 
 /// Runs the tier contract against fresh tiers made by `make`, each reading time from the given

@@ -127,10 +127,11 @@ pub fn simulate(
         eprintln!("{}: {} requests, {} distinct keys", t.name, t.len(), t.unique());
         traces.push(t);
     }
-    let started = std::time::Instant::now();
+    let clock = omnicache_core::SystemClock;
+    let started = omnicache_core::Clock::now(&clock);
     let rows = run_grid(&traces, replayers, sizes, threads);
     let requests: u64 = rows.iter().map(|r| r.requests).sum();
-    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let secs = (omnicache_core::Clock::now(&clock).saturating_sub(started) as f64 / 1e9).max(1e-9);
     eprintln!(
         "{} replays, {requests} requests in {secs:.2} s ({:.1} M requests/s on all threads)",
         rows.len(),

@@ -224,6 +224,12 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
+    /// Now, by the cache's clock (loads are timed with it too).
+    #[inline]
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     pub(crate) fn new(cfg: Config<K, V, S>) -> Self {
         let n = cfg.shards.max(1).next_power_of_two();
         let base = cfg.max_weight / n as u64;

@@ -132,9 +132,9 @@ where
                 lead.complete(Outcome::Abandoned);
                 continue;
             };
-            let started = std::time::Instant::now();
+            let started = self.engine.now();
             let result = init.await;
-            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let nanos = self.engine.now().saturating_sub(started);
             return lead.finish(&self.engine, result, nanos);
         }
     }

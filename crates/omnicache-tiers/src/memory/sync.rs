@@ -160,9 +160,9 @@ where
                 lead.complete(Outcome::Abandoned);
                 continue;
             };
-            let started = std::time::Instant::now();
+            let started = self.engine.now();
             let result = init();
-            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let nanos = self.engine.now().saturating_sub(started);
             return lead.finish(&self.engine, result, nanos);
         }
     }

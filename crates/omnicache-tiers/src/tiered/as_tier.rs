@@ -6,7 +6,8 @@ use omnicache_core::{Error, Invalidation, Result, ScanPage, Tier, TierEntry, Tie
 /// A tiered cache is itself a [`Tier`], so anything written against core's traits (the HTTP
 /// response cache, a cache stacked under another) can store in it. Writes keep the caller's
 /// metadata (creation time, expiry, tags, subject; the version becomes the cache's own, newer
-/// than the caller's); reads never fail, as with
+/// than the caller's) and its encoding (an entry another cache transformed is stored as it is,
+/// and refused if this cache has transforms of its own); reads never fail, as with
 /// [`TieredCache::get`].
 impl Tier for TieredCache {
     fn name(&self) -> &str {
@@ -14,9 +15,7 @@ impl Tier for TieredCache {
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<TierEntry>> {
-        Ok(TieredCache::get(self, key)
-            .await
-            .map(|e| TierEntry { value: e.value.clone(), meta: e.meta.clone() }))
+        Ok(TieredCache::get(self, key).await.map(|e| TierEntry::clone(&e)))
     }
 
     async fn put(&self, key: &[u8], entry: TierEntry) -> Result<()> {
@@ -24,10 +23,14 @@ impl Tier for TieredCache {
             return Err(Error::invalid_input("a cache key must not be empty"));
         }
         let now = self.inner.clock.now();
-        let TierEntry { value, meta } = entry;
+        if entry.encoding.flags != 0 && !self.inner.transforms.is_empty() {
+            return Err(Error::invalid_input(
+                "the entry is already transformed, and this cache transforms what it stores",
+            ));
+        }
         // The cache orders writes by its own versions, newer than the caller's.
-        self.inner.order.observe(meta.version);
-        self.store(key, value, meta, false, now).await;
+        self.inner.order.observe(entry.meta.version);
+        self.store(key, entry, false, now).await;
         Ok(())
     }
 

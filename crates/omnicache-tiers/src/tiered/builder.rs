@@ -2,7 +2,8 @@
 //! writer that runs write-behind, purge and demotion jobs in the order they were queued.
 
 use super::order::Order;
-use super::stats::{AtomicTierStats, DEMOTIONS, DROPPED};
+use super::stats::AtomicTierStats;
+use super::transform::Transforms;
 use super::{
     held_below, Complaints, Entry, Inner, Job, Listeners, Slot, TierSettings, TieredCache,
     WritePolicy,
@@ -12,7 +13,7 @@ use crate::memory::sync::Cache;
 use omnicache_core::clock::duration_nanos;
 use omnicache_core::{
     CacheEvent, DynTier, Error, EventListener, PolicyFactory, RemovalCause, Result, SharedClock,
-    TierEntry,
+    Transform,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -46,6 +47,7 @@ pub struct TieredCacheBuilder {
     pub(super) sweep_interval: Option<Duration>,
     pub(super) l1_policy: Option<Arc<dyn PolicyFactory>>,
     pub(super) listeners: Vec<Arc<dyn EventListener>>,
+    pub(super) transforms: Vec<Arc<dyn Transform>>,
 }
 
 impl fmt::Debug for TieredCacheBuilder {
@@ -54,6 +56,7 @@ impl fmt::Debug for TieredCacheBuilder {
             .field("l1_capacity", &self.l1_capacity)
             .field("tiers", &self.tiers.len())
             .field("listeners", &self.listeners.len())
+            .field("transforms", &self.transforms)
             .finish_non_exhaustive()
     }
 }
@@ -167,8 +170,23 @@ impl TieredCacheBuilder {
         self
     }
 
+    /// Adds a transform (compression, encryption) on top of the previous ones. Values are
+    /// transformed on their way to the tiers, in the order the transforms were added, and
+    /// restored in reverse order when read back; L1 holds them as written. Each entry records
+    /// the transforms applied to it ([`Encoding`](omnicache_core::Encoding)'s flags and key id),
+    /// so entries written before a transform was added stay readable, and an entry needing a
+    /// transform the cache no longer has is treated as corrupt (a miss, deleted from its tier).
+    /// A transform that fails on a write keeps the value out of the tiers (L1 still holds it;
+    /// counted by [`TieredCache::transform_errors`]). Each transform must set its own one of the
+    /// envelope's flag bits, or [`build`](Self::build) fails. Default: none.
+    pub fn transform(mut self, transform: Arc<dyn Transform>) -> Self {
+        self.transforms.push(transform);
+        self
+    }
+
     /// Builds the cache and starts its background writer on the current Tokio runtime.
     pub fn build(self) -> Result<TieredCache> {
+        let transforms = Transforms::new(self.transforms)?;
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::invalid_input("TieredCache::build must be called inside a Tokio runtime")
         })?;
@@ -212,11 +230,9 @@ impl TieredCacheBuilder {
                 let ticket =
                     demote_to.and_then(|t| Some((t, l1_order.begin_existing(&key, &e.meta)?)));
                 if let Some((tier, ticket)) = ticket {
-                    let entry = TierEntry { value: e.value.clone(), meta: e.meta.clone() };
                     if let Some(tx) = demote_queue.lock().as_ref() {
                         demote_pending.lock().insert(key.clone(), e.clone());
-                        let job =
-                            Job::Put { tier, ticket: ticket.clone(), entry, demotion: Some(e) };
+                        let job = Job::Demote { tier, ticket: ticket.clone(), entry: e };
                         queued = match tx.try_send(job) {
                             Ok(()) => true,
                             Err(_) => {
@@ -281,6 +297,8 @@ impl TieredCacheBuilder {
             misses: AtomicU64::new(0),
             events,
             eager,
+            transforms,
+            transform_errors: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&inner);
         let worker = handle.spawn(async move {
@@ -295,34 +313,15 @@ impl TieredCacheBuilder {
                         inner.purge(tier, &ticket).await;
                         inner.order.end(&ticket);
                     }
-                    Job::Put { tier, ticket, entry, demotion } => {
+                    Job::Put { tier, ticket, entry } => {
                         let Some(inner) = weak.upgrade() else { break };
-                        let key = ticket.key.clone();
-                        let done = inner.put_gated(tier, &ticket, entry).await;
+                        inner.put_gated(tier, &ticket, entry).await;
                         inner.order.end(&ticket);
-                        if let Some(demoted) = demotion {
-                            let still_pending = {
-                                let mut pending = inner.pending.lock();
-                                let mine =
-                                    pending.get(&key).is_some_and(|p| Arc::ptr_eq(p, &demoted));
-                                if mine {
-                                    pending.remove(&key);
-                                }
-                                mine
-                            };
-                            if done == Some(true) {
-                                inner.slots[tier].stats.add(DEMOTIONS, 1);
-                                let to = inner.slots[tier].tier.name().to_string();
-                                inner.events.emit(|| CacheEvent::Demoted { key, to });
-                            } else if done == Some(false) {
-                                inner.slots[tier].stats.add(DROPPED, 1);
-                                // Lost, unless it was written or removed again meanwhile.
-                                if still_pending && !held_below(&inner.eager, demoted.value.len()) {
-                                    let cause = RemovalCause::Capacity;
-                                    inner.events.emit(|| CacheEvent::Removed { key, cause });
-                                }
-                            }
-                        }
+                    }
+                    Job::Demote { tier, ticket, entry } => {
+                        let Some(inner) = weak.upgrade() else { break };
+                        inner.demote(tier, &ticket, entry).await;
+                        inner.order.end(&ticket);
                     }
                 }
             }

@@ -3,10 +3,13 @@
 //! never go back in time.
 
 use super::order::{Ticket, Verdict};
-use super::stats::{CALLS, ERRORS, LATENCY, SKIPPED, TIMEOUTS, WRITES};
-use super::{Entry, Inner, Job};
+use super::stats::{CALLS, DEMOTIONS, DROPPED, ERRORS, LATENCY, SKIPPED, TIMEOUTS, WRITES};
+use super::{held_below, Entry, Inner, Job};
 use omnicache_core::clock::duration_nanos;
-use omnicache_core::{EntryMeta, Error, ErrorKind, RemovalCause, Result, TierEntry, Timestamp};
+use omnicache_core::{
+    CacheEvent, EntryMeta, Error, ErrorKind, RemovalCause, Result, TierEntry, Timestamp,
+};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,7 +61,7 @@ impl Inner {
             slot.stats.add(SKIPPED, 1);
             return None;
         }
-        let started = std::time::Instant::now();
+        let started = self.clock.now();
         let result = match tokio::time::timeout(slot.timeout, call).await {
             Ok(r) => r,
             Err(_) => {
@@ -66,7 +69,7 @@ impl Inner {
                 Err(Error::new(ErrorKind::Timeout, format!("tier {} timed out", slot.tier.name())))
             }
         };
-        slot.stats.add(LATENCY, u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        slot.stats.add(LATENCY, self.clock.now().saturating_sub(started));
         slot.stats.add(CALLS, 1);
         // Corruption is the entry's fault, not the tier's.
         let failure = match &result {
@@ -135,6 +138,40 @@ impl Inner {
             .await
     }
 
+    /// Writes an entry L1 evicted to the demotion tier `i` (transformed here, off the evicting
+    /// thread), unless something newer happened to the key; then stops serving it from
+    /// `pending`, and counts and reports what became of it.
+    pub(super) async fn demote(&self, i: usize, ticket: &Ticket, demoted: Arc<Entry>) {
+        let key = ticket.key.clone();
+        let done = match self.transforms.down(&key, &demoted) {
+            Ok(entry) => self.put_gated(i, ticket, entry).await,
+            Err(_) => {
+                self.transform_errors.fetch_add(1, Ordering::Relaxed);
+                Some(false)
+            }
+        };
+        let still_pending = {
+            let mut pending = self.pending.lock();
+            let mine = pending.get(&key).is_some_and(|p| Arc::ptr_eq(p, &demoted));
+            if mine {
+                pending.remove(&key);
+            }
+            mine
+        };
+        if done == Some(true) {
+            self.slots[i].stats.add(DEMOTIONS, 1);
+            let to = self.slots[i].tier.name().to_string();
+            self.events.emit(|| CacheEvent::Demoted { key, to });
+        } else if done == Some(false) {
+            self.slots[i].stats.add(DROPPED, 1);
+            // Lost, unless it was written or removed again meanwhile.
+            if still_pending && !held_below(&self.eager, demoted.value.len()) {
+                let cause = RemovalCause::Capacity;
+                self.events.emit(|| CacheEvent::Removed { key, cause });
+            }
+        }
+    }
+
     /// Deletes `ticket`'s key from tier `i` if the ticket is still the newest for its key;
     /// `None` when skipped, else whether the tier had it.
     pub(super) async fn purge(&self, i: usize, ticket: &Ticket) -> Option<bool> {
@@ -161,7 +198,9 @@ impl Inner {
     pub(super) fn enqueue(&self, job: Job) -> std::result::Result<(), Box<Job>> {
         let Some(tx) = self.queue.lock().clone() else { return Err(Box::new(job)) };
         let ticket = match &job {
-            Job::Put { ticket, .. } | Job::Purge { ticket, .. } => ticket.clone(),
+            Job::Put { ticket, .. } | Job::Demote { ticket, .. } | Job::Purge { ticket, .. } => {
+                ticket.clone()
+            }
             Job::Flush(_) => return tx.try_send(job).map_err(|e| Box::new(e.into_inner())),
         };
         self.order.enlist(&ticket);
@@ -174,9 +213,10 @@ impl Inner {
     /// Runs a job that could not be queued, now, with the same checks the writer makes.
     pub(super) async fn run_inline(&self, job: Box<Job>) {
         match *job {
-            Job::Put { tier, ticket, entry, .. } => {
+            Job::Put { tier, ticket, entry } => {
                 self.put_gated(tier, &ticket, entry).await;
             }
+            Job::Demote { tier, ticket, entry } => self.demote(tier, &ticket, entry).await,
             Job::Purge { tier, ticket } => {
                 self.purge(tier, &ticket).await;
             }

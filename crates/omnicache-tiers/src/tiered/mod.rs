@@ -40,7 +40,9 @@ mod complaints;
 mod cost;
 mod io;
 mod order;
+mod place;
 mod stats;
+mod transform;
 
 use crate::breaker::Breaker;
 use crate::memory::sync::Cache;
@@ -49,11 +51,12 @@ pub use complaints::Complaint;
 use complaints::Complaints;
 pub use cost::{CostModel, CostReport, TierCost, TierSettings};
 use omnicache_core::{
-    CacheEvent, DynTier, EntryMeta, Error, ErrorKind, EventListener, Invalidation, PolicyFactory,
+    CacheEvent, DynTier, Error, ErrorKind, EventListener, Invalidation, PolicyFactory,
     RemovalCause, Result, ScanPage, SharedClock, StatsSnapshot, TierEntry, Timestamp,
 };
 use order::{Order, Ticket, Verdict};
 use parking_lot::Mutex;
+use place::Place;
 use stats::*;
 pub use stats::{TierStats, TierStatus};
 use std::collections::HashMap;
@@ -62,6 +65,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use transform::Transforms;
 
 /// The key a probe reads; never written.
 const PROBE_KEY: &[u8] = b"\0omnicache:probe";
@@ -77,14 +81,10 @@ pub enum WritePolicy {
     OnEvict,
 }
 
-/// A value with its metadata, as the tiered cache returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// The value bytes.
-    pub value: Vec<u8>,
-    /// Its metadata.
-    pub meta: EntryMeta,
-}
+/// A value with its metadata, as the tiered cache returns it: core's [`TierEntry`], its value
+/// as written (the cache's transforms undone, so its [`Encoding`](omnicache_core::Encoding) is
+/// raw unless a caller writing into the cache as a tier gave its own).
+pub type Entry = TierEntry;
 
 /// Options of one `put`.
 #[derive(Debug, Clone, Default)]
@@ -122,13 +122,18 @@ struct Reach {
 /// Tier work for the background writer. Each holds a unit of its ticket's work, and runs only
 /// if the ticket is still the newest for its key ([`Order::run`]).
 enum Job {
-    /// A write to `tier`; for a demotion, the evicted L1 entry, served from `pending` until the
-    /// write is done.
+    /// A write to `tier` of an entry in the tiers' form (transformed).
     Put {
         tier: usize,
         ticket: Ticket,
         entry: TierEntry,
-        demotion: Option<Arc<Entry>>,
+    },
+    /// A write to `tier` of an entry L1 evicted, served from `pending` until the write is done;
+    /// transformed by the writer, off the evicting thread.
+    Demote {
+        tier: usize,
+        ticket: Ticket,
+        entry: Arc<Entry>,
     },
     /// A delete from `tier` of a copy the ticket's write made stale (the value does not go
     /// there: too large, a demotion tier, a cold entry elsewhere).
@@ -160,6 +165,10 @@ struct Inner {
     /// The largest value each tier written eagerly (through or behind) takes; shared with L1's
     /// eviction listener, which is built before `Inner`.
     eager: Arc<[Option<usize>]>,
+    /// Applied to values on their way to the tiers, undone on the way back.
+    transforms: Transforms,
+    /// Values that stayed out of the tiers because a transform failed on them.
+    transform_errors: AtomicU64,
 }
 
 /// Whether a tier written eagerly takes a value of `len` bytes (`eager`: each such tier's
@@ -220,6 +229,7 @@ impl TieredCache {
             sweep_interval: Some(Duration::from_secs(60)),
             l1_policy: None,
             listeners: Vec::new(),
+            transforms: Vec::new(),
         }
     }
 
@@ -246,10 +256,20 @@ impl TieredCache {
                         inner.slots[i].stats.add(MISSES, 1);
                         continue;
                     }
+                    // The tiers above take the entry as stored; L1 and the caller as written.
+                    let (up, found) = match i {
+                        0 => (inner.transforms.up(key, found), None),
+                        _ => (inner.transforms.up(key, found.clone()), Some(found)),
+                    };
+                    let entry = match up {
+                        Ok(entry) => Arc::new(entry),
+                        Err(e) => {
+                            self.unreadable(i, key, &e).await;
+                            continue;
+                        }
+                    };
                     inner.slots[i].stats.add(HITS, 1);
                     inner.slots[i].stats.add(PROMOTIONS, 1);
-                    let entry =
-                        Arc::new(Entry { value: found.value.clone(), meta: found.meta.clone() });
                     self.promote(key, i, &entry, found, now).await;
                     inner.events.emit(|| CacheEvent::Promoted {
                         key: key.to_vec(),
@@ -258,14 +278,7 @@ impl TieredCache {
                     return Some(entry);
                 }
                 Some(Ok(None)) => inner.slots[i].stats.add(MISSES, 1),
-                Some(Err(e)) if e.kind() == ErrorKind::Corrupt => {
-                    inner.slots[i].stats.add(CORRUPT, 1);
-                    inner.slots[i].stats.removed(RemovalCause::Corrupt, 1);
-                    // The tier normally deletes what it finds corrupt; make sure.
-                    let _ = inner.call(i, tier.remove(key)).await;
-                    let cause = RemovalCause::Corrupt;
-                    inner.events.emit(|| CacheEvent::Removed { key: key.to_vec(), cause });
-                }
+                Some(Err(e)) if e.kind() == ErrorKind::Corrupt => self.unreadable(i, key, &e).await,
                 _ => {}
             }
         }
@@ -273,14 +286,34 @@ impl TieredCache {
         None
     }
 
+    /// Tier `i` answered `key` with an entry that cannot be read: corrupt bytes, or a transform
+    /// that cannot undo what it finds. Deleted from the tier, unless the transform's trouble is
+    /// passing (a key service down): then it is only a miss.
+    async fn unreadable(&self, i: usize, key: &[u8], error: &Error) {
+        let inner = &self.inner;
+        if matches!(error.kind(), ErrorKind::Unavailable | ErrorKind::Timeout) {
+            inner.slots[i].stats.add(MISSES, 1);
+            return;
+        }
+        inner.slots[i].stats.add(CORRUPT, 1);
+        inner.slots[i].stats.removed(RemovalCause::Corrupt, 1);
+        // The tier normally deletes what it finds corrupt; make sure.
+        let tier = inner.slots[i].tier.clone();
+        let _ = inner.call(i, tier.remove(key)).await;
+        let cause = RemovalCause::Corrupt;
+        inner.events.emit(|| CacheEvent::Removed { key: key.to_vec(), cause });
+    }
+
     /// Copies an entry found in tier `from` into L1 and into the tiers above it that write
-    /// eagerly, where the value fits, unless something newer happened to the key.
+    /// eagerly, where the value fits, unless something newer happened to the key. `stored` is
+    /// the entry as the tier returned it (transformed), for the tiers above; `None` from the
+    /// first tier, which has none above.
     async fn promote(
         &self,
         key: &[u8],
         from: usize,
         entry: &Arc<Entry>,
-        found: TierEntry,
+        stored: Option<TierEntry>,
         now: Timestamp,
     ) {
         let inner = &self.inner;
@@ -288,9 +321,9 @@ impl TieredCache {
         if inner.fits_l1(entry.value.len()) {
             inner.insert_l1(&ticket, entry.clone(), now);
         }
-        for j in 0..from {
-            if inner.slots[j].write != WritePolicy::OnEvict && inner.fits(j, entry.value.len()) {
-                inner.put_gated(j, &ticket, found.clone()).await;
+        for j in (0..from).filter(|&j| inner.slots[j].write != WritePolicy::OnEvict) {
+            if let Some(stored) = stored.as_ref().filter(|_| inner.fits(j, entry.value.len())) {
+                inner.put_gated(j, &ticket, stored.clone()).await;
             }
         }
         inner.order.end(&ticket);
@@ -315,46 +348,28 @@ impl TieredCache {
         let now = inner.clock.now();
         let ttl = options.ttl.or(inner.default_ttl);
         let meta = Inner::meta(now, ttl, value.len(), options.tags, options.subject);
-        self.store(key, value, meta, options.cold, now).await;
+        self.store(key, TierEntry::new(value, meta), options.cold, now).await;
         Ok(())
     }
 
-    /// Places a value (metadata set but for its version) in L1 and the tiers, as
+    /// Places an entry (metadata set but for its version) in L1 and the tiers, as
     /// [`TieredCache::put`] does.
-    async fn store(&self, key: &[u8], value: Vec<u8>, meta: EntryMeta, cold: bool, now: Timestamp) {
+    async fn store(&self, key: &[u8], entry: TierEntry, cold: bool, now: Timestamp) {
         let inner = &self.inner;
-        let ticket = inner.order.begin(key);
-        let entry = Arc::new(Entry { value, meta: EntryMeta { version: ticket.version, ..meta } });
-        let v = ticket.version;
-        inner.pending.lock().remove(key);
-        inner.complaints.forget(key);
-        let weight = entry.meta.weight;
-        inner.events.emit(|| CacheEvent::Inserted { key: key.to_vec(), weight });
-        if inner.fits_l1(entry.value.len()) && !cold {
-            inner.insert_l1(&ticket, entry.clone(), now);
-        } else {
-            inner.l1.remove_if(key, RemovalCause::Replaced, |old| old.meta.version < v);
-        }
-        let cheapest = inner.cheapest_tier(entry.value.len());
-        let tier_entry = TierEntry { value: entry.value.clone(), meta: entry.meta.clone() };
+        let place::Accepted { ticket, len, stored } = self.accept(key, entry, cold, now);
+        let cheapest = inner.cheapest_tier(len);
         for i in 0..inner.slots.len() {
-            let goes = inner.fits(i, entry.value.len()) && (!cold || Some(i) == cheapest);
-            let write = inner.slots[i].write;
-            // A cold entry goes to its tier whatever that tier's write policy.
-            let job = if !goes || (write == WritePolicy::OnEvict && !cold) {
-                Job::Purge { tier: i, ticket: ticket.clone() }
-            } else {
-                Job::Put {
-                    tier: i,
-                    ticket: ticket.clone(),
-                    entry: tier_entry.clone(),
-                    demotion: None,
+            let (job, now) = match (inner.place(i, len, cold, cheapest), &stored) {
+                (Place::Write { now }, Some(stored)) => {
+                    (Job::Put { tier: i, ticket: ticket.clone(), entry: stored.clone() }, now)
+                }
+                (Place::Write { now } | Place::Purge { now }, _) => {
+                    (Job::Purge { tier: i, ticket: ticket.clone() }, now)
                 }
             };
             // Cold entries and write-through tiers are written before `put` returns; the rest
             // (write-behind, purges) queue, and run inline only when the queue is full.
-            let inline = cold || (goes && write == WritePolicy::Through);
-            let job = if inline { Err(Box::new(job)) } else { inner.enqueue(job) };
+            let job = if now { Err(Box::new(job)) } else { inner.enqueue(job) };
             if let Err(job) = job {
                 inner.run_inline(job).await;
             }
@@ -362,9 +377,10 @@ impl TieredCache {
         inner.order.end(&ticket);
     }
 
-    /// Stores several entries: L1 each, and each tier in one batch by its write policy (one
-    /// transaction for the disk tier). Used by warming and import. Each entry is placed as
-    /// [`TieredCache::put`] places it, and ordered with other writes in the same way.
+    /// Stores several entries: L1 each, and each tier in one batch (one transaction for the
+    /// disk tier), whatever its write policy. Used by warming and import. Each entry is placed
+    /// as [`TieredCache::put`] places it ([`Place`]), and ordered with other writes in the same
+    /// way.
     pub async fn put_many(&self, items: Vec<(Vec<u8>, Vec<u8>, PutOptions)>) -> Result<()> {
         if items.iter().any(|(k, _, _)| k.is_empty()) {
             return Err(Error::invalid_input("a cache key must not be empty"));
@@ -375,34 +391,22 @@ impl TieredCache {
         for (key, value, options) in items {
             let ttl = options.ttl.or(inner.default_ttl);
             let meta = Inner::meta(now, ttl, value.len(), options.tags, options.subject);
+            let entry = TierEntry::new(value, meta);
             if options.cold {
                 // Cold entries take the single-entry path: one tier, written now.
-                self.store(&key, value, meta, true, now).await;
+                self.store(&key, entry, true, now).await;
                 continue;
             }
-            let ticket = inner.order.begin(&key);
-            let entry =
-                Arc::new(Entry { value, meta: EntryMeta { version: ticket.version, ..meta } });
-            inner.pending.lock().remove(&key);
-            inner.complaints.forget(&key);
-            let weight = entry.meta.weight;
-            inner.events.emit(|| CacheEvent::Inserted { key: key.clone(), weight });
-            if inner.fits_l1(entry.value.len()) {
-                inner.insert_l1(&ticket, entry.clone(), now);
-            } else {
-                let v = ticket.version;
-                inner.l1.remove_if(&key, RemovalCause::Replaced, |old| old.meta.version < v);
-            }
-            batch
-                .push((ticket, TierEntry { value: entry.value.clone(), meta: entry.meta.clone() }));
+            batch.push(self.accept(&key, entry, false, now));
         }
         for i in 0..inner.slots.len() {
-            let (fit, rest): (Vec<_>, Vec<_>) = batch.iter().partition(|(_, e)| {
-                inner.slots[i].write != WritePolicy::OnEvict && inner.fits(i, e.value.len())
+            let (fit, rest): (Vec<_>, Vec<_>) = batch.iter().partition(|a| {
+                matches!(inner.place(i, a.len, false, None), Place::Write { .. })
+                    && a.stored.is_some()
             });
             if !rest.is_empty() {
                 // Older copies of the batch's keys leave the tiers the values skip, in one call.
-                let tickets: Vec<_> = rest.iter().map(|(t, _)| (t.clone(), None)).collect();
+                let tickets: Vec<_> = rest.iter().map(|a| (a.ticket.clone(), None)).collect();
                 let tier = inner.slots[i].tier.clone();
                 inner
                     .order
@@ -411,7 +415,7 @@ impl TieredCache {
                             .into_iter()
                             .zip(&rest)
                             .filter(|(v, _)| *v != Verdict::Newer)
-                            .map(|(_, (t, _))| t.key.clone())
+                            .map(|(_, a)| a.ticket.key.clone())
                             .collect();
                         if !keys.is_empty() {
                             inner.call(i, tier.invalidate(&Invalidation::Keys(keys))).await;
@@ -422,7 +426,9 @@ impl TieredCache {
             if fit.is_empty() {
                 continue;
             }
-            let tickets: Vec<_> = fit.iter().map(|(t, e)| (t.clone(), Some(&e.meta))).collect();
+            let fit: Vec<_> =
+                fit.iter().filter_map(|a| Some((&a.ticket, a.stored.as_ref()?))).collect();
+            let tickets: Vec<_> = fit.iter().map(|(t, e)| ((*t).clone(), Some(&e.meta))).collect();
             let tier = inner.slots[i].tier.clone();
             inner
                 .order
@@ -432,7 +438,8 @@ impl TieredCache {
                         let (t, e) = fit[j];
                         match verdict {
                             Verdict::Current => {
-                                capped.push((t.key.clone(), inner.tier_entry(i, e.clone(), now)));
+                                let e = (*e).clone();
+                                capped.push((t.key.clone(), inner.tier_entry(i, e, now)));
                             }
                             Verdict::Swept => {
                                 inner.remove_from(i, &t.key).await;
@@ -449,8 +456,8 @@ impl TieredCache {
                 })
                 .await;
         }
-        for (ticket, _) in &batch {
-            inner.order.end(ticket);
+        for a in &batch {
+            inner.order.end(&a.ticket);
         }
         Ok(())
     }
@@ -689,6 +696,11 @@ impl TieredCache {
         s.hits += s.promotions;
         s.demotions = inner.slots.iter().map(|t| t.stats.snapshot().demotions).sum();
         s
+    }
+
+    /// Values kept out of the tiers because a transform failed on them (L1 still held them).
+    pub fn transform_errors(&self) -> u64 {
+        self.inner.transform_errors.load(Ordering::Relaxed)
     }
 
     /// The name of L1's eviction policy.

@@ -16,7 +16,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 fn entry(value: &[u8], meta: EntryMeta) -> TierEntry {
-    TierEntry { value: value.to_vec(), meta }
+    TierEntry::new(value.to_vec(), meta)
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! conformance suite, batch reads, corruption, a hung server, and killing Redis in the middle of
 //! 100,000 mixed operations on a tiered cache.
 
+// Waiting for real server processes to listen takes real time.
+#![allow(clippy::disallowed_methods)]
+
 use omnicache_core::testkit::check_tier;
 use omnicache_core::{EntryMeta, ErrorKind, MockClock, Tier, TierEntry};
 use omnicache_tiers::disk::DiskTier;
@@ -12,6 +15,9 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "../common/transform.rs"]
+mod transform;
 
 /// A `redis-server` child process on a free port, killed on drop.
 struct RedisServer {
@@ -110,7 +116,7 @@ fn batch_reads_expiry_and_namespaces() {
     rt().block_on(async {
         let a = RedisTier::builder(server.url()).namespace("a").connect().await.unwrap();
         let b = RedisTier::builder(server.url()).namespace("b").connect().await.unwrap();
-        let e = |v: &[u8]| TierEntry { value: v.to_vec(), meta: EntryMeta::new(1) };
+        let e = |v: &[u8]| TierEntry::new(v.to_vec(), EntryMeta::new(1));
         a.put_many(vec![(b"x".to_vec(), e(b"1")), (b"y".to_vec(), e(b"2"))]).await.unwrap();
         let got = a.get_many(&[b"x", b"nope", b"y"]).await.unwrap();
         assert_eq!(
@@ -123,7 +129,7 @@ fn batch_reads_expiry_and_namespaces() {
         // Redis's own TTL: an entry that expires in 50 ms is gone from Redis itself.
         let mut meta = EntryMeta::new(1);
         meta.expires = Some(omnicache_core::SystemClock.now_ns() + 50_000_000);
-        a.put(b"short", TierEntry { value: b"s".to_vec(), meta }).await.unwrap();
+        a.put(b"short", TierEntry::new(b"s".to_vec(), meta)).await.unwrap();
         let mut conn = redis::Client::open(server.url())
             .unwrap()
             .get_multiplexed_async_connection()
@@ -148,9 +154,7 @@ fn flipped_bytes_in_redis_are_detected_and_deleted() {
     let server = RedisServer::start();
     rt().block_on(async {
         let tier = RedisTier::builder(server.url()).namespace("c").connect().await.unwrap();
-        tier.put(b"k", TierEntry { value: b"value".to_vec(), meta: EntryMeta::new(1) })
-            .await
-            .unwrap();
+        tier.put(b"k", TierEntry::new(b"value".to_vec(), EntryMeta::new(1))).await.unwrap();
         let mut conn = redis::Client::open(server.url())
             .unwrap()
             .get_multiplexed_async_connection()
@@ -175,7 +179,7 @@ fn a_hung_redis_times_out() {
             .connect()
             .await
             .unwrap();
-        tier.put(b"k", TierEntry { value: b"v".to_vec(), meta: EntryMeta::new(1) }).await.unwrap();
+        tier.put(b"k", TierEntry::new(b"v".to_vec(), EntryMeta::new(1))).await.unwrap();
         server.pause();
         let started = Instant::now();
         let err = tier.get(b"k").await.unwrap_err();
@@ -389,12 +393,9 @@ fn a_redis_cluster_passes_the_tier_conformance_suite() {
             .await
             .unwrap();
         for i in 0..300u32 {
-            tier.put(
-                format!("k{i}").as_bytes(),
-                TierEntry { value: vec![1], meta: EntryMeta::new(1) },
-            )
-            .await
-            .unwrap();
+            tier.put(format!("k{i}").as_bytes(), TierEntry::new(vec![1], EntryMeta::new(1)))
+                .await
+                .unwrap();
         }
         let mut holding = 0;
         for p in &cluster.ports {
@@ -433,7 +434,7 @@ fn a_lazy_cluster_tier_starts_without_the_cluster_and_serves_once_it_is_up() {
             .timeout(Duration::from_millis(300));
         assert!(builder.clone().connect().await.is_err(), "an eager tier needs the cluster up");
         let tier = builder.lazy(true).connect().await.expect("a lazy tier starts without it");
-        let entry = TierEntry { value: b"v".to_vec(), meta: EntryMeta::new(1) };
+        let entry = TierEntry::new(b"v".to_vec(), EntryMeta::new(1));
         assert!(Tier::put(&tier, b"k", entry.clone()).await.is_err(), "calls fail while down");
         let _cluster =
             tokio::task::spawn_blocking(move || RedisCluster::start_on(ports)).await.unwrap();
@@ -452,9 +453,18 @@ fn a_lazy_tier_starts_without_redis_and_serves_once_it_is_up() {
             .connect()
             .await
             .expect("a lazy tier starts while Redis is down");
-        let entry = TierEntry { value: b"v".to_vec(), meta: omnicache_core::EntryMeta::new(1) };
+        let entry = TierEntry::new(b"v".to_vec(), omnicache_core::EntryMeta::new(1));
         assert!(Tier::put(&tier, b"k", entry.clone()).await.is_err(), "calls fail while down");
         server.spawn();
         stores_once_up(&tier, entry).await;
+    });
+}
+
+#[test]
+fn transforms_apply_over_the_redis_tier() {
+    let server = RedisServer::start();
+    rt().block_on(async {
+        let tier = RedisTier::builder(server.url()).namespace("transform").connect().await.unwrap();
+        transform::check_transforms_over(Arc::new(tier)).await;
     });
 }

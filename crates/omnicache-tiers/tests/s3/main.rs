@@ -2,6 +2,9 @@
 //! started on a free loopback port: the tier conformance suite, flipped bytes in a stored
 //! object, wrong credentials, a server that is gone, and S3 under a tiered cache.
 
+// Waiting for real server processes to listen takes real time.
+#![allow(clippy::disallowed_methods)]
+
 use omnicache_core::testkit::check_tier;
 use omnicache_core::{EntryMeta, ErrorKind, Tier, TierEntry};
 use omnicache_tiers::s3::S3Tier;
@@ -11,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "../common/transform.rs"]
+mod transform;
 
 const AK: &str = "omnicache-test-ak";
 const SK: &str = "omnicache-test-secret-key";
@@ -101,7 +107,7 @@ fn a_flipped_byte_in_a_stored_object_is_detected_and_deleted() {
     let server = S3Server::start();
     rt().block_on(async {
         let tier = server.tier("flip/");
-        tier.put(b"k", TierEntry { value: vec![42; 1000], meta: EntryMeta::new(1) }).await.unwrap();
+        tier.put(b"k", TierEntry::new(vec![42; 1000], EntryMeta::new(1))).await.unwrap();
         // s3s-fs keeps each object as a file: flip a byte in it, as bit rot would.
         let file = walk(server.root())
             .into_iter()
@@ -134,8 +140,7 @@ fn wrong_credentials_and_a_dead_server_are_errors_not_panics() {
     rt().block_on(async {
         let bad =
             S3Tier::builder(server.endpoint(), BUCKET).credentials(AK, "wrong").build().unwrap();
-        let e =
-            bad.put(b"k", TierEntry { value: vec![1], meta: EntryMeta::new(1) }).await.unwrap_err();
+        let e = bad.put(b"k", TierEntry::new(vec![1], EntryMeta::new(1))).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dead = S3Tier::builder(format!("http://127.0.0.1:{port}"), BUCKET)
@@ -173,4 +178,10 @@ fn s3_under_a_tiered_cache_serves_after_l1_loses_the_entry() {
         cache.evict_from_l1(b"doc:1");
         assert!(cache.get(b"doc:1").await.is_none());
     });
+}
+
+#[test]
+fn transforms_apply_over_the_s3_tier() {
+    let server = S3Server::start();
+    rt().block_on(transform::check_transforms_over(Arc::new(server.tier("transform/"))));
 }

@@ -65,7 +65,7 @@ fn a_hit_below_is_reported_as_a_promotion_from_that_tier() {
         let remote = Arc::new(MemoryTier::default());
         let (cache, log) =
             listened(TieredCache::builder().tier(remote.clone(), WritePolicy::Through));
-        let e = TierEntry { value: b"v".to_vec(), meta: omnicache_core::EntryMeta::new(1) };
+        let e = TierEntry::new(b"v".to_vec(), omnicache_core::EntryMeta::new(1));
         Tier::put(&*remote, b"k", e).await.unwrap();
         cache.get(b"k").await.unwrap();
         cache.get(b"k").await.unwrap();

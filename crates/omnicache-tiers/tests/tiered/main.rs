@@ -4,6 +4,8 @@
 mod events;
 mod order;
 mod placement;
+#[path = "../common/transform.rs"]
+mod transform;
 mod warm;
 
 use omnicache_core::testkit::MemoryTier;
@@ -29,7 +31,7 @@ fn a_lower_hit_is_promoted_to_l1_and_to_the_tiers_above() {
             .build()
             .unwrap();
         // Only the lower tier has it (written there by another instance).
-        let e = TierEntry { value: b"v".to_vec(), meta: omnicache_core::EntryMeta::new(1) };
+        let e = TierEntry::new(b"v".to_vec(), omnicache_core::EntryMeta::new(1));
         Tier::put(&*lower, b"k", e).await.unwrap();
         let got = cache.get(b"k").await.expect("found below");
         assert_eq!(got.value, b"v");
@@ -276,7 +278,7 @@ fn stats_count_whole_cache_hits_and_misses_and_the_l1_policy_switches_live() {
             TieredCache::builder().tier(lower.clone(), WritePolicy::Through).build().unwrap();
         assert_eq!(cache.l1_policy_name(), "s3fifo");
         cache.put(b"a", b"1".to_vec(), PutOptions::default()).await.unwrap();
-        let e = TierEntry { value: b"v".to_vec(), meta: omnicache_core::EntryMeta::new(1) };
+        let e = TierEntry::new(b"v".to_vec(), omnicache_core::EntryMeta::new(1));
         Tier::put(&*lower, b"b", e).await.unwrap();
         assert!(cache.get(b"a").await.is_some(), "an L1 hit");
         assert!(cache.get(b"b").await.is_some(), "a tier hit, promoted");

@@ -1,5 +1,6 @@
 //! Cost-aware placement, the monthly cost report, sweeping, and restarting over a disk tier.
 
+use super::transform;
 use omnicache_core::testkit::MemoryTier;
 use omnicache_core::MockClock;
 use omnicache_tiers::disk::DiskTier;
@@ -162,5 +163,82 @@ fn a_cold_entry_goes_to_a_cheapest_tier_written_on_eviction() {
         cache.flush().await;
         assert_eq!((cache.l1_entry_count(), redis_like.len(), s3_like.len()), (0, 0, 1));
         assert_eq!(cache.get(b"archive").await.unwrap().value, vec![7; 100]);
+    });
+}
+
+#[test]
+fn transforms_apply_over_the_disk_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = DiskTier::builder(dir.path().join("t.db")).open().unwrap();
+    rt().block_on(transform::check_transforms_over(Arc::new(disk)));
+}
+
+#[test]
+fn batch_and_single_writes_place_identically() {
+    rt().block_on(async {
+        // A small fast tier written behind, a demotion tier, and a cheap tier written through;
+        // L1 takes values up to 1,000 bytes.
+        let build = || {
+            let tiers: Vec<Arc<MemoryTier>> =
+                (0..3).map(|_| Arc::new(MemoryTier::default())).collect();
+            let cache = TieredCache::builder()
+                .l1_max_value_bytes(1_000)
+                .tier_with(tiers[0].clone(), WritePolicy::Behind, |s| TierSettings {
+                    max_value_bytes: Some(10_000),
+                    cost: CostModel::redis(),
+                    ..s
+                })
+                .tier_with(tiers[1].clone(), WritePolicy::OnEvict, |s| TierSettings {
+                    cost: CostModel::local_disk(),
+                    ..s
+                })
+                .tier_with(tiers[2].clone(), WritePolicy::Through, |s| TierSettings {
+                    cost: CostModel::s3_standard(),
+                    ..s
+                })
+                .build()
+                .unwrap();
+            (cache, tiers)
+        };
+        let items: Vec<(Vec<u8>, Vec<u8>, PutOptions)> =
+            [(100, false), (5_000, false), (50_000, false), (100, true), (20_000, true)]
+                .iter()
+                .enumerate()
+                .map(|(i, &(len, cold))| {
+                    (
+                        format!("k{i}").into_bytes(),
+                        vec![i as u8; len],
+                        PutOptions { cold, ..Default::default() },
+                    )
+                })
+                .collect();
+        let (single, single_tiers) = build();
+        for (k, v, o) in items.clone() {
+            single.put(&k, v, o).await.unwrap();
+        }
+        let (batch, batch_tiers) = build();
+        batch.put_many(items.clone()).await.unwrap();
+        single.flush().await;
+        batch.flush().await;
+        let keys = |c: &TieredCache| {
+            let mut k = c.l1_keys(b"");
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&single), keys(&batch), "L1 holds the same keys");
+        assert_eq!(keys(&single), vec![b"k0".to_vec()], "only the small, warm value is in L1");
+        for (i, (s, b)) in single_tiers.iter().zip(&batch_tiers).enumerate() {
+            let (s, b) = (
+                omnicache_core::Tier::scan(&**s, b"", None, 100).await.unwrap().keys,
+                omnicache_core::Tier::scan(&**b, b"", None, 100).await.unwrap().keys,
+            );
+            assert_eq!(s, b, "tier {i} holds the same keys");
+        }
+        let held = |t: &Arc<MemoryTier>| t.len();
+        assert_eq!(
+            batch_tiers.iter().map(held).collect::<Vec<_>>(),
+            vec![2, 0, 5],
+            "small and medium in the fast tier, none demoted yet, all in the cheapest"
+        );
     });
 }

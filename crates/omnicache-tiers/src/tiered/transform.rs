@@ -1,0 +1,201 @@
+//! The transform stack between L1 and the tiers: applied in order on the way down, undone in
+//! reverse order on the way up, and recorded in each entry's [`Encoding`] so a reader knows what
+//! to undo. L1 holds values as written; every tier below holds them transformed.
+
+use omnicache_core::envelope::flags;
+use omnicache_core::{Encoding, Error, ErrorKind, Result, TierEntry, Transform, TransformContext};
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+/// The transforms of one tiered cache, in the order they apply on the way down.
+#[derive(Clone, Default)]
+pub(super) struct Transforms(Arc<[Arc<dyn Transform>]>);
+
+impl fmt::Debug for Transforms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
+impl Transforms {
+    /// The stack, checked: each transform sets one flag bit the envelope format defines, and no
+    /// two set the same one (a reader could not tell which to undo).
+    pub(super) fn new(stack: Vec<Arc<dyn Transform>>) -> Result<Self> {
+        let mut seen = 0u8;
+        for t in &stack {
+            let flag = t.flag();
+            if flag.count_ones() != 1 || flag & !flags::KNOWN != 0 {
+                return Err(Error::invalid_input(format!(
+                    "transform {t:?} sets flag {flag:#04x}; it must set exactly one of the \
+                     envelope's flag bits ({:#04x})",
+                    flags::KNOWN
+                )));
+            }
+            if seen & flag != 0 {
+                return Err(Error::invalid_input(format!(
+                    "two transforms set flag {flag:#04x}; each needs its own"
+                )));
+            }
+            seen |= flag;
+        }
+        Ok(Transforms(stack.into()))
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `entry` as the tiers store it. An entry that arrives already transformed (written into
+    /// this cache as a [`Tier`](omnicache_core::Tier) by one with its own transforms) passes
+    /// unchanged when this cache has none, and is refused when it has some.
+    pub(super) fn down(&self, key: &[u8], entry: &TierEntry) -> Result<TierEntry> {
+        if self.0.is_empty() {
+            return Ok(entry.clone());
+        }
+        if entry.encoding.flags != 0 {
+            return Err(Error::invalid_input(
+                "the entry is already transformed, and this cache transforms what it stores",
+            ));
+        }
+        let mut encoding = entry.encoding;
+        let mut value = Cow::Borrowed(entry.value.as_slice());
+        for t in self.0.iter() {
+            let key_id = t.key_id();
+            value = Cow::Owned(t.forward(&value, &TransformContext { key, key_id })?);
+            encoding.flags |= t.flag();
+            if key_id != 0 {
+                encoding.key_id = key_id;
+            }
+        }
+        Ok(TierEntry { value: value.into_owned(), meta: entry.meta.clone(), encoding })
+    }
+
+    /// The entry as it was written, from what a tier returned: each transform whose flag is set
+    /// undone, last applied first. An entry with a flag no transform here sets cannot be read
+    /// ([`ErrorKind::Codec`]); a failed inverse is the transform's error.
+    pub(super) fn up(&self, key: &[u8], entry: TierEntry) -> Result<TierEntry> {
+        let applied = entry.encoding.flags;
+        if applied == 0 {
+            return Ok(entry);
+        }
+        let known = self.0.iter().fold(0u8, |f, t| f | t.flag());
+        if applied & !known != 0 {
+            return Err(Error::new(
+                ErrorKind::Codec,
+                format!(
+                    "the entry was written with a transform this cache does not have (flags \
+                     {:#04x})",
+                    applied & !known
+                ),
+            ));
+        }
+        let ctx = TransformContext { key, key_id: entry.encoding.key_id };
+        let mut value = entry.value;
+        for t in self.0.iter().rev().filter(|t| applied & t.flag() != 0) {
+            value = t.inverse(&value, &ctx)?;
+        }
+        let encoding = Encoding { codec: entry.encoding.codec, ..Encoding::RAW };
+        Ok(TierEntry { value, meta: entry.meta, encoding })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omnicache_core::EntryMeta;
+
+    /// XOR with a byte derived from the key id and the key: reversible, keyed, bound to the key.
+    #[derive(Debug)]
+    struct Xor(u32);
+
+    impl Transform for Xor {
+        fn flag(&self) -> u8 {
+            flags::ENCRYPTED
+        }
+        fn key_id(&self) -> u32 {
+            self.0
+        }
+        fn forward(&self, input: &[u8], ctx: &TransformContext<'_>) -> Result<Vec<u8>> {
+            let k = ctx.key_id as u8 ^ ctx.key.len() as u8;
+            Ok(input.iter().map(|b| b ^ k).collect())
+        }
+        fn inverse(&self, input: &[u8], ctx: &TransformContext<'_>) -> Result<Vec<u8>> {
+            self.forward(input, ctx)
+        }
+    }
+
+    /// Doubles every byte; the inverse checks the pairs.
+    #[derive(Debug)]
+    struct Twice;
+
+    impl Transform for Twice {
+        fn flag(&self) -> u8 {
+            flags::COMPRESSED
+        }
+        fn forward(&self, input: &[u8], _: &TransformContext<'_>) -> Result<Vec<u8>> {
+            Ok(input.iter().flat_map(|&b| [b, b]).collect())
+        }
+        fn inverse(&self, input: &[u8], _: &TransformContext<'_>) -> Result<Vec<u8>> {
+            if !input.len().is_multiple_of(2) || input.chunks(2).any(|p| p[0] != p[1]) {
+                return Err(Error::new(ErrorKind::Codec, "not doubled"));
+            }
+            Ok(input.iter().step_by(2).copied().collect())
+        }
+    }
+
+    fn stack(ts: Vec<Arc<dyn Transform>>) -> Transforms {
+        Transforms::new(ts).unwrap()
+    }
+
+    #[test]
+    fn a_stack_round_trips_and_records_what_it_did() {
+        let s = stack(vec![Arc::new(Twice), Arc::new(Xor(7))]);
+        let e = TierEntry::new(b"abc".to_vec(), EntryMeta::new(1));
+        let down = s.down(b"k", &e).unwrap();
+        assert_eq!(down.encoding.flags, flags::COMPRESSED | flags::ENCRYPTED);
+        assert_eq!(down.encoding.key_id, 7);
+        assert_ne!(down.value, b"aabbcc", "the XOR ran after the doubling");
+        assert_eq!(s.up(b"k", down).unwrap(), e);
+    }
+
+    #[test]
+    fn entries_written_before_a_transform_was_added_stay_readable() {
+        let old = stack(vec![Arc::new(Twice)])
+            .down(b"k", &TierEntry::new(b"v".to_vec(), EntryMeta::new(1)))
+            .unwrap();
+        let now = stack(vec![Arc::new(Twice), Arc::new(Xor(1))]);
+        assert_eq!(now.up(b"k", old).unwrap().value, b"v");
+    }
+
+    #[test]
+    fn an_entry_needing_a_missing_transform_is_refused() {
+        let enc = stack(vec![Arc::new(Xor(3))])
+            .down(b"k", &TierEntry::new(b"v".to_vec(), EntryMeta::new(1)))
+            .unwrap();
+        let err = stack(vec![Arc::new(Twice)]).up(b"k", enc.clone()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Codec);
+        assert_eq!(Transforms::default().up(b"k", enc).unwrap_err().kind(), ErrorKind::Codec);
+    }
+
+    #[test]
+    fn stacks_with_unknown_or_shared_flags_are_refused() {
+        #[derive(Debug)]
+        struct Flag(u8);
+        impl Transform for Flag {
+            fn flag(&self) -> u8 {
+                self.0
+            }
+            fn forward(&self, i: &[u8], _: &TransformContext<'_>) -> Result<Vec<u8>> {
+                Ok(i.to_vec())
+            }
+            fn inverse(&self, i: &[u8], _: &TransformContext<'_>) -> Result<Vec<u8>> {
+                Ok(i.to_vec())
+            }
+        }
+        for bad in [vec![Flag(0)], vec![Flag(0x80)], vec![Flag(3)], vec![Flag(1), Flag(1)]] {
+            let ts = bad.into_iter().map(|f| Arc::new(f) as Arc<dyn Transform>).collect();
+            assert_eq!(Transforms::new(ts).unwrap_err().kind(), ErrorKind::InvalidInput);
+        }
+    }
+}
