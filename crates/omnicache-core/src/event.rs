@@ -1,6 +1,9 @@
 //! Cache events: everyone emits, events/analytics/security listen.
 
+use crate::clock::Timestamp;
+use crate::invalidation::Invalidation;
 use crate::meta::RemovalCause;
+use crate::tier::TierHealth;
 use std::fmt;
 
 /// Something that happened to an entry, described without its value.
@@ -38,6 +41,48 @@ pub enum CacheEvent {
         /// The tier it went to.
         to: String,
     },
+    /// An invalidation ran: what it covered, how many entries the tiers reported removed, and
+    /// where it came from (a listener that forwards invalidations to other instances forwards
+    /// only [`Origin::Local`] ones).
+    Invalidated {
+        /// What was invalidated.
+        what: Invalidation,
+        /// Entries removed, as the layer that removed the most reported it.
+        removed: u64,
+        /// Who asked.
+        origin: Origin,
+    },
+    /// A tier's health as the cache sees it changed: it started failing (`Degraded`), its
+    /// breaker opened (`Unavailable`), or it answered again (`Healthy`).
+    TierHealthChanged {
+        /// The tier's name.
+        tier: String,
+        /// Its health now.
+        health: TierHealth,
+        /// The last failure's reason (secrets redacted), when not healthy.
+        reason: Option<String>,
+    },
+    /// A sampled lookup, for collectors of access patterns (heavy hitters, prefetching): one in
+    /// every N keys by hash, each time it is looked up, when sampling is on.
+    Accessed {
+        /// The key.
+        key: Vec<u8>,
+        /// Whether the cache had it (in memory or a tier).
+        hit: bool,
+        /// When, by the cache's clock.
+        at: Timestamp,
+    },
+}
+
+/// Where a change came from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Origin {
+    /// A caller of this process.
+    #[default]
+    Local,
+    /// Another instance, by its id (applied from an event bus or a webhook).
+    Remote(String),
 }
 
 /// Receives [`CacheEvent`]s. Called synchronously, outside any cache lock; keep it quick.

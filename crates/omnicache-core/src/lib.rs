@@ -58,7 +58,7 @@ pub use codec::JsonCodec;
 pub use codec::{Codec, RawCodec, Transform, TransformContext};
 pub use envelope::{Encoding, Envelope};
 pub use error::{Error, ErrorKind, Result};
-pub use event::{CacheEvent, EventListener};
+pub use event::{CacheEvent, EventListener, Origin};
 pub use invalidation::Invalidation;
 pub use meta::{EntryMeta, RemovalCause};
 pub use policy::{

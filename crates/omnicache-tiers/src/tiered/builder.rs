@@ -1,6 +1,7 @@
 //! Building a tiered cache: its settings, L1 with the demotion listener, and the background
 //! writer that runs write-behind, purge and demotion jobs in the order they were queued.
 
+use super::observe::{L1Stats, Sampling};
 use super::order::Order;
 use super::stats::AtomicTierStats;
 use super::transform::Transforms;
@@ -12,8 +13,8 @@ use crate::breaker::Breaker;
 use crate::memory::sync::Cache;
 use omnicache_core::clock::duration_nanos;
 use omnicache_core::{
-    CacheEvent, DynTier, Error, EventListener, PolicyFactory, RemovalCause, Result, SharedClock,
-    Transform,
+    AtomicStats, CacheEvent, DynTier, Error, EventListener, PolicyFactory, RemovalCause, Result,
+    SharedClock, StatsRecorder, Transform,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -48,6 +49,8 @@ pub struct TieredCacheBuilder {
     pub(super) l1_policy: Option<Arc<dyn PolicyFactory>>,
     pub(super) listeners: Vec<Arc<dyn EventListener>>,
     pub(super) transforms: Vec<Arc<dyn Transform>>,
+    pub(super) recorder: Option<Arc<dyn StatsRecorder>>,
+    pub(super) sample_every: u32,
 }
 
 impl fmt::Debug for TieredCacheBuilder {
@@ -162,11 +165,36 @@ impl TieredCacheBuilder {
     ///   written eagerly takes its size, and its demotion failed, was dropped or there is no
     ///   demotion tier);
     /// - [`CacheEvent::Promoted`] when a tier's hit is copied into L1, naming the tier;
-    /// - [`CacheEvent::Demoted`] when an L1 eviction was written to the demotion tier.
+    /// - [`CacheEvent::Demoted`] when an L1 eviction was written to the demotion tier;
+    /// - [`CacheEvent::Invalidated`] once per invalidation, with what it covered, how many
+    ///   entries went, and its [`Origin`](omnicache_core::Origin);
+    /// - [`CacheEvent::TierHealthChanged`] when a tier starts failing, its breaker opens, or it
+    ///   answers again;
+    /// - [`CacheEvent::Accessed`] for lookups of sampled keys, when
+    ///   [`access_sampling`](Self::access_sampling) is on.
     ///
     /// Default: none; without listeners no event is built.
     pub fn event_listener(mut self, listener: Arc<dyn EventListener>) -> Self {
         self.listeners.push(listener);
+        self
+    }
+
+    /// Records the whole cache's statistics into `recorder` as well (for example a Prometheus
+    /// exporter): a lookup is one hit (in L1 or a tier, a tier's hit also a promotion) or one
+    /// miss (no layer had it); removals and loads are L1's; demotions and each tier call's
+    /// latency come from the tiers. [`TieredCache::stats`] keeps its own counts either way.
+    /// Default: none.
+    pub fn stats_recorder(mut self, recorder: Arc<dyn StatsRecorder>) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Samples lookups for listeners: the lookups of one key in `every` (by a hash of the key,
+    /// the same in every process) become [`CacheEvent::Accessed`] events; 0 turns sampling off.
+    /// Collectors of access patterns (heavy hitters, prefetch models) see the whole history of
+    /// the keys they see, at a 1/`every` share of the cost. Default: off.
+    pub fn access_sampling(mut self, every: u32) -> Self {
+        self.sample_every = every;
         self
     }
 
@@ -212,7 +240,6 @@ impl TieredCacheBuilder {
         let mut l1 = Cache::builder()
             .max_capacity(self.l1_max_bytes.unwrap_or(self.l1_capacity))
             .clock(self.clock.clone())
-            .stats(true)
             .eviction_listener(move |key: Vec<u8>, e: Arc<Entry>, cause| {
                 match cause {
                     RemovalCause::Expired => {
@@ -250,6 +277,13 @@ impl TieredCacheBuilder {
                     l1_events.emit(|| CacheEvent::Removed { key, cause });
                 }
             });
+        l1 = match &self.recorder {
+            None => l1.stats(true),
+            Some(caller) => {
+                let own = AtomicStats::default();
+                l1.stats_recorder(Arc::new(L1Stats { own, caller: caller.clone() }))
+            }
+        };
         if let Some(policy) = self.l1_policy {
             l1 = l1.policy_arc(policy);
         }
@@ -299,6 +333,8 @@ impl TieredCacheBuilder {
             eager,
             transforms,
             transform_errors: AtomicU64::new(0),
+            recorder: self.recorder,
+            sampling: Sampling::new(self.sample_every),
         });
         let weak = Arc::downgrade(&inner);
         let worker = handle.spawn(async move {

@@ -5,9 +5,10 @@
 use super::order::{Ticket, Verdict};
 use super::stats::{CALLS, DEMOTIONS, DROPPED, ERRORS, LATENCY, SKIPPED, TIMEOUTS, WRITES};
 use super::{held_below, Entry, Inner, Job};
+use crate::breaker::BreakerState;
 use omnicache_core::clock::duration_nanos;
 use omnicache_core::{
-    CacheEvent, EntryMeta, Error, ErrorKind, RemovalCause, Result, TierEntry, Timestamp,
+    CacheEvent, EntryMeta, Error, ErrorKind, RemovalCause, Result, TierEntry, TierHealth, Timestamp,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -69,25 +70,44 @@ impl Inner {
                 Err(Error::new(ErrorKind::Timeout, format!("tier {} timed out", slot.tier.name())))
             }
         };
-        slot.stats.add(LATENCY, self.clock.now().saturating_sub(started));
+        let took = self.clock.now().saturating_sub(started);
+        slot.stats.add(LATENCY, took);
         slot.stats.add(CALLS, 1);
+        if let Some(r) = &self.recorder {
+            r.record_tier_latency(slot.tier.name(), took);
+        }
         // Corruption is the entry's fault, not the tier's.
         let failure = match &result {
             Err(e) if e.kind() != ErrorKind::Corrupt => Some(e.to_string()),
             _ => None,
         };
-        match failure {
-            None => {
-                slot.breaker.success();
-                slot.reach.lock().failing = false;
+        let changed = {
+            let mut reach = slot.reach.lock();
+            match failure {
+                None => {
+                    slot.breaker.success();
+                    reach.failing = false;
+                }
+                Some(reason) => {
+                    slot.stats.add(ERRORS, 1);
+                    slot.breaker.failure();
+                    reach.failing = true;
+                    reach.last_error = Some(reason);
+                }
             }
-            Some(reason) => {
-                slot.stats.add(ERRORS, 1);
-                slot.breaker.failure();
-                let mut reach = slot.reach.lock();
-                reach.failing = true;
-                reach.last_error = Some(reason);
-            }
+            let health = match (reach.failing, slot.breaker.state()) {
+                (false, _) => TierHealth::Healthy,
+                (true, BreakerState::Open) => TierHealth::Unavailable,
+                (true, _) => TierHealth::Degraded,
+            };
+            let changed = health != reach.reported;
+            reach.reported = health;
+            let reason = reach.failing.then(|| reach.last_error.clone()).flatten();
+            changed.then_some((health, reason))
+        };
+        if let Some((health, reason)) = changed {
+            let tier = slot.tier.name().to_string();
+            self.events.emit(|| CacheEvent::TierHealthChanged { tier, health, reason });
         }
         Some(result)
     }
@@ -160,6 +180,9 @@ impl Inner {
         };
         if done == Some(true) {
             self.slots[i].stats.add(DEMOTIONS, 1);
+            if let Some(r) = &self.recorder {
+                r.record_demotion();
+            }
             let to = self.slots[i].tier.name().to_string();
             self.events.emit(|| CacheEvent::Demoted { key, to });
         } else if done == Some(false) {

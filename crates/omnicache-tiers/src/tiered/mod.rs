@@ -39,6 +39,7 @@ mod builder;
 mod complaints;
 mod cost;
 mod io;
+mod observe;
 mod order;
 mod place;
 mod stats;
@@ -50,9 +51,10 @@ pub use builder::TieredCacheBuilder;
 pub use complaints::Complaint;
 use complaints::Complaints;
 pub use cost::{CostModel, CostReport, TierCost, TierSettings};
+use observe::{accessed, Listeners, Sampling};
 use omnicache_core::{
-    CacheEvent, DynTier, Error, ErrorKind, EventListener, Invalidation, PolicyFactory,
-    RemovalCause, Result, ScanPage, SharedClock, StatsSnapshot, TierEntry, Timestamp,
+    CacheEvent, DynTier, Error, ErrorKind, Invalidation, Origin, PolicyFactory, RemovalCause,
+    Result, ScanPage, SharedClock, StatsRecorder, StatsSnapshot, TierEntry, TierHealth, Timestamp,
 };
 use order::{Order, Ticket, Verdict};
 use parking_lot::Mutex;
@@ -113,10 +115,18 @@ struct Slot {
 }
 
 /// What the calls that reached a tier last said.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Reach {
     failing: bool,
     last_error: Option<String>,
+    /// The health last reported to listeners.
+    reported: TierHealth,
+}
+
+impl Default for Reach {
+    fn default() -> Self {
+        Reach { failing: false, last_error: None, reported: TierHealth::Healthy }
+    }
 }
 
 /// Tier work for the background writer. Each holds a unit of its ticket's work, and runs only
@@ -169,29 +179,17 @@ struct Inner {
     transforms: Transforms,
     /// Values that stayed out of the tiers because a transform failed on them.
     transform_errors: AtomicU64,
+    /// The caller's recorder, if any: hits and misses of the whole cache, promotions,
+    /// demotions, tier latency (L1's own counts reach it through [`observe::L1Stats`]).
+    recorder: Option<Arc<dyn StatsRecorder>>,
+    /// Which lookups become [`CacheEvent::Accessed`]; `None` for none.
+    sampling: Option<Sampling>,
 }
 
 /// Whether a tier written eagerly takes a value of `len` bytes (`eager`: each such tier's
 /// largest value), so an L1 eviction of it leaves a copy below.
 fn held_below(eager: &[Option<usize>], len: usize) -> bool {
     eager.iter().any(|max| max.is_none_or(|m| len <= m))
-}
-
-/// The listeners of a tiered cache, shared with L1's eviction listener.
-#[derive(Clone, Default)]
-struct Listeners(Arc<[Arc<dyn EventListener>]>);
-
-impl Listeners {
-    /// Sends the event `make` builds to every listener; builds nothing when there are none.
-    fn emit(&self, make: impl FnOnce() -> CacheEvent) {
-        if self.0.is_empty() {
-            return;
-        }
-        let event = make();
-        for l in self.0.iter() {
-            l.on_event(&event);
-        }
-    }
 }
 
 /// See the [module docs](self).
@@ -230,6 +228,8 @@ impl TieredCache {
             l1_policy: None,
             listeners: Vec::new(),
             transforms: Vec::new(),
+            recorder: None,
+            sample_every: 0,
         }
     }
 
@@ -237,11 +237,17 @@ impl TieredCache {
     /// when every tier that might have it is failing.
     pub async fn get(&self, key: &[u8]) -> Option<Arc<Entry>> {
         let inner = &self.inner;
+        let now = || inner.clock.now();
         if let Some(e) = inner.l1.get(key) {
+            accessed(inner.sampling, &inner.events, key, true, now);
             return Some(e);
         }
         let pending = inner.pending.lock().get(key).cloned();
         if let Some(e) = pending.filter(|e| !e.meta.is_expired(inner.clock.now())) {
+            if let Some(r) = &inner.recorder {
+                r.record_hits(1);
+            }
+            accessed(inner.sampling, &inner.events, key, true, now);
             return Some(e);
         }
         for i in 0..inner.slots.len() {
@@ -270,6 +276,11 @@ impl TieredCache {
                     };
                     inner.slots[i].stats.add(HITS, 1);
                     inner.slots[i].stats.add(PROMOTIONS, 1);
+                    if let Some(r) = &inner.recorder {
+                        r.record_hits(1);
+                        r.record_promotion();
+                    }
+                    accessed(inner.sampling, &inner.events, key, true, || now);
                     self.promote(key, i, &entry, found, now).await;
                     inner.events.emit(|| CacheEvent::Promoted {
                         key: key.to_vec(),
@@ -283,6 +294,10 @@ impl TieredCache {
             }
         }
         inner.misses.fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = &inner.recorder {
+            r.record_misses(1);
+        }
+        accessed(inner.sampling, &inner.events, key, false, now);
         None
     }
 
@@ -495,12 +510,19 @@ impl TieredCache {
     /// Removes every entry `what` covers from L1 and every tier; returns how many the tiers
     /// reported (L1's copies included in none of them are not counted twice). Writes made
     /// before it and still queued no longer reach a tier if `what` covers them; writes made
-    /// after it are kept.
+    /// after it are kept. Listeners hear [`CacheEvent::Invalidated`] from [`Origin::Local`].
     pub async fn invalidate(&self, what: &Invalidation) -> u64 {
+        self.invalidate_from(what, Origin::Local).await
+    }
+
+    /// [`invalidate`](Self::invalidate) on behalf of `origin`, which listeners hear in
+    /// [`CacheEvent::Invalidated`]: an invalidation applied from another instance says so,
+    /// and is not forwarded again.
+    pub async fn invalidate_from(&self, what: &Invalidation, origin: Origin) -> u64 {
         let inner = &self.inner;
         let (v, gate) = inner.order.begin_sweep(what).await;
         let before = inner.l1.entry_count();
-        let listening = !inner.events.0.is_empty();
+        let listening = inner.events.any();
         let keys = Mutex::new(Vec::new());
         inner.l1.invalidate_if(|k, e| {
             let hit = e.meta.version < v && what.matches(k, &e.meta);
@@ -533,6 +555,7 @@ impl TieredCache {
             let cause = RemovalCause::Invalidated;
             inner.events.emit(|| CacheEvent::Removed { key, cause });
         }
+        inner.events.emit(|| CacheEvent::Invalidated { what: what.clone(), removed: most, origin });
         most
     }
 

@@ -4,7 +4,8 @@ use super::rt;
 use omnicache_core::event::EventLog;
 use omnicache_core::testkit::MemoryTier;
 use omnicache_core::{
-    CacheEvent, Error, ErrorKind, Invalidation, MockClock, RemovalCause, Tier, TierEntry,
+    CacheEvent, Error, ErrorKind, Invalidation, MockClock, Origin, RemovalCause, StatsRecorder,
+    StatsSnapshot, Tier, TierEntry, TierHealth,
 };
 use omnicache_tiers::tiered::{PutOptions, TieredCache, TieredCacheBuilder, WritePolicy};
 use std::sync::Arc;
@@ -23,9 +24,17 @@ fn inserted(key: &str, weight: u32) -> CacheEvent {
     CacheEvent::Inserted { key: key.as_bytes().to_vec(), weight }
 }
 
-/// The events other than writes, in order.
+/// The events about entries other than writes, in order (no tier health, no sampled lookups).
 fn all_but_writes(log: &EventLog) -> Vec<CacheEvent> {
-    log.events().into_iter().filter(|e| !matches!(e, CacheEvent::Inserted { .. })).collect()
+    let about_entries = |e: &CacheEvent| {
+        !matches!(
+            e,
+            CacheEvent::Inserted { .. }
+                | CacheEvent::TierHealthChanged { .. }
+                | CacheEvent::Accessed { .. }
+        )
+    };
+    log.events().into_iter().filter(about_entries).collect()
 }
 
 async fn put(cache: &TieredCache, key: &str, value: &str) {
@@ -175,7 +184,10 @@ fn expiry_invalidation_and_corruption_are_removals_with_their_cause() {
         clock.advance(Duration::from_secs(2));
         cache.sweep().await;
         cache.invalidate(&Invalidation::Tag("t".into())).await;
-        let mut removals = all_but_writes(&log);
+        let (mut removals, rest): (Vec<_>, Vec<_>) =
+            all_but_writes(&log).into_iter().partition(|e| matches!(e, CacheEvent::Removed { .. }));
+        let what = Invalidation::Tag("t".into());
+        assert_eq!(rest, vec![CacheEvent::Invalidated { what, removed: 2, origin: Origin::Local }]);
         removals.sort_by_key(|e| format!("{e:?}"));
         assert_eq!(
             removals,
@@ -221,4 +233,208 @@ impl Tier for Corrupting {
     ) -> omnicache_core::Result<omnicache_core::ScanPage> {
         Ok(omnicache_core::ScanPage { keys: Vec::new(), next: None })
     }
+}
+
+#[test]
+fn invalidations_say_what_they_covered_and_where_they_came_from() {
+    rt().block_on(async {
+        let remote = Arc::new(MemoryTier::default());
+        let (cache, log) = listened(TieredCache::builder().tier(remote, WritePolicy::Through));
+        put(&cache, "user:1", "a").await;
+        put(&cache, "user:2", "b").await;
+        put(&cache, "order:1", "c").await;
+        let users = Invalidation::Prefix(b"user:".to_vec());
+        assert_eq!(cache.invalidate(&users).await, 2);
+        let from = Origin::Remote("instance-b".into());
+        let order = Invalidation::Keys(vec![b"order:1".to_vec()]);
+        assert_eq!(cache.invalidate_from(&order, from.clone()).await, 1);
+        let summaries: Vec<_> = log
+            .events()
+            .into_iter()
+            .filter(|e| matches!(e, CacheEvent::Invalidated { .. }))
+            .collect();
+        assert_eq!(
+            summaries,
+            vec![
+                CacheEvent::Invalidated { what: users, removed: 2, origin: Origin::Local },
+                CacheEvent::Invalidated { what: order, removed: 1, origin: from },
+            ]
+        );
+    });
+}
+
+#[test]
+fn a_tier_going_down_and_coming_back_is_reported_once_each_way() {
+    rt().block_on(async {
+        let remote = Arc::new(MemoryTier::default());
+        let (cache, log) =
+            listened(TieredCache::builder().tier_with(remote.clone(), WritePolicy::Through, |s| {
+                omnicache_tiers::tiered::TierSettings { breaker_threshold: 2, ..s }
+            }));
+        remote.set_down(true);
+        for _ in 0..3 {
+            assert!(cache.get(b"k").await.is_none());
+        }
+        remote.set_down(false);
+        // The breaker is open: the cache goes around the tier until its cooldown passes.
+        cache.probe().await;
+        let health: Vec<_> = log
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                CacheEvent::TierHealthChanged { tier, health, reason } => {
+                    Some((tier, health, reason.is_some()))
+                }
+                _ => None,
+            })
+            .collect();
+        let name = remote.name().to_string();
+        assert_eq!(
+            health,
+            vec![
+                (name.clone(), TierHealth::Degraded, true),
+                (name.clone(), TierHealth::Unavailable, true),
+            ],
+            "failing, then the breaker opened; nothing for calls it skipped"
+        );
+    });
+}
+
+#[test]
+fn a_tier_that_answers_again_is_reported_healthy() {
+    rt().block_on(async {
+        let remote = Arc::new(MemoryTier::default());
+        let (cache, log) =
+            listened(TieredCache::builder().tier(remote.clone(), WritePolicy::Through));
+        remote.set_down(true);
+        assert!(cache.get(b"k").await.is_none());
+        remote.set_down(false);
+        assert!(cache.get(b"k").await.is_none());
+        assert!(cache.get(b"k").await.is_none());
+        let health: Vec<_> = log
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                CacheEvent::TierHealthChanged { health, .. } => Some(health),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(health, vec![TierHealth::Degraded, TierHealth::Healthy]);
+    });
+}
+
+#[test]
+fn sampled_lookups_are_access_events_and_none_without_sampling() {
+    rt().block_on(async {
+        let clock = MockClock::default();
+        let remote = Arc::new(MemoryTier::new(clock.clone().into()));
+        let (cache, log) = listened(
+            TieredCache::builder()
+                .clock(clock.clone())
+                .access_sampling(1)
+                .tier(remote.clone(), WritePolicy::Through),
+        );
+        put(&cache, "a", "1").await;
+        assert!(cache.get(b"a").await.is_some());
+        cache.evict_from_l1(b"a");
+        assert!(cache.get(b"a").await.is_some());
+        assert!(cache.get(b"b").await.is_none());
+        let at = omnicache_core::Clock::now(&clock);
+        let accessed = |k: &str, hit| CacheEvent::Accessed { key: k.as_bytes().to_vec(), hit, at };
+        let seen: Vec<_> =
+            log.events().into_iter().filter(|e| matches!(e, CacheEvent::Accessed { .. })).collect();
+        assert_eq!(seen, vec![accessed("a", true), accessed("a", true), accessed("b", false)]);
+
+        // One key in 16 by hash: over many keys about that share, each key always or never.
+        let (cache, log) =
+            listened(TieredCache::builder().access_sampling(16).tier(remote, WritePolicy::Through));
+        for round in 0..2 {
+            for i in 0..4_000 {
+                let _ = cache.get(format!("key{i}").as_bytes()).await;
+            }
+            if round == 0 {
+                let n = log.events().len();
+                assert!((150..350).contains(&n), "about 4,000 / 16 keys sampled: {n}");
+            }
+        }
+        let keys: Vec<Vec<u8>> = log
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                CacheEvent::Accessed { key, .. } => Some(key),
+                _ => None,
+            })
+            .collect();
+        let (first, second) = keys.split_at(keys.len() / 2);
+        assert!(first == second, "the same keys are sampled on every lookup");
+
+        let (cache, log) = listened(TieredCache::builder());
+        let _ = cache.get(b"a").await;
+        assert!(log.events().is_empty(), "no sampling unless asked for");
+    });
+}
+
+/// Counts what a caller's recorder hears, tier latency included.
+#[derive(Debug, Default)]
+struct Heard {
+    stats: omnicache_core::AtomicStats,
+    tier_calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl StatsRecorder for Heard {
+    fn record_hits(&self, n: u64) {
+        self.stats.record_hits(n);
+    }
+    fn record_misses(&self, n: u64) {
+        self.stats.record_misses(n);
+    }
+    fn record_load(&self, ok: bool, nanos: u64) {
+        self.stats.record_load(ok, nanos);
+    }
+    fn record_removal(&self, cause: RemovalCause, weight: u64) {
+        self.stats.record_removal(cause, weight);
+    }
+    fn record_promotion(&self) {
+        self.stats.record_promotion();
+    }
+    fn record_demotion(&self) {
+        self.stats.record_demotion();
+    }
+    fn record_tier_latency(&self, tier: &str, _nanos: u64) {
+        self.tier_calls.lock().unwrap().push(tier.to_string());
+    }
+    fn snapshot(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+}
+
+#[test]
+fn a_callers_recorder_hears_every_layer() {
+    rt().block_on(async {
+        let fast = Arc::new(MemoryTier::default());
+        let slow = Arc::new(MemoryTier::default());
+        let heard = Arc::new(Heard::default());
+        let cache = TieredCache::builder()
+            .l1_capacity(1)
+            .stats_recorder(heard.clone())
+            .tier(fast.clone(), WritePolicy::Through)
+            .tier(slow.clone(), WritePolicy::OnEvict)
+            .build()
+            .unwrap();
+        put(&cache, "a", "1").await; // one call to the fast tier
+        assert!(cache.get(b"a").await.is_some()); // L1 hit
+        cache.evict_from_l1(b"a");
+        assert!(cache.get(b"a").await.is_some()); // fast tier hit: a promotion
+        assert!(cache.get(b"zz").await.is_none()); // a miss everywhere
+        put(&cache, "b", "2").await; // evicts "a" from L1 into the slow tier
+        cache.flush().await;
+        let s = heard.snapshot();
+        assert_eq!((s.hits, s.misses, s.promotions), (2, 1, 1), "{s:?}");
+        assert_eq!(s.demotions, 1, "{s:?}");
+        assert_eq!(s.removals(RemovalCause::Capacity), 1, "L1's eviction of a");
+        assert_eq!(cache.stats().hits, 2, "the cache keeps its own counts");
+        let calls = heard.tier_calls.lock().unwrap().clone();
+        assert!(calls.len() >= 5, "every tier call is timed: {calls:?}");
+        assert!(calls.iter().any(|t| t == slow.name()), "the demotion's write too: {calls:?}");
+    });
 }
