@@ -81,7 +81,7 @@ impl Sampling {
     pub(super) fn picks(&self, key: &[u8]) -> bool {
         // A fixed seed: the same keys are sampled in every process, so instances agree.
         let h = foldhash::fast::FixedState::with_seed(0x6163_6365_7373).hash_one(key);
-        h % self.every == 0
+        h.is_multiple_of(self.every)
     }
 }
 
