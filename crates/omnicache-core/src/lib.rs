@@ -12,6 +12,7 @@
 //! | [`CacheEvent`], [`EventListener`], [`RemovalCause`] | what happened to entries | everyone emits |
 //! | [`StatsRecorder`], [`StatsSnapshot`] | counters | everyone records, analytics exports |
 //! | [`Invalidation`] | what to drop | API, tiers, event bus |
+//! | [`PrefetchAdvisor`] | keys worth fetching before they are asked for | the planned `omnicache-ml`; [`NoPrefetch`] by default |
 //! | [`Clock`] | time, mockable | everyone |
 //!
 //! ## Features
@@ -46,6 +47,7 @@ pub mod event;
 pub mod invalidation;
 pub mod meta;
 pub mod policy;
+pub mod prefetch;
 pub mod secret;
 pub mod stats;
 #[cfg(any(test, feature = "testkit"))]
@@ -66,5 +68,6 @@ pub use policy::{
     EvictionPolicy, ExpiryPolicy, NoReads, PolicyFactory, ReadTracking, S3Fifo, S3FifoFactory,
     SlotId,
 };
+pub use prefetch::{Access, NoPrefetch, PrefetchAdvisor, PrefetchOutcome};
 pub use stats::{AtomicStats, StatsRecorder, StatsSnapshot};
 pub use tier::{DynTier, ScanPage, Tier, TierEntry, TierHealth, TierUsage};

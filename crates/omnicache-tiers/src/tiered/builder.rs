@@ -3,6 +3,7 @@
 
 use super::observe::{L1Stats, Sampling};
 use super::order::Order;
+use super::prefetch::{Prefetch, PrefetchLimits};
 use super::stats::AtomicTierStats;
 use super::transform::Transforms;
 use super::{
@@ -13,8 +14,8 @@ use crate::breaker::Breaker;
 use crate::memory::sync::Cache;
 use omnicache_core::clock::duration_nanos;
 use omnicache_core::{
-    AtomicStats, CacheEvent, DynTier, Error, EventListener, PolicyFactory, RemovalCause, Result,
-    SharedClock, StatsRecorder, Transform,
+    AtomicStats, CacheEvent, DynTier, Error, EventListener, PolicyFactory, PrefetchAdvisor,
+    RemovalCause, Result, SharedClock, StatsRecorder, Transform,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -51,6 +52,7 @@ pub struct TieredCacheBuilder {
     pub(super) transforms: Vec<Arc<dyn Transform>>,
     pub(super) recorder: Option<Arc<dyn StatsRecorder>>,
     pub(super) sample_every: u32,
+    pub(super) prefetch: Option<(Arc<dyn PrefetchAdvisor>, PrefetchLimits)>,
 }
 
 impl fmt::Debug for TieredCacheBuilder {
@@ -198,6 +200,16 @@ impl TieredCacheBuilder {
         self
     }
 
+    /// Fetches ahead: after each lookup, `advisor` names keys likely to be asked for next, and
+    /// those a lower tier holds are copied into L1 in the background (never through a loader),
+    /// within `limits`. The advisor hears whether each fetched entry was read before it left
+    /// L1 ([`PrefetchAdvisor::outcome`]); [`TieredCache::prefetch_stats`] counts the same.
+    /// Default: no advisor, and no cost.
+    pub fn prefetch(mut self, advisor: Arc<dyn PrefetchAdvisor>, limits: PrefetchLimits) -> Self {
+        self.prefetch = Some((advisor, limits));
+        self
+    }
+
     /// Adds a transform (compression, encryption) on top of the previous ones. Values are
     /// transformed on their way to the tiers, in the order the transforms were added, and
     /// restored in reverse order when read back; L1 holds them as written. Each entry records
@@ -235,12 +247,17 @@ impl TieredCacheBuilder {
             .map(|t| t.settings.max_value_bytes)
             .collect();
         let l1_eager = eager.clone();
+        let prefetch = self.prefetch.map(|(a, limits)| Arc::new(Prefetch::new(a, limits)));
+        let l1_prefetch = prefetch.clone();
         let order = Arc::new(Order::new(&self.clock));
         let l1_order = order.clone();
         let mut l1 = Cache::builder()
             .max_capacity(self.l1_max_bytes.unwrap_or(self.l1_capacity))
             .clock(self.clock.clone())
             .eviction_listener(move |key: Vec<u8>, e: Arc<Entry>, cause| {
+                if let Some(p) = &l1_prefetch {
+                    p.left(&key);
+                }
                 match cause {
                     RemovalCause::Expired => {
                         l1_events.emit(|| CacheEvent::Removed { key, cause });
@@ -335,6 +352,7 @@ impl TieredCacheBuilder {
             transform_errors: AtomicU64::new(0),
             recorder: self.recorder,
             sampling: Sampling::new(self.sample_every),
+            prefetch,
         });
         let weak = Arc::downgrade(&inner);
         let worker = handle.spawn(async move {

@@ -42,6 +42,7 @@ mod io;
 mod observe;
 mod order;
 mod place;
+mod prefetch;
 mod stats;
 mod transform;
 
@@ -59,6 +60,7 @@ use omnicache_core::{
 use order::{Order, Ticket, Verdict};
 use parking_lot::Mutex;
 use place::Place;
+pub use prefetch::{PrefetchLimits, PrefetchStats};
 use stats::*;
 pub use stats::{TierStats, TierStatus};
 use std::collections::HashMap;
@@ -184,6 +186,8 @@ struct Inner {
     recorder: Option<Arc<dyn StatsRecorder>>,
     /// Which lookups become [`CacheEvent::Accessed`]; `None` for none.
     sampling: Option<Sampling>,
+    /// Fetching ahead, when an advisor was given.
+    prefetch: Option<Arc<prefetch::Prefetch>>,
 }
 
 /// Whether a tier written eagerly takes a value of `len` bytes (`eager`: each such tier's
@@ -230,24 +234,41 @@ impl TieredCache {
             transforms: Vec::new(),
             recorder: None,
             sample_every: 0,
+            prefetch: None,
         }
     }
 
     /// The entry for `key`, from the fastest tier that has it; `None` on a miss anywhere, or
-    /// when every tier that might have it is failing.
+    /// when every tier that might have it is failing. With a
+    /// [`prefetch`](TieredCacheBuilder::prefetch) advisor, the keys it suggests after this
+    /// lookup are fetched into L1 in the background.
     pub async fn get(&self, key: &[u8]) -> Option<Arc<Entry>> {
+        let found = self.lookup(key, true).await;
+        if let Some(prefetch) = &self.inner.prefetch {
+            self.after_lookup(prefetch, key, found.is_some());
+        }
+        found
+    }
+
+    /// A lookup: a caller's (`caller`: counted as a hit or miss of the cache, sampled), or a
+    /// prefetch's (only the tiers' own counters; L1 was checked by the prefetcher).
+    async fn lookup(&self, key: &[u8], caller: bool) -> Option<Arc<Entry>> {
         let inner = &self.inner;
         let now = || inner.clock.now();
-        if let Some(e) = inner.l1.get(key) {
-            accessed(inner.sampling, &inner.events, key, true, now);
-            return Some(e);
+        if caller {
+            if let Some(e) = inner.l1.get(key) {
+                accessed(inner.sampling, &inner.events, key, true, now);
+                return Some(e);
+            }
         }
         let pending = inner.pending.lock().get(key).cloned();
         if let Some(e) = pending.filter(|e| !e.meta.is_expired(inner.clock.now())) {
-            if let Some(r) = &inner.recorder {
+            if let Some(r) = inner.recorder.as_ref().filter(|_| caller) {
                 r.record_hits(1);
             }
-            accessed(inner.sampling, &inner.events, key, true, now);
+            if caller {
+                accessed(inner.sampling, &inner.events, key, true, now);
+            }
             return Some(e);
         }
         for i in 0..inner.slots.len() {
@@ -276,11 +297,13 @@ impl TieredCache {
                     };
                     inner.slots[i].stats.add(HITS, 1);
                     inner.slots[i].stats.add(PROMOTIONS, 1);
-                    if let Some(r) = &inner.recorder {
+                    if let Some(r) = inner.recorder.as_ref().filter(|_| caller) {
                         r.record_hits(1);
                         r.record_promotion();
                     }
-                    accessed(inner.sampling, &inner.events, key, true, || now);
+                    if caller {
+                        accessed(inner.sampling, &inner.events, key, true, || now);
+                    }
                     self.promote(key, i, &entry, found, now).await;
                     inner.events.emit(|| CacheEvent::Promoted {
                         key: key.to_vec(),
@@ -292,6 +315,9 @@ impl TieredCache {
                 Some(Err(e)) if e.kind() == ErrorKind::Corrupt => self.unreadable(i, key, &e).await,
                 _ => {}
             }
+        }
+        if !caller {
+            return None;
         }
         inner.misses.fetch_add(1, Ordering::Relaxed);
         if let Some(r) = &inner.recorder {
@@ -724,6 +750,11 @@ impl TieredCache {
     /// Values kept out of the tiers because a transform failed on them (L1 still held them).
     pub fn transform_errors(&self) -> u64 {
         self.inner.transform_errors.load(Ordering::Relaxed)
+    }
+
+    /// What fetching ahead did so far; all zero without an advisor.
+    pub fn prefetch_stats(&self) -> PrefetchStats {
+        self.inner.prefetch.as_ref().map(|p| p.stats()).unwrap_or_default()
     }
 
     /// The name of L1's eviction policy.

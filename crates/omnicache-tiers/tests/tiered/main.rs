@@ -4,6 +4,7 @@
 mod events;
 mod order;
 mod placement;
+mod prefetch;
 #[path = "../common/transform.rs"]
 mod transform;
 mod warm;
