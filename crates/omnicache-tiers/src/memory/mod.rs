@@ -37,7 +37,7 @@
 mod builder;
 mod clock;
 mod engine;
-mod flight;
+pub(crate) mod flight;
 pub mod future;
 mod prims;
 pub mod sync;

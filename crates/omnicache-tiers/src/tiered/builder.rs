@@ -353,6 +353,8 @@ impl TieredCacheBuilder {
             recorder: self.recorder,
             sampling: Sampling::new(self.sample_every),
             prefetch,
+            flights: super::load::Flights::new(Default::default()),
+            loads: AtomicStats::default(),
         });
         let weak = Arc::downgrade(&inner);
         let worker = handle.spawn(async move {

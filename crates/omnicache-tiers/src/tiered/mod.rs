@@ -39,6 +39,7 @@ mod builder;
 mod complaints;
 mod cost;
 mod io;
+mod load;
 mod observe;
 mod order;
 mod place;
@@ -188,6 +189,10 @@ struct Inner {
     sampling: Option<Sampling>,
     /// Fetching ahead, when an advisor was given.
     prefetch: Option<Arc<prefetch::Prefetch>>,
+    /// Loads in progress (`get_with`), one per key.
+    flights: load::Flights,
+    /// Loader runs, for [`TieredCache::stats`].
+    loads: omnicache_core::AtomicStats,
 }
 
 /// Whether a tier written eagerly takes a value of `len` bytes (`eager`: each such tier's
@@ -243,19 +248,24 @@ impl TieredCache {
     /// [`prefetch`](TieredCacheBuilder::prefetch) advisor, the keys it suggests after this
     /// lookup are fetched into L1 in the background.
     pub async fn get(&self, key: &[u8]) -> Option<Arc<Entry>> {
-        let found = self.lookup(key, true).await;
+        let found = self.lookup(key, true, true).await;
         if let Some(prefetch) = &self.inner.prefetch {
             self.after_lookup(prefetch, key, found.is_some());
         }
         found
     }
 
-    /// A lookup: a caller's (`caller`: counted as a hit or miss of the cache, sampled), or a
-    /// prefetch's (only the tiers' own counters; L1 was checked by the prefetcher).
-    async fn lookup(&self, key: &[u8], caller: bool) -> Option<Arc<Entry>> {
+    /// A caller's lookup of the tiers only (L1 was just checked), counted as a hit or miss.
+    pub(super) async fn lookup_below(&self, key: &[u8]) -> Option<Arc<Entry>> {
+        self.lookup(key, false, true).await
+    }
+
+    /// A lookup, in L1 first when `l1`: a caller's (`caller`: counted as a hit or miss of the
+    /// cache, sampled), or a prefetch's (only the tiers' own counters).
+    async fn lookup(&self, key: &[u8], l1: bool, caller: bool) -> Option<Arc<Entry>> {
         let inner = &self.inner;
         let now = || inner.clock.now();
-        if caller {
+        if l1 {
             if let Some(e) = inner.l1.get(key) {
                 accessed(inner.sampling, &inner.events, key, true, now);
                 return Some(e);
@@ -395,9 +405,9 @@ impl TieredCache {
 
     /// Places an entry (metadata set but for its version) in L1 and the tiers, as
     /// [`TieredCache::put`] does.
-    async fn store(&self, key: &[u8], entry: TierEntry, cold: bool, now: Timestamp) {
+    async fn store(&self, key: &[u8], entry: TierEntry, cold: bool, now: Timestamp) -> Arc<Entry> {
         let inner = &self.inner;
-        let place::Accepted { ticket, len, stored } = self.accept(key, entry, cold, now);
+        let place::Accepted { ticket, len, stored, entry } = self.accept(key, entry, cold, now);
         let cheapest = inner.cheapest_tier(len);
         for i in 0..inner.slots.len() {
             let (job, now) = match (inner.place(i, len, cold, cheapest), &stored) {
@@ -416,6 +426,7 @@ impl TieredCache {
             }
         }
         inner.order.end(&ticket);
+        entry
     }
 
     /// Stores several entries: L1 each, and each tier in one batch (one transaction for the
@@ -744,6 +755,10 @@ impl TieredCache {
         s.promotions = l1_misses - s.misses;
         s.hits += s.promotions;
         s.demotions = inner.slots.iter().map(|t| t.stats.snapshot().demotions).sum();
+        let loads = inner.loads.snapshot();
+        s.loads_ok += loads.loads_ok;
+        s.loads_failed += loads.loads_failed;
+        s.load_nanos += loads.load_nanos;
         s
     }
 

@@ -47,6 +47,8 @@ pub(super) struct Accepted {
     /// The entry as the tiers store it (transformed); `None` when a transform failed on it, so
     /// the tiers only lose older copies.
     pub(super) stored: Option<TierEntry>,
+    /// The entry as written, with its version.
+    pub(super) entry: Arc<Entry>,
 }
 
 impl TieredCache {
@@ -82,6 +84,6 @@ impl TieredCache {
                 None
             }
         };
-        Accepted { ticket, len, stored }
+        Accepted { ticket, len, stored, entry }
     }
 }

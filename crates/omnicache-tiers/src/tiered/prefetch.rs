@@ -151,7 +151,7 @@ impl TieredCache {
             tokio::spawn(async move {
                 if cache.inner.l1.contains_key(&next) {
                     // Read or written meanwhile.
-                } else if cache.lookup(&next, false).await.is_some()
+                } else if cache.lookup(&next, false, false).await.is_some()
                     && cache.inner.l1.contains_key(&next)
                 {
                     prefetch.add(LOADED);

@@ -2,6 +2,7 @@
 //! demotion, breakers, timeouts, corruption, complaints, TTL caps.
 
 mod events;
+mod load;
 mod order;
 mod placement;
 mod prefetch;
