@@ -20,6 +20,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `json` | yes | [`JsonCodec`] |
+//! | `postcard` | no | `PostcardCodec`, a compact binary codec |
 //! | `testkit` | no | conformance suites for policies and tiers, and a reference tier |
 //!
 //! ## Example
@@ -57,6 +58,8 @@ pub mod tier;
 pub use clock::{Clock, MockClock, SharedClock, SystemClock, Timestamp};
 #[cfg(feature = "json")]
 pub use codec::JsonCodec;
+#[cfg(feature = "postcard")]
+pub use codec::PostcardCodec;
 pub use codec::{Codec, RawCodec, Transform, TransformContext};
 pub use envelope::{Encoding, Envelope};
 pub use error::{Error, ErrorKind, Result};

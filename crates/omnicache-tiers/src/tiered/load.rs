@@ -3,7 +3,7 @@
 
 use super::{Entry, Inner, PutOptions, TieredCache};
 use crate::memory::flight::{AsyncWaiter, Lead, Outcome};
-use omnicache_core::{StatsRecorder, TierEntry};
+use omnicache_core::{Encoding, StatsRecorder, TierEntry};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +44,23 @@ impl TieredCache {
         Fut: Future<Output = Result<Vec<u8>, E>>,
         E: Send + Sync + 'static,
     {
+        self.try_get_with_encoding(key, options, Encoding::RAW, load).await
+    }
+
+    /// [`try_get_with`](Self::try_get_with) for a loader whose bytes are `encoding`'s (a typed
+    /// cache's codec).
+    pub(super) async fn try_get_with_encoding<E, F, Fut>(
+        &self,
+        key: &[u8],
+        options: PutOptions,
+        encoding: Encoding,
+        load: F,
+    ) -> Result<Arc<Entry>, Arc<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<u8>, E>>,
+        E: Send + Sync + 'static,
+    {
         let inner = &self.inner;
         let mut load = Some(load);
         let owned = key.to_vec();
@@ -74,7 +91,7 @@ impl TieredCache {
             inner.record_load(result.is_ok(), inner.clock.now().saturating_sub(started));
             return match result {
                 Ok(value) => {
-                    let entry = self.store_value(key, value, options).await;
+                    let entry = self.store_value(key, value, encoding, options).await;
                     lead.complete(Outcome::Value(entry.clone()));
                     Ok(entry)
                 }
@@ -87,16 +104,38 @@ impl TieredCache {
         }
     }
 
-    /// Stores a loaded value as `put` would, and returns it as stored.
-    async fn store_value(&self, key: &[u8], value: Vec<u8>, options: PutOptions) -> Arc<Entry> {
+    /// Stores a value as `put` would, and returns it as stored.
+    pub(super) async fn store_value(
+        &self,
+        key: &[u8],
+        value: Vec<u8>,
+        encoding: Encoding,
+        options: PutOptions,
+    ) -> Arc<Entry> {
         let inner = &self.inner;
         let now = inner.clock.now();
         let ttl = options.ttl.or(inner.default_ttl);
         let meta = Inner::meta(now, ttl, value.len(), options.tags, options.subject);
+        let entry = TierEntry { value, meta, encoding };
         if key.is_empty() {
-            return Arc::new(TierEntry::new(value, meta));
+            return Arc::new(entry);
         }
-        self.store(key, TierEntry::new(value, meta), options.cold, now).await
+        self.store(key, entry, options.cold, now).await
+    }
+
+    /// [`put`](Self::put) of bytes made with `encoding` (a typed cache's codec).
+    pub(super) async fn put_encoded(
+        &self,
+        key: &[u8],
+        value: Vec<u8>,
+        encoding: Encoding,
+        options: PutOptions,
+    ) -> omnicache_core::Result<()> {
+        if key.is_empty() {
+            return Err(omnicache_core::Error::invalid_input("a cache key must not be empty"));
+        }
+        self.store_value(key, value, encoding, options).await;
+        Ok(())
     }
 }
 

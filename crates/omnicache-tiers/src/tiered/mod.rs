@@ -46,6 +46,7 @@ mod place;
 mod prefetch;
 mod stats;
 mod transform;
+mod typed;
 
 use crate::breaker::Breaker;
 use crate::memory::sync::Cache;
@@ -71,6 +72,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use transform::Transforms;
+pub use typed::{LoadError, TypedCache};
 
 /// The key a probe reads; never written.
 const PROBE_KEY: &[u8] = b"\0omnicache:probe";
@@ -392,15 +394,7 @@ impl TieredCache {
     /// or `invalidate` of the key wins over this one in every tier, even when this one's
     /// write-behind runs later.
     pub async fn put(&self, key: &[u8], value: Vec<u8>, options: PutOptions) -> Result<()> {
-        if key.is_empty() {
-            return Err(Error::invalid_input("a cache key must not be empty"));
-        }
-        let inner = &self.inner;
-        let now = inner.clock.now();
-        let ttl = options.ttl.or(inner.default_ttl);
-        let meta = Inner::meta(now, ttl, value.len(), options.tags, options.subject);
-        self.store(key, TierEntry::new(value, meta), options.cold, now).await;
-        Ok(())
+        self.put_encoded(key, value, omnicache_core::Encoding::RAW, options).await
     }
 
     /// Places an entry (metadata set but for its version) in L1 and the tiers, as

@@ -8,6 +8,7 @@ mod placement;
 mod prefetch;
 #[path = "../common/transform.rs"]
 mod transform;
+mod typed;
 mod warm;
 
 use omnicache_core::testkit::MemoryTier;
