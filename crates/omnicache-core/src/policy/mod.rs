@@ -119,23 +119,31 @@ pub trait PolicyFactory: Send + Sync + fmt::Debug + 'static {
     fn build(&self, max_weight: u64) -> Box<dyn EvictionPolicy>;
 }
 
-/// Decides whether a new entry may displace a resident one.
+/// Decides whether a new entry may displace resident ones (TinyLFU's admission filter, a
+/// learned reuse predictor).
+///
+/// The memory cache asks it only when a new key arrives in a full shard: the eviction policy
+/// names the victims that would make room, and the admission policy weighs the candidate
+/// against them. Admitted, the victims leave as usual; refused, the candidate leaves instead
+/// ([`RemovalCause::Capacity`](crate::RemovalCause::Capacity)) and the victims stay, handed
+/// back to the eviction policy as if just inserted. Without an admission policy the cache pays
+/// nothing for this step.
 ///
 /// Shared by all shards of a cache and called concurrently, so it takes `&self`.
 pub trait AdmissionPolicy: Send + Sync + fmt::Debug + 'static {
     /// A key with this hash was looked up or written.
     fn record(&self, hash: u64);
-    /// Whether `candidate` should be admitted at the cost of evicting `victim`.
-    fn admit(&self, candidate: u64, victim: u64) -> bool;
+    /// Whether `candidate` should come in at the cost of `victims` (hashes and weights).
+    fn admit(&self, candidate: &EntryInfo, victims: &[EntryInfo]) -> bool;
 }
 
-/// Admits everything: the default.
+/// Admits everything: what the cache does without an admission policy.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AdmitAll;
 
 impl AdmissionPolicy for AdmitAll {
     fn record(&self, _hash: u64) {}
-    fn admit(&self, _candidate: u64, _victim: u64) -> bool {
+    fn admit(&self, _candidate: &EntryInfo, _victims: &[EntryInfo]) -> bool {
         true
     }
 }

@@ -3,7 +3,8 @@
 use super::engine::{Config, Engine};
 use super::{DefaultHashBuilder, EvictionListener, Weigher};
 use omnicache_core::{
-    AtomicStats, ExpiryPolicy, PolicyFactory, RemovalCause, SharedClock, StatsRecorder,
+    AdmissionPolicy, AtomicStats, ExpiryPolicy, PolicyFactory, RemovalCause, SharedClock,
+    StatsRecorder,
 };
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -44,6 +45,7 @@ pub struct CacheBuilder<K, V, C> {
     policy: Option<Arc<dyn PolicyFactory>>,
     listener: Option<EvictionListener<K, V>>,
     stats: Option<Arc<dyn StatsRecorder>>,
+    admission: Option<Arc<dyn AdmissionPolicy>>,
     clock: SharedClock,
     shards: Option<usize>,
     _cache: PhantomData<fn() -> C>,
@@ -60,6 +62,7 @@ impl<K, V, C> fmt::Debug for CacheBuilder<K, V, C> {
             .field("policy", &self.policy.as_ref().map(|p| p.name().to_string()))
             .field("listener", &self.listener.is_some())
             .field("stats", &self.stats.is_some())
+            .field("admission", &self.admission)
             .field("clock", &self.clock)
             .field("shards", &self.shards)
             .finish()
@@ -77,6 +80,7 @@ impl<K, V, C> Default for CacheBuilder<K, V, C> {
             policy: None,
             listener: None,
             stats: None,
+            admission: None,
             clock: SharedClock::System,
             shards: None,
             _cache: PhantomData,
@@ -138,6 +142,15 @@ where
     /// The eviction policy, shared. Default: as [`policy`](Self::policy).
     pub fn policy_arc(mut self, factory: Arc<dyn PolicyFactory>) -> Self {
         self.policy = Some(factory);
+        self
+    }
+
+    /// Weighs each new key arriving in a full cache against the entries the eviction policy
+    /// would evict for it ([`AdmissionPolicy`]): refused, the new entry leaves instead (cause
+    /// `Capacity`) and the others stay. The policy also hears every lookup and write. Default:
+    /// none, and the cache pays nothing for the step.
+    pub fn admission(mut self, admission: Arc<dyn AdmissionPolicy>) -> Self {
+        self.admission = Some(admission);
         self
     }
 
@@ -203,6 +216,7 @@ where
             listener: self.listener,
             stats: self.stats,
             policy: self.policy.unwrap_or_else(omnicache_core::default_policy),
+            admission: self.admission,
         })
     }
 

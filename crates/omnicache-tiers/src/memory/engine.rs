@@ -1,5 +1,7 @@
 //! The sharded engine behind both cache flavours.
 
+mod admission;
+
 use super::clock::EngineClock;
 use super::prims::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, RwLock};
 use super::{EvictionListener, Weigher};
@@ -7,8 +9,8 @@ use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
 use omnicache_core::clock::duration_nanos;
 use omnicache_core::{
-    AccessView, EntryInfo, EvictionPolicy, ExpiryPolicy, PolicyFactory, ReadTracking, RemovalCause,
-    SharedClock, SlotId, StatsRecorder, Timestamp,
+    AccessView, AdmissionPolicy, EntryInfo, EvictionPolicy, ExpiryPolicy, PolicyFactory,
+    ReadTracking, RemovalCause, SharedClock, SlotId, StatsRecorder, Timestamp,
 };
 use std::borrow::Borrow;
 use std::fmt;
@@ -154,6 +156,7 @@ pub(crate) struct Config<K, V, S> {
     pub(crate) listener: Option<EvictionListener<K, V>>,
     pub(crate) stats: Option<Arc<dyn StatsRecorder>>,
     pub(crate) policy: Arc<dyn PolicyFactory>,
+    pub(crate) admission: Option<Arc<dyn AdmissionPolicy>>,
 }
 
 pub(crate) struct Engine<K, V, S> {
@@ -169,6 +172,8 @@ pub(crate) struct Engine<K, V, S> {
     listener: Option<EvictionListener<K, V>>,
     stats: Option<Arc<dyn StatsRecorder>>,
     policy: parking_lot::Mutex<Arc<dyn PolicyFactory>>,
+    /// Weighs new keys against the victims that would make room; `None` admits all, at no cost.
+    admission: Option<Arc<dyn AdmissionPolicy>>,
     ordered_reads: AtomicBool,
     /// Set once any entry has had a deadline; until then writes skip the expiry sweep.
     has_deadlines: AtomicBool,
@@ -268,6 +273,7 @@ where
             listener: cfg.listener,
             stats: cfg.stats,
             policy: parking_lot::Mutex::new(cfg.policy),
+            admission: cfg.admission,
             ordered_reads: AtomicBool::new(ordered),
             has_deadlines: AtomicBool::new(false),
             max_weight: cfg.max_weight,
@@ -316,6 +322,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
+        self.record_access(hash);
         let shard = self.shard(hash);
         let data = shard.data.read();
         let Some(idx) = data.find(hash, key) else {
@@ -445,6 +452,7 @@ where
         keep: impl FnOnce(&V) -> bool,
     ) -> bool {
         let hash = self.hash(&key);
+        self.record_access(hash);
         let weight = self.weigher.as_ref().map_or(1, |w| w(&key, &value)).max(1);
         let weight = NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN);
         let timed = ttl.is_some()
@@ -461,7 +469,7 @@ where
             if self.ordered_reads.load(Relaxed) {
                 shard.reads.drain(&mut *data.policy);
             }
-            let added = match data.find(hash, &key) {
+            let (added, slot) = match data.find(hash, &key) {
                 Some(idx) => {
                     if let Some(e) = data.slots[idx as usize].as_ref() {
                         let d = e.deadline();
@@ -470,15 +478,17 @@ where
                         }
                     }
                     self.replace(data, idx, key, value, weight, now, ttl, &mut removed);
-                    false
+                    (false, None)
                 }
-                None => {
-                    self.add(data, hash, key, value, weight, now, ttl, &mut removed);
-                    true
-                }
+                None => (true, self.add(data, hash, key, value, weight, now, ttl, &mut removed)),
             };
             // `now` was read before the lock whenever any entry may have a deadline.
-            self.evict_to_budget(data, now, &mut removed);
+            match (&self.admission, slot) {
+                (Some(a), Some(candidate)) if data.weight > data.max_weight => {
+                    self.admit_or_evict(&**a, data, candidate, now, &mut removed);
+                }
+                _ => self.evict_to_budget(data, now, &mut removed),
+            }
             // Writes that add an entry pay for reclaiming expired ones; replacements, which do
             // not grow the shard, keep the write lock short.
             if added && self.has_deadlines.load(Relaxed) {
@@ -528,16 +538,16 @@ where
         now: Timestamp,
         ttl: Option<Duration>,
         removed: &mut Removed<K, V>,
-    ) {
+    ) -> Option<u32> {
         let (soft, hard) = self.deadlines(&key, &value, now, ttl, None);
         let w = u64::from(weight.get());
         if soft != NEVER && soft <= now {
             removed.push(key, value, RemovalCause::Expired, w);
-            return;
+            return None;
         }
         if w > data.max_weight {
             removed.push(key, value, RemovalCause::Capacity, w);
-            return;
+            return None;
         }
         if soft != NEVER {
             self.has_deadlines.store(true, Relaxed);
@@ -585,6 +595,7 @@ where
             idx,
             EntryInfo { hash, weight: w, expires: (soft != NEVER).then_some(soft) },
         );
+        Some(idx)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -14,8 +14,8 @@ use crate::breaker::Breaker;
 use crate::memory::sync::Cache;
 use omnicache_core::clock::duration_nanos;
 use omnicache_core::{
-    AtomicStats, CacheEvent, DynTier, Error, EventListener, PolicyFactory, PrefetchAdvisor,
-    RemovalCause, Result, SharedClock, StatsRecorder, Transform,
+    AdmissionPolicy, AtomicStats, CacheEvent, DynTier, Error, EventListener, PolicyFactory,
+    PrefetchAdvisor, RemovalCause, Result, SharedClock, StatsRecorder, Transform,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -53,6 +53,7 @@ pub struct TieredCacheBuilder {
     pub(super) recorder: Option<Arc<dyn StatsRecorder>>,
     pub(super) sample_every: u32,
     pub(super) prefetch: Option<(Arc<dyn PrefetchAdvisor>, PrefetchLimits)>,
+    pub(super) l1_admission: Option<Arc<dyn AdmissionPolicy>>,
 }
 
 impl fmt::Debug for TieredCacheBuilder {
@@ -152,6 +153,14 @@ impl TieredCacheBuilder {
     /// the memory cache's default, S3-FIFO.
     pub fn l1_policy(mut self, factory: Arc<dyn PolicyFactory>) -> Self {
         self.l1_policy = Some(factory);
+        self
+    }
+
+    /// L1's admission policy: each new key arriving in a full L1 is weighed against the entries
+    /// L1 would evict for it (see the memory cache's `admission`). A refused entry is treated
+    /// like an L1 eviction: demoted, or held by the tiers it was written to. Default: none.
+    pub fn l1_admission(mut self, admission: Arc<dyn AdmissionPolicy>) -> Self {
+        self.l1_admission = Some(admission);
         self
     }
 
@@ -301,6 +310,9 @@ impl TieredCacheBuilder {
                 l1.stats_recorder(Arc::new(L1Stats { own, caller: caller.clone() }))
             }
         };
+        if let Some(admission) = self.l1_admission {
+            l1 = l1.admission(admission);
+        }
         if let Some(policy) = self.l1_policy {
             l1 = l1.policy_arc(policy);
         }

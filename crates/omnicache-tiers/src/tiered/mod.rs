@@ -242,6 +242,7 @@ impl TieredCache {
             recorder: None,
             sample_every: 0,
             prefetch: None,
+            l1_admission: None,
         }
     }
 

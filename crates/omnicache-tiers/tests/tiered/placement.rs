@@ -242,3 +242,28 @@ fn batch_and_single_writes_place_identically() {
         );
     });
 }
+
+#[test]
+fn an_entry_l1_refuses_is_still_served_from_the_tier() {
+    #[derive(Debug)]
+    struct Refuse;
+    impl omnicache_core::AdmissionPolicy for Refuse {
+        fn record(&self, _hash: u64) {}
+        fn admit(&self, _c: &omnicache_core::EntryInfo, _v: &[omnicache_core::EntryInfo]) -> bool {
+            false
+        }
+    }
+    rt().block_on(async {
+        let tier = Arc::new(MemoryTier::default());
+        let cache = TieredCache::builder()
+            .l1_capacity(1)
+            .l1_admission(Arc::new(Refuse))
+            .tier(tier.clone(), WritePolicy::Through)
+            .build()
+            .unwrap();
+        cache.put(b"a", b"1".to_vec(), PutOptions::default()).await.unwrap();
+        cache.put(b"b", b"2".to_vec(), PutOptions::default()).await.unwrap();
+        assert_eq!(cache.l1_keys(b""), vec![b"a".to_vec()], "L1 refused b and kept a");
+        assert_eq!(cache.get(b"b").await.unwrap().value, b"2", "served from the tier");
+    });
+}
