@@ -473,36 +473,59 @@ fn metadata() -> Result<serde_json::Value, String> {
 }
 
 fn deps() -> Result<(), String> {
-    eprintln!("\n==> deps: the architecture invariant");
-    let meta = metadata()?;
-    let packages = meta["packages"].as_array().ok_or("cargo metadata: no packages")?;
-    let mut violations = Vec::new();
-    for p in packages {
-        let name = p["name"].as_str().unwrap_or_default();
-        if LEAVES.contains(&name) || name == "omnicache-core" {
-            continue;
-        }
-        for d in p["dependencies"].as_array().into_iter().flatten() {
-            let dep = d["name"].as_str().unwrap_or_default();
-            let is_sibling = dep.starts_with("omnicache") && dep != "omnicache-core";
-            if is_sibling {
-                let kind = d["kind"].as_str().unwrap_or("normal");
-                violations.push(format!("{name} depends on {dep} ({kind})"));
-            }
-        }
-        if name.starts_with("omnicache") {
-            eprintln!("    {name}: ok");
-        }
-    }
+    eprintln!("\n==> deps: the architecture invariants");
+    let violations = dependency_violations(&metadata()?);
     if violations.is_empty() {
-        eprintln!("<== deps: library crates depend on omnicache-core only");
+        eprintln!(
+            "<== deps: library crates depend on omnicache-core only; core on no runtime or I/O"
+        );
         Ok(())
     } else {
         Err(format!(
-            "library crates must depend on omnicache-core only (docs/architecture.md):\n  {}",
+            "the dependency invariants are broken (docs/architecture.md, 1 and 2):\n  {}",
             violations.join("\n  ")
         ))
     }
+}
+
+/// What core must not depend on: an async runtime or an I/O stack (invariant 2).
+const CORE_FORBIDS: &[&str] = &[
+    "tokio",
+    "async-std",
+    "smol",
+    "futures-executor",
+    "mio",
+    "hyper",
+    "reqwest",
+    "axum",
+    "rusqlite",
+    "redis",
+    "aws-sdk-s3",
+    "rdkafka",
+];
+
+/// The dependency invariants broken in `cargo metadata`'s output: a library crate depending on
+/// a sibling other than core (invariant 1), core depending on any sibling or on a runtime or
+/// I/O crate (invariant 2). Leaves (binaries, the facade, benches) may depend on anything.
+fn dependency_violations(meta: &serde_json::Value) -> Vec<String> {
+    let mut violations = Vec::new();
+    for p in meta["packages"].as_array().into_iter().flatten() {
+        let name = p["name"].as_str().unwrap_or_default();
+        if LEAVES.contains(&name) || !name.starts_with("omnicache") {
+            continue;
+        }
+        let core = name == "omnicache-core";
+        for d in p["dependencies"].as_array().into_iter().flatten() {
+            let dep = d["name"].as_str().unwrap_or_default();
+            let kind = d["kind"].as_str().unwrap_or("normal");
+            let sibling = dep.starts_with("omnicache") && (core || dep != "omnicache-core");
+            let forbidden = core && kind != "dev" && CORE_FORBIDS.contains(&dep);
+            if sibling || forbidden {
+                violations.push(format!("{name} depends on {dep} ({kind})"));
+            }
+        }
+    }
+    violations
 }
 
 #[cfg(test)]
@@ -510,7 +533,7 @@ mod tests {
     use super::*;
 
     /// Shared CI caches set `CARGO_TARGET_DIR`; binaries are then found there, not in `target/`.
-    /// (The only test here, so setting the variable races with nothing.)
+    /// (No other test here reads the variable, so setting it races with nothing.)
     #[test]
     fn built_binaries_are_found_where_cargo_target_dir_puts_them() {
         let elsewhere = std::env::temp_dir().join("omnicache-xtask-target");
@@ -519,5 +542,38 @@ mod tests {
         std::env::remove_var("CARGO_TARGET_DIR");
         assert_eq!(bin.unwrap(), elsewhere.join("debug").join("omnicache"));
         assert!(!omnicache_binary().unwrap().starts_with(&elsewhere));
+    }
+
+    #[test]
+    fn the_workspace_keeps_the_dependency_invariants() {
+        let meta = metadata().expect("cargo metadata");
+        assert_eq!(dependency_violations(&meta), Vec::<String>::new());
+        let names: Vec<_> = meta["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(names.contains(&"omnicache-core") && names.contains(&"omnicache-tiers"));
+    }
+
+    #[test]
+    fn a_sibling_dependency_or_a_runtime_in_core_is_caught() {
+        let meta = serde_json::json!({ "packages": [
+            { "name": "omnicache-core", "dependencies": [
+                { "name": "serde" }, { "name": "tokio" }, { "name": "omnicache-tiers" },
+                { "name": "tokio", "kind": "dev" } ] },
+            { "name": "omnicache-strategies", "dependencies": [
+                { "name": "omnicache-core" }, { "name": "omnicache-tiers", "kind": "dev" } ] },
+            { "name": "omnicache-server", "dependencies": [ { "name": "omnicache-tiers" } ] },
+        ]});
+        assert_eq!(
+            dependency_violations(&meta),
+            vec![
+                "omnicache-core depends on tokio (normal)",
+                "omnicache-core depends on omnicache-tiers (normal)",
+                "omnicache-strategies depends on omnicache-tiers (dev)",
+            ]
+        );
     }
 }

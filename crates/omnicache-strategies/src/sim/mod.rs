@@ -13,7 +13,7 @@
 //! assert!(best.hits > 800, "OPT keeps most of the loop");
 //! ```
 
-use omnicache_core::{AccessView, EntryInfo, PolicyFactory, ReadTracking, SlotId};
+use omnicache_core::{AccessView, AdmissionPolicy, EntryInfo, PolicyFactory, ReadTracking, SlotId};
 
 mod grid;
 mod opt;
@@ -82,6 +82,20 @@ pub fn replay(factory: &dyn PolicyFactory, keys: &[u64], capacity: u64) -> Repla
 /// capacity; reads counted in access counters and, for event-tracking policies, reported in
 /// order). Keys are dense ids, so the replay does no hashing of its own.
 pub fn replay_trace(factory: &dyn PolicyFactory, trace: &Trace, capacity: u64) -> Replay {
+    replay_admitted(factory, None, trace, capacity)
+}
+
+/// [`replay_trace`] with the memory cache's admission step: `admission` hears every request,
+/// and a new key arriving in a full cache is weighed against the victims the eviction policy
+/// picks; refused, it leaves and they stay (handed back as if just inserted). Admission
+/// policies (the `omnicache-ml` crate's, say) are judged here on real traces without this crate
+/// depending on theirs: a binary passes them in through core's trait.
+pub fn replay_admitted(
+    factory: &dyn PolicyFactory,
+    admission: Option<&dyn AdmissionPolicy>,
+    trace: &Trace,
+    capacity: u64,
+) -> Replay {
     let mut policy = factory.build(capacity);
     let events = policy.read_tracking() == ReadTracking::Events;
     let mut slot_of: Vec<SlotId> = vec![ABSENT; trace.unique()];
@@ -89,8 +103,13 @@ pub fn replay_trace(factory: &dyn PolicyFactory, trace: &Trace, capacity: u64) -
     let mut free: Vec<SlotId> = Vec::new();
     let mut resident = 0u64;
     let mut out = Replay::default();
+    let info = |id: u32| EntryInfo { hash: trace.hashes[id as usize], weight: 1, expires: None };
+    let mut victims: Vec<SlotId> = Vec::new();
     for &id in &trace.ids {
         out.requests += 1;
+        if let Some(a) = admission {
+            a.record(trace.hashes[id as usize]);
+        }
         let s = slot_of[id as usize];
         if s != ABSENT {
             out.hits += 1;
@@ -113,10 +132,35 @@ pub fn replay_trace(factory: &dyn PolicyFactory, trace: &Trace, capacity: u64) -
         slots.accesses[s as usize] = 0;
         slot_of[id as usize] = s;
         resident += 1;
-        policy
-            .on_insert(s, EntryInfo { hash: trace.hashes[id as usize], weight: 1, expires: None });
-        while resident > capacity {
+        policy.on_insert(s, info(id));
+        victims.clear();
+        let mut candidate_picked = false;
+        while resident - victims.len() as u64 > capacity {
             let Some(v) = policy.evict(&mut slots) else { break };
+            if v == s && admission.is_some() {
+                candidate_picked = true;
+                break;
+            }
+            victims.push(v);
+        }
+        let refused = admission.is_some_and(|a| {
+            candidate_picked || {
+                let infos: Vec<EntryInfo> =
+                    victims.iter().map(|&v| info(slots.ids[v as usize])).collect();
+                !victims.is_empty() && !a.admit(&info(id), &infos)
+            }
+        });
+        if refused {
+            for &v in &victims {
+                policy.on_insert(v, info(slots.ids[v as usize]));
+            }
+            if !candidate_picked {
+                policy.on_remove(s);
+            }
+            victims.clear();
+            victims.push(s);
+        }
+        for &v in &victims {
             slot_of[slots.ids[v as usize] as usize] = ABSENT;
             resident -= 1;
             free.push(v);
@@ -161,6 +205,38 @@ mod tests {
             assert_eq!(r.requests, 2_000);
             assert_eq!(r.hits, brute_lru(&keys, cap as usize), "seed {seed} cap {cap}");
         }
+    }
+
+    /// Admits a key only if it was requested more often than every victim.
+    #[derive(Debug, Default)]
+    struct Frequency(std::sync::Mutex<std::collections::HashMap<u64, u32>>);
+
+    impl AdmissionPolicy for Frequency {
+        fn record(&self, hash: u64) {
+            *self.0.lock().unwrap().entry(hash).or_default() += 1;
+        }
+        fn admit(&self, candidate: &EntryInfo, victims: &[EntryInfo]) -> bool {
+            let seen = self.0.lock().unwrap();
+            let f = |h: u64| seen.get(&h).copied().unwrap_or(0);
+            victims.iter().all(|v| f(candidate.hash) > f(v.hash))
+        }
+    }
+
+    #[test]
+    fn admission_replays_as_the_engine_runs_it() {
+        // A hot set of 50 read in turns with scans of one-off keys, in a cache of 50.
+        let mut keys = Vec::new();
+        for round in 0..20u64 {
+            keys.extend(0..50);
+            keys.extend((0..500).map(|k| 1_000_000 + round * 1_000 + k));
+        }
+        let trace = Trace::from_keys("hot+scan", keys.iter().copied());
+        let plain = replay_trace(&LruFactory, &trace, 50);
+        let admitted = replay_admitted(&LruFactory, Some(&Frequency::default()), &trace, 50);
+        assert_eq!(plain.hits, 0, "LRU loses the hot set to every scan");
+        assert_eq!(admitted.hits, 19 * 50, "the filter keeps it after its first round");
+        let all = replay_admitted(&LruFactory, Some(&omnicache_core::AdmitAll), &trace, 50);
+        assert_eq!(all, plain, "admitting everything is no admission");
     }
 
     #[test]
