@@ -54,6 +54,8 @@ pub struct TieredCacheBuilder {
     pub(super) sample_every: u32,
     pub(super) prefetch: Option<(Arc<dyn PrefetchAdvisor>, PrefetchLimits)>,
     pub(super) l1_admission: Option<Arc<dyn AdmissionPolicy>>,
+    pub(super) refresh_after: Option<Duration>,
+    pub(super) stale_if_error: Option<Duration>,
 }
 
 impl fmt::Debug for TieredCacheBuilder {
@@ -153,6 +155,26 @@ impl TieredCacheBuilder {
     /// the memory cache's default, S3-FIFO.
     pub fn l1_policy(mut self, factory: Arc<dyn PolicyFactory>) -> Self {
         self.l1_policy = Some(factory);
+        self
+    }
+
+    /// Refresh-ahead for [`get_with`](TieredCache::get_with) and
+    /// [`try_get_with`](TieredCache::try_get_with), as Caffeine's `refreshAfterWrite`: the
+    /// first such read of an entry written more than `age` ago returns it at once and reloads
+    /// it once in the background with that read's loader; a failed reload keeps the old value
+    /// (counted in [`TieredCache::read_through_stats`]). Plain `get` never reloads. Default:
+    /// off.
+    pub fn refresh_after_write(mut self, age: Duration) -> Self {
+        self.refresh_after = Some(age);
+        self
+    }
+
+    /// Stale-on-error for `get_with` and `try_get_with`: an entry that expired less than
+    /// `grace` ago is served when the loader fails (and only then; every other read treats it
+    /// as expired). Expired entries are kept that much longer in L1 for it; the tiers drop
+    /// them at expiry. Default: off.
+    pub fn stale_if_error(mut self, grace: Duration) -> Self {
+        self.stale_if_error = Some(grace);
         self
     }
 
@@ -367,6 +389,9 @@ impl TieredCacheBuilder {
             prefetch,
             flights: super::load::Flights::new(Default::default()),
             loads: AtomicStats::default(),
+            refresh_after: self.refresh_after.map(duration_nanos),
+            stale_grace: self.stale_if_error.map_or(0, duration_nanos),
+            read_through: Default::default(),
         });
         let weak = Arc::downgrade(&inner);
         let worker = handle.spawn(async move {

@@ -254,7 +254,10 @@ impl Inner {
     /// L1 step before this insert).
     pub(super) fn insert_l1(&self, ticket: &Ticket, entry: Arc<Entry>, now: Timestamp) {
         let v = ticket.version;
-        let ttl = self.remaining(&entry.meta, now);
+        // With a stale grace, an expired entry stays in L1 that much longer (served only when
+        // a loader fails; every other read treats it as gone).
+        let ttl =
+            self.remaining(&entry.meta, now).map(|t| t + Duration::from_nanos(self.stale_grace));
         let meta = entry.meta.clone();
         self.l1.insert_unless(ticket.key.clone(), entry, ttl, |old| old.meta.version > v);
         if !self.order.is_current(ticket, Some(&meta)) {

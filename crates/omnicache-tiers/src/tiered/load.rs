@@ -3,9 +3,10 @@
 
 use super::{Entry, Inner, PutOptions, TieredCache};
 use crate::memory::flight::{AsyncWaiter, Lead, Outcome};
-use omnicache_core::{Encoding, StatsRecorder, TierEntry};
+use omnicache_core::{Encoding, StatsRecorder, TierEntry, Timestamp};
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The loads in progress, by key.
@@ -19,8 +20,8 @@ impl TieredCache {
     /// waiters try again, one of them leading.
     pub async fn get_with<F, Fut>(&self, key: &[u8], options: PutOptions, load: F) -> Arc<Entry>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Vec<u8>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<u8>> + Send + 'static,
     {
         let load = || async { Ok::<_, Infallible>(load().await) };
         match self.try_get_with(key, options, load).await {
@@ -33,6 +34,12 @@ impl TieredCache {
     /// it goes, shared as `Arc<E>`, to the caller and to every caller waiting on that run.
     /// Loads are counted in [`stats`](Self::stats) (and the caller's recorder) with their time.
     /// An empty key is loaded but not stored.
+    ///
+    /// With [`refresh_after_write`](super::TieredCacheBuilder::refresh_after_write), the first read of
+    /// an entry older than that returns it at once and reloads it once in the background (the
+    /// loader runs on a spawned task, hence `'static`); a failed reload keeps the old value and
+    /// is counted. With [`stale_if_error`](super::TieredCacheBuilder::stale_if_error), an entry that
+    /// expired less than the grace ago is served when the loader fails.
     pub async fn try_get_with<E, F, Fut>(
         &self,
         key: &[u8],
@@ -40,8 +47,8 @@ impl TieredCache {
         load: F,
     ) -> Result<Arc<Entry>, Arc<E>>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Vec<u8>, E>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<u8>, E>> + Send + 'static,
         E: Send + Sync + 'static,
     {
         self.try_get_with_encoding(key, options, Encoding::RAW, load).await
@@ -57,16 +64,24 @@ impl TieredCache {
         load: F,
     ) -> Result<Arc<Entry>, Arc<E>>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Vec<u8>, E>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<u8>, E>> + Send + 'static,
         E: Send + Sync + 'static,
     {
         let inner = &self.inner;
         let mut load = Some(load);
         let owned = key.to_vec();
         loop {
+            let mut stale = None;
             if let Some(e) = inner.l1.get(key) {
-                return Ok(e);
+                let now = inner.clock.now();
+                if !inner.is_stale(&e, now) {
+                    if let Some(load) = load.take() {
+                        self.refresh_if_due(key, &e, now, encoding, &options, load);
+                    }
+                    return Ok(e);
+                }
+                stale = Some(e);
             }
             let (waiter, leader) = inner.flights.join_or_lead(&owned);
             if !leader {
@@ -88,12 +103,19 @@ impl TieredCache {
             };
             let started = inner.clock.now();
             let result = load().await;
-            inner.record_load(result.is_ok(), inner.clock.now().saturating_sub(started));
+            let now = inner.clock.now();
+            inner.record_load(result.is_ok(), now.saturating_sub(started));
             return match result {
                 Ok(value) => {
                     let entry = self.store_value(key, value, encoding, options).await;
                     lead.complete(Outcome::Value(entry.clone()));
                     Ok(entry)
+                }
+                Err(_) if stale.as_ref().is_some_and(|s| inner.within_grace(s, now)) => {
+                    let stale = stale.unwrap_or_else(|| unreachable!("checked just above"));
+                    inner.read_through.add(STALE_SERVED);
+                    lead.complete(Outcome::Value(stale.clone()));
+                    Ok(stale)
                 }
                 Err(e) => {
                     let e = Arc::new(e);
@@ -139,7 +161,104 @@ impl TieredCache {
     }
 }
 
+impl TieredCache {
+    /// Starts a background reload of `entry` if it is older than `refresh_after_write` and no
+    /// load of the key is running; the reload replaces it only if nothing newer happened to the
+    /// key meanwhile.
+    fn refresh_if_due<E, F, Fut>(
+        &self,
+        key: &[u8],
+        entry: &Arc<Entry>,
+        now: Timestamp,
+        encoding: Encoding,
+        options: &PutOptions,
+        load: F,
+    ) where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<u8>, E>> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        let Some(after) = self.inner.refresh_after else { return };
+        if now.saturating_sub(entry.meta.created) < after {
+            return;
+        }
+        let owned = key.to_vec();
+        let (waiter, leader) = self.inner.flights.join_or_lead(&owned);
+        if !leader {
+            return; // a load or a refresh of the key is running
+        }
+        self.inner.read_through.add(REFRESHES);
+        let (cache, old, options) = (self.clone(), entry.meta.clone(), options.clone());
+        tokio::spawn(async move {
+            let inner = &cache.inner;
+            let lead = Lead::new(&inner.flights, &owned, waiter);
+            let started = inner.clock.now();
+            let result = load().await;
+            inner.record_load(result.is_ok(), inner.clock.now().saturating_sub(started));
+            match result {
+                Ok(value) if !inner.order.superseded(&owned, &old) => {
+                    let entry = cache.store_value(&owned, value, encoding, options).await;
+                    lead.complete(Outcome::Value(entry));
+                }
+                // Written or removed meanwhile: the reload is stale, dropped.
+                Ok(_) => lead.complete(Outcome::Abandoned),
+                Err(e) => {
+                    inner.read_through.add(REFRESH_FAILURES);
+                    lead.complete(Outcome::Error(Arc::new(e)));
+                }
+            }
+        });
+    }
+
+    /// What refreshing and serving stale did so far.
+    pub fn read_through_stats(&self) -> ReadThroughStats {
+        let c = &self.inner.read_through.0;
+        let g = |i: usize| c[i].load(Ordering::Relaxed);
+        ReadThroughStats {
+            refreshes: g(REFRESHES),
+            refresh_failures: g(REFRESH_FAILURES),
+            stale_served: g(STALE_SERVED),
+        }
+    }
+}
+
+/// Counts of refresh-ahead and stale-on-error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadThroughStats {
+    /// Background reloads started by reads of entries older than `refresh_after_write`.
+    pub refreshes: u64,
+    /// Of those, reloads that failed (the old value was kept).
+    pub refresh_failures: u64,
+    /// Expired entries served within the `stale_if_error` grace because the loader failed.
+    pub stale_served: u64,
+}
+
+const REFRESHES: usize = 0;
+const REFRESH_FAILURES: usize = 1;
+const STALE_SERVED: usize = 2;
+
+/// The counters behind [`ReadThroughStats`].
+#[derive(Debug, Default)]
+pub(super) struct ReadThroughCounts([AtomicU64; 3]);
+
+impl ReadThroughCounts {
+    fn add(&self, i: usize) {
+        self.0[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 impl Inner {
+    /// Whether an entry L1 returned has passed its expiry (possible only with a stale grace,
+    /// which keeps expired entries in L1 that long).
+    pub(super) fn is_stale(&self, entry: &Entry, now: Timestamp) -> bool {
+        self.stale_grace > 0 && entry.meta.is_expired(now)
+    }
+
+    /// Whether an expired entry is still within the stale grace.
+    fn within_grace(&self, entry: &Entry, now: Timestamp) -> bool {
+        entry.meta.expires.is_none_or(|e| now < e.saturating_add(self.stale_grace))
+    }
+
     fn record_load(&self, ok: bool, nanos: u64) {
         self.loads.record_load(ok, nanos);
         if let Some(r) = &self.recorder {

@@ -54,6 +54,7 @@ pub use builder::TieredCacheBuilder;
 pub use complaints::Complaint;
 use complaints::Complaints;
 pub use cost::{CostModel, CostReport, TierCost, TierSettings};
+pub use load::ReadThroughStats;
 use observe::{accessed, Listeners, Sampling};
 use omnicache_core::{
     CacheEvent, DynTier, Error, ErrorKind, Invalidation, Origin, PolicyFactory, RemovalCause,
@@ -195,6 +196,11 @@ struct Inner {
     flights: load::Flights,
     /// Loader runs, for [`TieredCache::stats`].
     loads: omnicache_core::AtomicStats,
+    /// `refresh_after_write`, in nanoseconds.
+    refresh_after: Option<u64>,
+    /// `stale_if_error`, in nanoseconds; 0 for none. Expired entries stay in L1 this long.
+    stale_grace: u64,
+    read_through: load::ReadThroughCounts,
 }
 
 /// Whether a tier written eagerly takes a value of `len` bytes (`eager`: each such tier's
@@ -243,6 +249,8 @@ impl TieredCache {
             sample_every: 0,
             prefetch: None,
             l1_admission: None,
+            refresh_after: None,
+            stale_if_error: None,
         }
     }
 
@@ -269,7 +277,7 @@ impl TieredCache {
         let inner = &self.inner;
         let now = || inner.clock.now();
         if l1 {
-            if let Some(e) = inner.l1.get(key) {
+            if let Some(e) = inner.l1.get(key).filter(|e| !inner.is_stale(e, now())) {
                 accessed(inner.sampling, &inner.events, key, true, now);
                 return Some(e);
             }

@@ -129,12 +129,13 @@ where
         load: F,
     ) -> std::result::Result<V, LoadError<E>>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = std::result::Result<V, E>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<V, E>> + Send + 'static,
         E: Send + Sync + 'static,
+        C: Clone,
     {
         let bytes = Self::key_bytes(key).map_err(LoadError::Cache)?;
-        let codec = &self.codec;
+        let codec = self.codec.clone();
         let load = || async move {
             let value = load().await.map_err(|e| Failed::Loader(Arc::new(e)))?;
             codec.encode(&value).map_err(Failed::Cache)

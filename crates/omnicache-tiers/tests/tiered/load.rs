@@ -2,10 +2,11 @@
 //! per key however many callers wait, errors shared and not cached, an abandoned lead released.
 
 use omnicache_core::testkit::MemoryTier;
-use omnicache_core::Tier;
+use omnicache_core::{MockClock, Tier};
 use omnicache_tiers::tiered::{PutOptions, TieredCache, WritePolicy};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// One thread: spawned callers run until they wait, so the test knows who waits for what.
@@ -135,5 +136,113 @@ fn a_dropped_leader_releases_its_waiters_and_one_of_them_loads() {
         settle().await;
         leader.abort();
         assert_eq!(waiter.await.unwrap().value, b"mine");
+    });
+}
+
+async fn loads_done(cache: &TieredCache) {
+    // A refresh runs on a spawned task; on one thread it finishes once the test yields.
+    settle().await;
+    let _ = cache;
+}
+
+#[test]
+fn an_old_entry_is_served_at_once_and_reloaded_once_in_the_background() {
+    rt1().block_on(async {
+        let clock = MockClock::default();
+        let cache = TieredCache::builder()
+            .clock(clock.clone())
+            .refresh_after_write(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let loader = |value: &'static str| {
+            let runs = runs.clone();
+            move || async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, String>(value.as_bytes().to_vec())
+            }
+        };
+        let opts = PutOptions::default;
+        assert_eq!(cache.try_get_with(b"k", opts(), loader("v1")).await.unwrap().value, b"v1");
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(cache.try_get_with(b"k", opts(), loader("v2")).await.unwrap().value, b"v1");
+        loads_done(&cache).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "not old enough to refresh");
+
+        clock.advance(Duration::from_secs(31));
+        // Three reads while the reload is pending: each gets the old value, one reload runs.
+        for _ in 0..3 {
+            let e = cache.try_get_with(b"k", opts(), loader("v2")).await.unwrap();
+            assert_eq!(e.value, b"v1", "served at once");
+        }
+        loads_done(&cache).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "one reload for three reads");
+        assert_eq!(cache.get(b"k").await.unwrap().value, b"v2", "the reload replaced it");
+        assert_eq!(cache.read_through_stats().refreshes, 1);
+
+        // A failed reload keeps the old value and is counted.
+        clock.advance(Duration::from_secs(61));
+        let failing = || async { Err::<Vec<u8>, _>("origin down".to_string()) };
+        assert_eq!(cache.try_get_with(b"k", opts(), failing).await.unwrap().value, b"v2");
+        loads_done(&cache).await;
+        assert_eq!(cache.get(b"k").await.unwrap().value, b"v2");
+        let s = cache.read_through_stats();
+        assert_eq!((s.refreshes, s.refresh_failures), (2, 1));
+    });
+}
+
+#[test]
+fn a_reload_does_not_overwrite_a_newer_write() {
+    rt1().block_on(async {
+        let clock = MockClock::default();
+        let cache = TieredCache::builder()
+            .clock(clock.clone())
+            .refresh_after_write(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        cache.put(b"k", b"old".to_vec(), PutOptions::default()).await.unwrap();
+        clock.advance(Duration::from_secs(2));
+        let release = Arc::new(Notify::new());
+        let gate = release.clone();
+        let reload = move || async move {
+            gate.notified().await;
+            Ok::<_, String>(b"reloaded".to_vec())
+        };
+        assert_eq!(
+            cache.try_get_with(b"k", PutOptions::default(), reload).await.unwrap().value,
+            b"old"
+        );
+        settle().await;
+        cache.put(b"k", b"newer".to_vec(), PutOptions::default()).await.unwrap();
+        release.notify_waiters();
+        settle().await;
+        assert_eq!(cache.get(b"k").await.unwrap().value, b"newer");
+    });
+}
+
+#[test]
+fn an_expired_entry_is_served_within_the_grace_only_when_the_loader_fails() {
+    rt1().block_on(async {
+        let clock = MockClock::default();
+        let cache = TieredCache::builder()
+            .clock(clock.clone())
+            .stale_if_error(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let ttl = PutOptions { ttl: Some(Duration::from_secs(10)), ..PutOptions::default() };
+        cache.put(b"k", b"v1".to_vec(), ttl.clone()).await.unwrap();
+        clock.advance(Duration::from_secs(20));
+        assert!(cache.get(b"k").await.is_none(), "expired for every plain read");
+        let failing = || async { Err::<Vec<u8>, _>("origin down".to_string()) };
+        let served = cache.try_get_with(b"k", ttl.clone(), failing).await.unwrap();
+        assert_eq!(served.value, b"v1", "stale, within the grace");
+        assert_eq!(cache.read_through_stats().stale_served, 1);
+        // A loader that works replaces it.
+        let ok = || async { Ok::<_, String>(b"v2".to_vec()) };
+        assert_eq!(cache.try_get_with(b"k", ttl.clone(), ok).await.unwrap().value, b"v2");
+        // Past the grace, the error comes through.
+        clock.advance(Duration::from_secs(10 + 61));
+        let err = cache.try_get_with(b"k", ttl, failing).await.unwrap_err();
+        assert_eq!(*err, "origin down");
     });
 }
