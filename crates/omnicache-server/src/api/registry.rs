@@ -1,0 +1,274 @@
+//! The cache registry: the server's caches by name, opened from the config and `caches.json`,
+//! built from their specs, saved back. Its errors are core's; handlers turn them into HTTP
+//! errors.
+
+use super::*;
+
+/// The SQLite file of cache `name` under `data_dir`.
+pub fn cache_db_path(data_dir: &std::path::Path, name: &str) -> PathBuf {
+    if name == "default" {
+        data_dir.join("default.db")
+    } else {
+        data_dir.join("caches").join(format!("{name}.db"))
+    }
+}
+
+pub(super) struct Named {
+    pub(super) spec: CacheSpec,
+    pub(super) cache: TieredCache,
+    /// Declared in the config file rather than created over the API.
+    pub(super) from_config: bool,
+    /// The HTTP response cache storing in it, when it serves `omnicache proxy`.
+    pub(super) http: Option<omnicache_http::HttpCache>,
+}
+
+/// The server's state: its caches and keys.
+pub struct AppState {
+    pub(super) caches: RwLock<BTreeMap<String, Named>>,
+    pub(super) keys: ApiKeys,
+    pub(super) config: ServerConfig,
+    /// Held for as long as the state lives: no second server on this data directory.
+    pub(super) _lock: crate::datadir::DataDirLock,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("caches", &self.read().keys().collect::<Vec<_>>())
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Opens the caches of the config (`default` always, memory over a disk tier unless the
+    /// config says otherwise) and every cache created over the API before, from `caches.json`.
+    pub async fn open(
+        config: ServerConfig,
+        keys: ApiKeys,
+        lock: crate::datadir::DataDirLock,
+    ) -> Result<AppState> {
+        let state = AppState { caches: RwLock::default(), keys, config, _lock: lock };
+        let mut specs: Vec<(String, CacheSpec, bool)> = Vec::new();
+        if !state.config.caches.contains_key("default") {
+            specs.push(("default".into(), CacheSpec::default(), true));
+        }
+        for (name, spec) in &state.config.caches {
+            specs.push((name.clone(), spec.clone(), true));
+        }
+        let file = state.specs_file();
+        if file.exists() {
+            let text = std::fs::read_to_string(&file)?;
+            let saved: BTreeMap<String, CacheSpec> = serde_json::from_str(&text).map_err(|e| {
+                Error::invalid_input(format!("{}: not a map of caches: {e}", file.display()))
+            })?;
+            for (name, spec) in saved {
+                if !specs.iter().any(|(n, _, _)| *n == name) {
+                    specs.push((name, spec, false));
+                }
+            }
+        }
+        for (name, spec, from_config) in specs {
+            let cache = state
+                .build_cache(&name, &spec)
+                .await
+                .map_err(|e| e.context(format!("opening cache {name:?}")))?;
+            // A tier down at start degrades the cache (and `/ready`) instead of failing it.
+            for (i, failure) in cache.probe().await.into_iter().enumerate() {
+                if let Some(reason) = failure {
+                    eprintln!("warning: cache {name:?}: tiers[{i}] is down: {reason}");
+                }
+            }
+            state.write().insert(name, Named { spec, cache, from_config, http: None });
+        }
+        Ok(state)
+    }
+
+    pub(super) fn specs_file(&self) -> PathBuf {
+        self.config.data_dir.join("caches.json")
+    }
+
+    pub(super) fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Named>> {
+        self.caches.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Named>> {
+        self.caches.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) async fn open_tier(&self, cache: &str, t: &TierSpec) -> Result<Arc<dyn DynTier>> {
+        match t.kind {
+            TierKind::Disk => {
+                let path = t.path.clone().unwrap_or_else(|| cache_db_path(&self.config.data_dir, cache));
+                let mut b = DiskTier::builder(path);
+                if let Some(max) = t.max_bytes {
+                    b = b.max_bytes(max);
+                }
+                Ok(Arc::new(b.open()?))
+            }
+            #[cfg(feature = "redis")]
+            TierKind::Redis => {
+                let mut b = omnicache_tiers::redis::RedisTier::builder(
+                    t.url.clone().unwrap_or_default(),
+                )
+                .namespace(t.namespace.clone().unwrap_or_else(|| format!("omnicache:{cache}")));
+                // Redis down at start degrades the cache instead of failing the start.
+                b = b.lazy(true);
+                if let Some(nodes) = &t.cluster {
+                    b = b.cluster(nodes.clone());
+                }
+                if let Some(ms) = t.timeout_ms {
+                    b = b.timeout(Duration::from_millis(ms));
+                }
+                Ok(Arc::new(b.connect().await?))
+            }
+            #[cfg(feature = "s3")]
+            TierKind::S3 => {
+                let mut b = omnicache_tiers::s3::S3Tier::builder(
+                    t.url.clone().unwrap_or_default(),
+                    t.bucket.clone().unwrap_or_default(),
+                )
+                .prefix(t.prefix.clone().unwrap_or_else(|| format!("omnicache/{cache}/")));
+                if let Some(r) = &t.region {
+                    b = b.region(r.clone());
+                }
+                if let Some(ms) = t.timeout_ms {
+                    b = b.timeout(Duration::from_millis(ms));
+                }
+                Ok(Arc::new(b.build()?))
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(Error::invalid_input(format!(
+                "this omnicache was built without {other:?} tiers; rebuild omnicache-cli with --features {}",
+                if other == TierKind::Redis { "redis" } else { "s3" }
+            ))),
+        }
+    }
+
+    pub(super) async fn build_cache(&self, name: &str, spec: &CacheSpec) -> Result<TieredCache> {
+        let mut b =
+            TieredCache::builder().l1_capacity(spec.l1_capacity.unwrap_or(self.config.l1_capacity));
+        if let Some(bytes) = spec.l1_max_bytes {
+            b = b.l1_max_bytes(bytes);
+        }
+        if let Some(p) = &spec.policy {
+            let factory = omnicache_strategies::by_name(p)
+                .ok_or_else(|| Error::invalid_input(format!("unknown policy {p:?}")))?;
+            b = b.l1_policy(factory);
+        }
+        if let Some(t) = spec.default_ttl_secs {
+            b = b.default_ttl(Duration::from_secs_f64(t));
+        }
+        let default_tiers = [TierSpec::disk()];
+        for t in spec.tiers.as_deref().unwrap_or(&default_tiers) {
+            let tier = self.open_tier(name, t).await?;
+            let write = match t.write {
+                WriteMode::Through => WritePolicy::Through,
+                WriteMode::Behind => WritePolicy::Behind,
+                WriteMode::OnEvict => WritePolicy::OnEvict,
+            };
+            let (ttl_cap, timeout, max_value) = (t.ttl_cap_secs, t.timeout_ms, t.max_value_bytes);
+            let cost = t.cost_model();
+            b = b.tier_with(tier, write, move |s| TierSettings {
+                ttl_cap: ttl_cap.map(Duration::from_secs_f64),
+                timeout: timeout.map_or(s.timeout, Duration::from_millis),
+                max_value_bytes: max_value,
+                cost,
+                ..s
+            });
+        }
+        b.build()
+    }
+
+    pub(super) fn save_specs(&self) -> Result<()> {
+        let specs: BTreeMap<String, CacheSpec> = self
+            .read()
+            .iter()
+            .filter(|(_, n)| !n.from_config)
+            .map(|(name, n)| (name.clone(), n.spec.clone()))
+            .collect();
+        crate::keys::replace_private(
+            &self.specs_file(),
+            &serde_json::to_vec_pretty(&specs).unwrap_or_default(),
+        )
+    }
+
+    /// Records that `http` stores its responses in the cache `name`, so the cache's stats
+    /// include the HTTP cache's counters.
+    pub(crate) fn serve_http(&self, name: &str, http: omnicache_http::HttpCache) {
+        if let Some(n) = self.write().get_mut(name) {
+            n.http = Some(http);
+        }
+    }
+
+    pub(super) fn cache(&self, name: &str) -> Result<TieredCache> {
+        self.read().get(name).map(|n| n.cache.clone()).ok_or_else(|| {
+            Error::new(omnicache_core::ErrorKind::NotFound, format!("no cache named {name:?}"))
+        })
+    }
+
+    /// The cache `name`, opened with the default spec (memory over a disk tier) when neither
+    /// the config nor the API declared it. Such a cache belongs to the process that asked for it
+    /// (the proxy), like one from the config: it cannot be deleted over the API.
+    pub async fn cache_or_default(&self, name: &str) -> Result<TieredCache> {
+        if let Some(n) = self.read().get(name) {
+            return Ok(n.cache.clone());
+        }
+        let spec = CacheSpec::default();
+        let cache = self.build_cache(name, &spec).await?;
+        self.write().insert(
+            name.to_string(),
+            Named { spec, cache: cache.clone(), from_config: true, http: None },
+        );
+        Ok(cache)
+    }
+
+    /// Flushes and stops every cache's background work.
+    pub async fn shutdown(&self) {
+        let caches: Vec<TieredCache> = self.read().values().map(|n| n.cache.clone()).collect();
+        for c in caches {
+            c.shutdown().await;
+        }
+    }
+}
+
+impl TierSpec {
+    pub(super) fn disk() -> TierSpec {
+        TierSpec {
+            kind: TierKind::Disk,
+            write: WriteMode::Through,
+            ttl_cap_secs: None,
+            max_value_bytes: None,
+            timeout_ms: None,
+            path: None,
+            max_bytes: None,
+            url: None,
+            cluster: None,
+            namespace: None,
+            bucket: None,
+            prefix: None,
+            region: None,
+            optional: false,
+            cost: None,
+        }
+    }
+
+    /// The cost model: the spec's figures over the kind's list prices.
+    pub(super) fn cost_model(&self) -> CostModel {
+        let base = match self.kind {
+            TierKind::Disk => CostModel::local_disk(),
+            TierKind::Redis => CostModel::redis(),
+            TierKind::S3 => CostModel::s3_standard(),
+        };
+        let c = self.cost.unwrap_or_default();
+        CostModel {
+            usd_per_gb_month: c.usd_per_gb_month.unwrap_or(base.usd_per_gb_month),
+            usd_per_million_requests: c
+                .usd_per_million_requests
+                .unwrap_or(base.usd_per_million_requests),
+            typical_latency: c
+                .latency_ms
+                .map_or(base.typical_latency, |ms| Duration::from_secs_f64(ms / 1e3)),
+        }
+    }
+}
