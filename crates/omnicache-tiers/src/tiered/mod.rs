@@ -399,8 +399,9 @@ impl TieredCache {
     /// with the cheapest storage (by its [`CostModel`]), not to L1. A tier the value skips (and
     /// the demotion tier) loses any older copy of the key, so it can never serve one.
     ///
-    /// Order: each write takes a new version ([`EntryMeta::version`]); a later `put`, `remove`
-    /// or `invalidate` of the key wins over this one in every tier, even when this one's
+    /// Order: each write takes a new version
+    /// ([`EntryMeta::version`](omnicache_core::EntryMeta::version)); a later `put`, `remove` or
+    /// `invalidate` of the key wins over this one in every tier, even when this one's
     /// write-behind runs later.
     pub async fn put(&self, key: &[u8], value: Vec<u8>, options: PutOptions) -> Result<()> {
         self.put_encoded(key, value, omnicache_core::Encoding::RAW, options).await
@@ -434,8 +435,7 @@ impl TieredCache {
 
     /// Stores several entries: L1 each, and each tier in one batch (one transaction for the
     /// disk tier), whatever its write policy. Used by warming and import. Each entry is placed
-    /// as [`TieredCache::put`] places it ([`Place`]), and ordered with other writes in the same
-    /// way.
+    /// as [`TieredCache::put`] places it, and ordered with other writes in the same way.
     pub async fn put_many(&self, items: Vec<(Vec<u8>, Vec<u8>, PutOptions)>) -> Result<()> {
         if items.iter().any(|(k, _, _)| k.is_empty()) {
             return Err(Error::invalid_input("a cache key must not be empty"));
