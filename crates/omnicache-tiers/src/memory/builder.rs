@@ -1,10 +1,10 @@
 //! The builder both cache flavours share.
 
-use super::engine::{Config, Engine};
+use super::engine::{Config, Engine, Events};
 use super::{DefaultHashBuilder, EvictionListener, Weigher};
 use omnicache_core::{
-    AdmissionPolicy, AtomicStats, ExpiryPolicy, PolicyFactory, RemovalCause, SharedClock,
-    StatsRecorder,
+    AdmissionPolicy, AtomicStats, EventListener, ExpiryPolicy, PolicyFactory, RemovalCause,
+    SharedClock, StatsRecorder,
 };
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -46,6 +46,7 @@ pub struct CacheBuilder<K, V, C> {
     listener: Option<EvictionListener<K, V>>,
     stats: Option<Arc<dyn StatsRecorder>>,
     admission: Option<Arc<dyn AdmissionPolicy>>,
+    events: Option<Events<K>>,
     clock: SharedClock,
     shards: Option<usize>,
     _cache: PhantomData<fn() -> C>,
@@ -63,6 +64,7 @@ impl<K, V, C> fmt::Debug for CacheBuilder<K, V, C> {
             .field("listener", &self.listener.is_some())
             .field("stats", &self.stats.is_some())
             .field("admission", &self.admission)
+            .field("events", &self.events.as_ref().map(|e| &e.listener))
             .field("clock", &self.clock)
             .field("shards", &self.shards)
             .finish()
@@ -81,6 +83,7 @@ impl<K, V, C> Default for CacheBuilder<K, V, C> {
             listener: None,
             stats: None,
             admission: None,
+            events: None,
             clock: SharedClock::System,
             shards: None,
             _cache: PhantomData,
@@ -154,6 +157,20 @@ where
         self
     }
 
+    /// Sends [`CacheEvent`](omnicache_core::CacheEvent)s to `listener`: `Inserted` for every
+    /// write that stored a value (with its weight), and `Removed` with its cause for every
+    /// entry that leaves, after the cache's lock is released, on the thread that caused it.
+    /// Events carry keys as bytes, made by `key` (for example `|k: &String| k.clone().into_bytes()`).
+    /// Default: none, and no event is built.
+    pub fn event_listener(
+        mut self,
+        listener: Arc<dyn EventListener>,
+        key: impl Fn(&K) -> Vec<u8> + Send + Sync + 'static,
+    ) -> Self {
+        self.events = Some(Events { listener, key: Arc::new(key) });
+        self
+    }
+
     /// Called with every entry that leaves, and why, after the cache's lock is released.
     /// Default: none.
     pub fn eviction_listener(
@@ -217,6 +234,7 @@ where
             stats: self.stats,
             policy: self.policy.unwrap_or_else(omnicache_core::default_policy),
             admission: self.admission,
+            events: self.events,
         })
     }
 

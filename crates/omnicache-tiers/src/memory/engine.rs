@@ -9,8 +9,9 @@ use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
 use omnicache_core::clock::duration_nanos;
 use omnicache_core::{
-    AccessView, AdmissionPolicy, EntryInfo, EvictionPolicy, ExpiryPolicy, PolicyFactory,
-    ReadTracking, RemovalCause, SharedClock, SlotId, StatsRecorder, Timestamp,
+    AccessView, AdmissionPolicy, CacheEvent, EntryInfo, EventListener, EvictionPolicy,
+    ExpiryPolicy, PolicyFactory, ReadTracking, RemovalCause, SharedClock, SlotId, StatsRecorder,
+    Timestamp,
 };
 use std::borrow::Borrow;
 use std::fmt;
@@ -157,6 +158,13 @@ pub(crate) struct Config<K, V, S> {
     pub(crate) stats: Option<Arc<dyn StatsRecorder>>,
     pub(crate) policy: Arc<dyn PolicyFactory>,
     pub(crate) admission: Option<Arc<dyn AdmissionPolicy>>,
+    pub(crate) events: Option<Events<K>>,
+}
+
+/// A listener of the memory cache's events, and how its keys become bytes.
+pub(crate) struct Events<K> {
+    pub(crate) listener: Arc<dyn EventListener>,
+    pub(crate) key: Arc<dyn Fn(&K) -> Vec<u8> + Send + Sync>,
 }
 
 pub(crate) struct Engine<K, V, S> {
@@ -174,6 +182,8 @@ pub(crate) struct Engine<K, V, S> {
     policy: parking_lot::Mutex<Arc<dyn PolicyFactory>>,
     /// Weighs new keys against the victims that would make room; `None` admits all, at no cost.
     admission: Option<Arc<dyn AdmissionPolicy>>,
+    /// Hears writes and removals as [`CacheEvent`]s, with keys as bytes; `None`, no event built.
+    events: Option<Events<K>>,
     ordered_reads: AtomicBool,
     /// Set once any entry has had a deadline; until then writes skip the expiry sweep.
     has_deadlines: AtomicBool,
@@ -274,6 +284,7 @@ where
             stats: cfg.stats,
             policy: parking_lot::Mutex::new(cfg.policy),
             admission: cfg.admission,
+            events: cfg.events,
             ordered_reads: AtomicBool::new(ordered),
             has_deadlines: AtomicBool::new(false),
             max_weight: cfg.max_weight,
@@ -454,6 +465,7 @@ where
         let hash = self.hash(&key);
         self.record_access(hash);
         let weight = self.weigher.as_ref().map_or(1, |w| w(&key, &value)).max(1);
+        let event_key = self.events.as_ref().map(|e| (e.key)(&key));
         let weight = NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN);
         let timed = ttl.is_some()
             || self.ttl != NEVER
@@ -495,6 +507,9 @@ where
                 let now = if timed { now } else { self.clock.now() };
                 self.sweep_at(data, SWEEP_PER_WRITE, now, &mut removed);
             }
+        }
+        if let (Some(e), Some(key)) = (&self.events, event_key) {
+            e.listener.on_event(&CacheEvent::Inserted { key, weight: weight.get() });
         }
         self.notify(removed);
         true
@@ -938,6 +953,9 @@ where
     fn notify_one(&self, k: K, v: V, cause: RemovalCause, weight: u64) {
         if let Some(s) = &self.stats {
             s.record_removal(cause, weight);
+        }
+        if let Some(e) = &self.events {
+            e.listener.on_event(&CacheEvent::Removed { key: (e.key)(&k), cause });
         }
         if let Some(l) = &self.listener {
             l(k, v, cause);

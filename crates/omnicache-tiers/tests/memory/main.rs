@@ -1,7 +1,7 @@
 //! The memory cache through its public API: behaviour, edge cases, single flight, listeners,
 //! statistics, policy switching, and property tests against a reference model.
 
-mod admission;
+mod seams;
 mod model;
 mod stress;
 

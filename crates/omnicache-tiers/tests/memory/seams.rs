@@ -1,5 +1,5 @@
-//! The engine's admission step: what an `AdmissionPolicy` is asked, what a refusal does, and a
-//! frequency filter keeping a hot set against a scan of one-off keys.
+//! The engine's seams: the admission step (what an `AdmissionPolicy` is asked, what a refusal
+//! does, a frequency filter keeping a hot set against a scan of one-off keys) and events.
 
 use omnicache_core::{AdmissionPolicy, EntryInfo, RemovalCause};
 use omnicache_tiers::memory::sync::Cache;
@@ -101,4 +101,32 @@ fn a_frequency_filter_keeps_a_hot_set_through_a_scan() {
     let with = run(Some(Arc::new(Frequency::default())));
     assert_eq!(with, 100, "the filter keeps every hot key");
     assert!(without < 50, "without it the scan flushes the hot set: {without} kept");
+}
+
+#[test]
+fn the_memory_cache_reports_writes_and_removals_as_events() {
+    use omnicache_core::event::EventLog;
+    use omnicache_core::CacheEvent;
+    let log = Arc::new(EventLog::default());
+    let cache: Cache<String, u32> = Cache::builder()
+        .max_capacity(2)
+        .shards(1)
+        .event_listener(log.clone(), |k: &String| k.clone().into_bytes())
+        .build();
+    cache.insert("a".into(), 1);
+    cache.insert("a".into(), 2);
+    cache.insert("b".into(), 3);
+    cache.invalidate("b");
+    let ins = |k: &str| CacheEvent::Inserted { key: k.as_bytes().to_vec(), weight: 1 };
+    let rem = |k: &str, cause| CacheEvent::Removed { key: k.as_bytes().to_vec(), cause };
+    assert_eq!(
+        log.events(),
+        vec![
+            ins("a"),
+            ins("a"),
+            rem("a", RemovalCause::Replaced),
+            ins("b"),
+            rem("b", RemovalCause::Explicit),
+        ]
+    );
 }
