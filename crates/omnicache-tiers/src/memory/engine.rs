@@ -161,10 +161,13 @@ pub(crate) struct Config<K, V, S> {
     pub(crate) events: Option<Events<K>>,
 }
 
+/// How an event names a key: its bytes.
+pub(crate) type KeyBytes<K> = Arc<dyn Fn(&K) -> Vec<u8> + Send + Sync>;
+
 /// A listener of the memory cache's events, and how its keys become bytes.
 pub(crate) struct Events<K> {
     pub(crate) listener: Arc<dyn EventListener>,
-    pub(crate) key: Arc<dyn Fn(&K) -> Vec<u8> + Send + Sync>,
+    pub(crate) key: KeyBytes<K>,
 }
 
 pub(crate) struct Engine<K, V, S> {
