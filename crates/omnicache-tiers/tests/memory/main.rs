@@ -1,8 +1,8 @@
 //! The memory cache through its public API: behaviour, edge cases, single flight, listeners,
 //! statistics, policy switching, and property tests against a reference model.
 
-mod seams;
 mod model;
+mod seams;
 mod stress;
 
 use omnicache_core::{MockClock, RemovalCause, S3FifoFactory};
