@@ -134,15 +134,26 @@ where
         match result {
             Ok(v) => {
                 engine.insert(self.key.clone(), v.clone(), None);
-                self.complete(Outcome::Value(v.clone()));
-                Ok(v)
+                Ok(self.succeed(v))
             }
-            Err(e) => {
-                let e = Arc::new(e);
-                self.complete(Outcome::Error(e.clone()));
-                Err(e)
-            }
+            Err(e) => Err(self.fail(e)),
         }
+    }
+
+    /// Wakes the waiters with `value`, and returns it to the leader.
+    pub(crate) fn succeed(self, value: V) -> V
+    where
+        V: Clone,
+    {
+        self.complete(Outcome::Value(value.clone()));
+        value
+    }
+
+    /// Wakes the waiters with the loader's error, shared, and returns it to the leader.
+    pub(crate) fn fail<E: Send + Sync + 'static>(self, error: E) -> Arc<E> {
+        let e = Arc::new(error);
+        self.complete(Outcome::Error(e.clone()));
+        e
     }
 }
 

@@ -152,8 +152,7 @@ where
             let lead = Lead::new(&self.flights, &key, waiter);
             // A leader that finished between our miss and our lead has cached the value.
             if let Some(v) = self.engine.get_again(&key) {
-                lead.complete(Outcome::Value(v.clone()));
-                return Ok(v);
+                return Ok(lead.succeed(v));
             }
             let Some(init) = init.take() else {
                 // Only reachable if this caller led before, which returns or unwinds.

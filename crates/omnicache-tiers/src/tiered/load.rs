@@ -93,8 +93,7 @@ impl TieredCache {
             let lead = Lead::new(&inner.flights, &owned, waiter);
             // L1 was checked above; the tiers come before the loader.
             if let Some(found) = self.lookup_below(key).await {
-                lead.complete(Outcome::Value(found.clone()));
-                return Ok(found);
+                return Ok(lead.succeed(found));
             }
             let Some(load) = load.take() else {
                 // Only reachable if this caller led before, which returns or unwinds.
@@ -107,21 +106,14 @@ impl TieredCache {
             inner.record_load(result.is_ok(), now.saturating_sub(started));
             return match result {
                 Ok(value) => {
-                    let entry = self.store_value(key, value, encoding, options).await;
-                    lead.complete(Outcome::Value(entry.clone()));
-                    Ok(entry)
+                    Ok(lead.succeed(self.store_value(key, value, encoding, options).await))
                 }
                 Err(_) if stale.as_ref().is_some_and(|s| inner.within_grace(s, now)) => {
                     let stale = stale.unwrap_or_else(|| unreachable!("checked just above"));
                     inner.read_through.add(STALE_SERVED);
-                    lead.complete(Outcome::Value(stale.clone()));
-                    Ok(stale)
+                    Ok(lead.succeed(stale))
                 }
-                Err(e) => {
-                    let e = Arc::new(e);
-                    lead.complete(Outcome::Error(e.clone()));
-                    Err(e)
-                }
+                Err(e) => Err(lead.fail(e)),
             };
         }
     }
@@ -197,14 +189,13 @@ impl TieredCache {
             inner.record_load(result.is_ok(), inner.clock.now().saturating_sub(started));
             match result {
                 Ok(value) if !inner.order.superseded(&owned, &old) => {
-                    let entry = cache.store_value(&owned, value, encoding, options).await;
-                    lead.complete(Outcome::Value(entry));
+                    lead.succeed(cache.store_value(&owned, value, encoding, options).await);
                 }
                 // Written or removed meanwhile: the reload is stale, dropped.
                 Ok(_) => lead.complete(Outcome::Abandoned),
                 Err(e) => {
                     inner.read_through.add(REFRESH_FAILURES);
-                    lead.complete(Outcome::Error(Arc::new(e)));
+                    lead.fail(e);
                 }
             }
         });
