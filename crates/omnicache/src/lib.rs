@@ -18,6 +18,7 @@
 //! | `tiered` | no | `tiers::tiered`: L1 over lower tiers with promotion, write policies, breakers |
 //! | `macros` | no | [`cached`]: the `#[cached]` attribute, memoizing sync and async functions with single flight |
 //! | `http` | no | [`http`]: RFC 9111 HTTP response caching as a tower layer, and the proxy's upstream client |
+//! | `security` | no | [`security`]: AES-256-GCM encryption at rest over a rotating key ring |
 //! | `full` | no | everything |
 //!
 //! The core vocabulary (errors, clock, policies, tiers, envelope) is always there as [`core`],
@@ -47,6 +48,8 @@ pub use omnicache_core::{
 pub use omnicache_http as http;
 #[cfg(feature = "macros")]
 pub use omnicache_macros::cached;
+#[cfg(feature = "security")]
+pub use omnicache_security as security;
 #[cfg(feature = "strategies")]
 pub use omnicache_strategies as strategies;
 #[cfg(feature = "tiers")]
