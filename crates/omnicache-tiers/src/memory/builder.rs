@@ -47,6 +47,8 @@ pub struct CacheBuilder<K, V, C> {
     stats: Option<Arc<dyn StatsRecorder>>,
     admission: Option<Arc<dyn AdmissionPolicy>>,
     events: Option<Events<K>>,
+    refresh_after: Option<Duration>,
+    stale_if_error: Option<Duration>,
     clock: SharedClock,
     shards: Option<usize>,
     _cache: PhantomData<fn() -> C>,
@@ -84,6 +86,8 @@ impl<K, V, C> Default for CacheBuilder<K, V, C> {
             stats: None,
             admission: None,
             events: None,
+            refresh_after: None,
+            stale_if_error: None,
             clock: SharedClock::System,
             shards: None,
             _cache: PhantomData,
@@ -171,6 +175,26 @@ where
         self
     }
 
+    /// Refresh-ahead, as Caffeine's `refreshAfterWrite`: the first `try_get_with_refresh` of a
+    /// value written more than `age` ago returns it at once and reloads it once in the
+    /// background with that call's loader (on a thread of its own for the sync cache, on a task
+    /// of the current Tokio runtime for the async one; hence a `Send + 'static` loader there,
+    /// while `get_with` keeps borrowing loaders and never reloads). A failed reload keeps the
+    /// old value; a reload never replaces a newer write. Both are counted
+    /// (`read_through_stats`). Default: off.
+    pub fn refresh_after_write(mut self, age: Duration) -> Self {
+        self.refresh_after = Some(age);
+        self
+    }
+
+    /// Stale-on-error: a value that expired less than `grace` ago is returned by `get_with` and
+    /// `try_get_with` when their loader fails (and only then: every other read treats it as
+    /// expired). Expired values stay that much longer before they are reclaimed. Default: off.
+    pub fn stale_if_error(mut self, grace: Duration) -> Self {
+        self.stale_if_error = Some(grace);
+        self
+    }
+
     /// Called with every entry that leaves, and why, after the cache's lock is released.
     /// Default: none.
     pub fn eviction_listener(
@@ -235,6 +259,8 @@ where
             policy: self.policy.unwrap_or_else(omnicache_core::default_policy),
             admission: self.admission,
             events: self.events,
+            refresh_after: self.refresh_after,
+            stale_if_error: self.stale_if_error,
         })
     }
 

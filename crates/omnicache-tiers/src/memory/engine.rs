@@ -1,6 +1,7 @@
 //! The sharded engine behind both cache flavours.
 
 mod admission;
+mod refresh;
 mod removal;
 
 use super::clock::EngineClock;
@@ -62,6 +63,8 @@ pub(crate) struct ShardData<K, V> {
     free: Vec<u32>,
     /// Hard deadlines (TTL caps) per slot, kept only when time-to-idle is on.
     hard: Vec<Timestamp>,
+    /// When each slot's value was written, kept only with `refresh_after_write`.
+    written: Vec<Timestamp>,
     policy: Box<dyn EvictionPolicy>,
     weight: u64,
     max_weight: u64,
@@ -160,6 +163,8 @@ pub(crate) struct Config<K, V, S> {
     pub(crate) policy: Arc<dyn PolicyFactory>,
     pub(crate) admission: Option<Arc<dyn AdmissionPolicy>>,
     pub(crate) events: Option<Events<K>>,
+    pub(crate) refresh_after: Option<Duration>,
+    pub(crate) stale_if_error: Option<Duration>,
 }
 
 /// How an event names a key: its bytes.
@@ -186,6 +191,12 @@ pub(crate) struct Engine<K, V, S> {
     policy: parking_lot::Mutex<Arc<dyn PolicyFactory>>,
     /// Weighs new keys against the victims that would make room; `None` admits all, at no cost.
     admission: Option<Arc<dyn AdmissionPolicy>>,
+    /// `refresh_after_write`, in nanoseconds; `NEVER` when off.
+    refresh_after: Timestamp,
+    /// `stale_if_error`: how long past its expiry an entry is kept, for a failing loader.
+    grace: u64,
+    /// What refresh-ahead and stale-on-error did.
+    pub(crate) read_through: super::ReadThroughCounts,
     /// Hears writes and removals as [`CacheEvent`]s, with keys as bytes; `None`, no event built.
     events: Option<Events<K>>,
     ordered_reads: AtomicBool,
@@ -262,6 +273,7 @@ where
                         slots: Vec::new(),
                         free: Vec::new(),
                         hard: Vec::new(),
+                        written: Vec::new(),
                         policy: cfg.policy.build(max_weight),
                         weight: 0,
                         max_weight,
@@ -288,6 +300,9 @@ where
             stats: cfg.stats,
             policy: parking_lot::Mutex::new(cfg.policy),
             admission: cfg.admission,
+            refresh_after: cfg.refresh_after.map_or(NEVER, duration_nanos),
+            grace: cfg.stale_if_error.map_or(0, duration_nanos),
+            read_through: Default::default(),
             events: cfg.events,
             ordered_reads: AtomicBool::new(ordered),
             has_deadlines: AtomicBool::new(false),
@@ -472,6 +487,7 @@ where
         let event_key = self.events.as_ref().map(|e| (e.key)(&key));
         let weight = NonZeroU32::new(weight).unwrap_or(NonZeroU32::MIN);
         let timed = ttl.is_some()
+            || self.refresh_after != NEVER
             || self.ttl != NEVER
             || self.tti != NEVER
             || self.expiry.is_some()
@@ -602,6 +618,7 @@ where
             }
             data.hard[idx as usize] = hard;
         }
+        self.mark_written(data, idx, now);
         let slots = &data.slots;
         let hasher = &self.hasher;
         data.table.insert_unique(hash, idx, |&i| match &slots[i as usize] {
@@ -661,6 +678,7 @@ where
         if self.tti != NEVER {
             data.hard[idx as usize] = hard;
         }
+        self.mark_written(data, idx, now);
         data.weight = data.weight - old_w + new_w;
         let hash = self.hasher.hash_one(&old_key);
         data.policy.on_update(

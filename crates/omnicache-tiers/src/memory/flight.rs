@@ -136,7 +136,45 @@ where
                 engine.insert(self.key.clone(), v.clone(), None);
                 Ok(self.succeed(v))
             }
-            Err(e) => Err(self.fail(e)),
+            // Stale-on-error: an expired value still within the grace is served instead.
+            Err(e) => match engine.peek_stale(self.key) {
+                Some(stale) => {
+                    engine.read_through.add(super::STALE_SERVED);
+                    Ok(self.succeed(stale))
+                }
+                None => Err(self.fail(e)),
+            },
+        }
+    }
+
+    /// Finishes a background reload started at `started`: its value replaces the old one
+    /// unless the key was written since; a failure keeps the old value and is counted.
+    pub(crate) fn finish_refresh<E, KS>(
+        self,
+        engine: &Engine<K, V, KS>,
+        result: Result<V, E>,
+        started: u64,
+    ) where
+        K: Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        KS: BuildHasher + Clone + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        let nanos = engine.now().saturating_sub(started);
+        if let Some(s) = engine.stats() {
+            s.record_load(result.is_ok(), nanos);
+        }
+        match result {
+            Ok(v) if engine.written_at(self.key).is_none_or(|w| w <= started) => {
+                engine.insert(self.key.clone(), v.clone(), None);
+                self.succeed(v);
+            }
+            // Written (or removed and written) while the reload ran: the reload is older.
+            Ok(_) => self.complete(Outcome::Abandoned),
+            Err(e) => {
+                engine.read_through.add(super::REFRESH_FAILURES);
+                self.fail(e);
+            }
         }
     }
 

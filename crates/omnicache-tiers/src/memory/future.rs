@@ -100,7 +100,9 @@ where
     }
 
     /// Like [`get_with`](Self::get_with) for fallible loaders. An error is not cached; it is
-    /// returned, shared as `Arc<E>`, to the caller and to every waiter of that run.
+    /// returned, shared as `Arc<E>`, to the caller and to every waiter of that run. With
+    /// [`stale_if_error`](super::CacheBuilder::stale_if_error), a value that expired less than
+    /// the grace ago is returned instead of the error.
     pub async fn try_get_with<E>(
         &self,
         key: K,
@@ -110,10 +112,70 @@ where
         K: Clone,
         E: Send + Sync + 'static,
     {
+        self.load(key, init, false).await
+    }
+
+    /// [`try_get_with`](Self::try_get_with) with refresh-ahead: with
+    /// [`refresh_after_write`](super::CacheBuilder::refresh_after_write), a hit on a value
+    /// written longer ago than that returns it at once and reloads it once by awaiting `init`
+    /// on a task of the current Tokio runtime (hence `Send + 'static`; outside a runtime no
+    /// reload starts); the reload replaces the value unless the key was written meanwhile, and
+    /// a failed reload keeps the old value ([`read_through_stats`](Self::read_through_stats)).
+    pub async fn try_get_with_refresh<E, F>(&self, key: K, init: F) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        F: Future<Output = Result<V, E>> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        if !self.engine.refreshes() {
+            return self.load(key, init, false).await;
+        }
+        let Some(v) = self.engine.get(&key) else { return self.load(key, init, true).await };
+        if self.engine.refresh_due(&key) {
+            let (waiter, leader) = self.flights.join_or_lead(&key);
+            if leader {
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        self.engine.read_through.add(super::REFRESHES);
+                        let cache = self.clone();
+                        // Writes after this instant are newer than the reload.
+                        let started = self.engine.now();
+                        rt.spawn(async move {
+                            let lead = Lead::new(&cache.flights, &key, waiter);
+                            let result = init.await;
+                            lead.finish_refresh(&cache.engine, result, started);
+                        });
+                    }
+                    Err(_) => Lead::new(&self.flights, &key, waiter).complete(Outcome::Abandoned),
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    /// What refresh-ahead and stale-on-error did so far.
+    pub fn read_through_stats(&self) -> super::ReadThroughStats {
+        self.engine.read_through.snapshot()
+    }
+
+    /// The loader's run, after a miss (already counted when `looked`).
+    async fn load<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = Result<V, E>>,
+        looked: bool,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        E: Send + Sync + 'static,
+    {
         let mut init = Some(init);
+        let mut looked = looked;
         loop {
-            if let Some(v) = self.engine.get(&key) {
-                return Ok(v);
+            if !std::mem::take(&mut looked) {
+                if let Some(v) = self.engine.get(&key) {
+                    return Ok(v);
+                }
             }
             let (waiter, leader) = self.flights.join_or_lead(&key);
             if !leader {

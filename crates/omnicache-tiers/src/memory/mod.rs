@@ -40,9 +40,12 @@ mod engine;
 pub(crate) mod flight;
 pub mod future;
 mod prims;
+mod read_through;
 pub mod sync;
 
 pub use builder::CacheBuilder;
+pub use read_through::ReadThroughStats;
+pub(crate) use read_through::{ReadThroughCounts, REFRESHES, REFRESH_FAILURES, STALE_SERVED};
 
 use omnicache_core::RemovalCause;
 use std::sync::Arc;

@@ -131,16 +131,79 @@ where
     }
 
     /// Like [`get_with`](Self::get_with) for fallible loaders. An error is not cached; it is
-    /// returned, shared as `Arc<E>`, to the caller and to every waiter of that run.
+    /// returned, shared as `Arc<E>`, to the caller and to every waiter of that run. With
+    /// [`stale_if_error`](super::CacheBuilder::stale_if_error), a value that expired less than
+    /// the grace ago is returned instead of the error.
     pub fn try_get_with<E>(&self, key: K, init: impl FnOnce() -> Result<V, E>) -> Result<V, Arc<E>>
     where
         K: Clone,
         E: Send + Sync + 'static,
     {
+        self.load(key, init, false)
+    }
+
+    /// [`try_get_with`](Self::try_get_with) with refresh-ahead: with
+    /// [`refresh_after_write`](super::CacheBuilder::refresh_after_write), a hit on a value
+    /// written longer ago than that returns it at once and reloads it once with `init` on a
+    /// thread of its own (hence `Send + 'static`); the reload replaces the value unless the key
+    /// was written meanwhile, and a failed reload keeps the old value
+    /// ([`read_through_stats`](Self::read_through_stats) counts both).
+    pub fn try_get_with_refresh<E, F>(&self, key: K, init: F) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        F: FnOnce() -> Result<V, E> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        if !self.engine.refreshes() {
+            return self.load(key, init, false);
+        }
+        let Some(v) = self.engine.get(&key) else { return self.load(key, init, true) };
+        if self.engine.refresh_due(&key) {
+            let (waiter, leader) = self.flights.join_or_lead(&key);
+            if leader {
+                self.engine.read_through.add(super::REFRESHES);
+                let cache = self.clone();
+                let (k, w) = (key.clone(), waiter.clone());
+                // Writes after this instant are newer than the reload.
+                let started = self.engine.now();
+                let spawned =
+                    std::thread::Builder::new().name("omnicache-refresh".into()).spawn(move || {
+                        let lead = Lead::new(&cache.flights, &k, w);
+                        let result = init();
+                        lead.finish_refresh(&cache.engine, result, started);
+                    });
+                if spawned.is_err() {
+                    // No thread to reload on: the value stays, and a later read tries again.
+                    Lead::new(&self.flights, &key, waiter).complete(Outcome::Abandoned);
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    /// What refresh-ahead and stale-on-error did so far.
+    pub fn read_through_stats(&self) -> super::ReadThroughStats {
+        self.engine.read_through.snapshot()
+    }
+
+    /// The loader's run, after a miss (already counted when `looked`).
+    fn load<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+        looked: bool,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        E: Send + Sync + 'static,
+    {
         let mut init = Some(init);
+        let mut looked = looked;
         loop {
-            if let Some(v) = self.engine.get(&key) {
-                return Ok(v);
+            if !std::mem::take(&mut looked) {
+                if let Some(v) = self.engine.get(&key) {
+                    return Ok(v);
+                }
             }
             let (waiter, leader) = self.flights.join_or_lead(&key);
             if !leader {

@@ -3,10 +3,10 @@
 
 use super::{Entry, Inner, PutOptions, TieredCache};
 use crate::memory::flight::{AsyncWaiter, Lead, Outcome};
+use crate::memory::{ReadThroughStats, REFRESHES, REFRESH_FAILURES, STALE_SERVED};
 use omnicache_core::{Encoding, StatsRecorder, TierEntry, Timestamp};
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The loads in progress, by key.
@@ -203,38 +203,7 @@ impl TieredCache {
 
     /// What refreshing and serving stale did so far.
     pub fn read_through_stats(&self) -> ReadThroughStats {
-        let c = &self.inner.read_through.0;
-        let g = |i: usize| c[i].load(Ordering::Relaxed);
-        ReadThroughStats {
-            refreshes: g(REFRESHES),
-            refresh_failures: g(REFRESH_FAILURES),
-            stale_served: g(STALE_SERVED),
-        }
-    }
-}
-
-/// Counts of refresh-ahead and stale-on-error.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReadThroughStats {
-    /// Background reloads started by reads of entries older than `refresh_after_write`.
-    pub refreshes: u64,
-    /// Of those, reloads that failed (the old value was kept).
-    pub refresh_failures: u64,
-    /// Expired entries served within the `stale_if_error` grace because the loader failed.
-    pub stale_served: u64,
-}
-
-const REFRESHES: usize = 0;
-const REFRESH_FAILURES: usize = 1;
-const STALE_SERVED: usize = 2;
-
-/// The counters behind [`ReadThroughStats`].
-#[derive(Debug, Default)]
-pub(super) struct ReadThroughCounts([AtomicU64; 3]);
-
-impl ReadThroughCounts {
-    fn add(&self, i: usize) {
-        self.0[i].fetch_add(1, Ordering::Relaxed);
+        self.inner.read_through.snapshot()
     }
 }
 

@@ -51,11 +51,11 @@ mod typed;
 
 use crate::breaker::Breaker;
 use crate::memory::sync::Cache;
+pub use crate::memory::ReadThroughStats;
 pub use builder::TieredCacheBuilder;
 pub use complaints::Complaint;
 use complaints::Complaints;
 pub use cost::{CostModel, CostReport, TierCost, TierSettings};
-pub use load::ReadThroughStats;
 use observe::{accessed, Listeners, Sampling};
 use omnicache_core::{
     CacheEvent, DynTier, Error, ErrorKind, Invalidation, Origin, PolicyFactory, RemovalCause,
@@ -201,7 +201,7 @@ struct Inner {
     refresh_after: Option<u64>,
     /// `stale_if_error`, in nanoseconds; 0 for none. Expired entries stay in L1 this long.
     stale_grace: u64,
-    read_through: load::ReadThroughCounts,
+    read_through: crate::memory::ReadThroughCounts,
 }
 
 /// Whether a tier written eagerly takes a value of `len` bytes (`eager`: each such tier's

@@ -2,6 +2,7 @@
 //! statistics, policy switching, and property tests against a reference model.
 
 mod model;
+mod read_through;
 mod seams;
 mod stress;
 

@@ -79,9 +79,10 @@ where
             let idx = data.hand % n;
             data.hand = (idx + 1) % n;
             let expired = match &data.slots[idx] {
+                // Kept through the stale grace, for a loader that fails (`peek_stale`).
                 Some(e) => {
                     let d = e.deadline();
-                    d != NEVER && now >= d
+                    d != NEVER && now >= d.saturating_add(self.grace)
                 }
                 None => false,
             };
