@@ -94,3 +94,32 @@ fn the_disk_holds_ciphertext_and_the_cache_serves_plaintext() {
         cache.shutdown().await;
     });
 }
+
+#[test]
+fn compression_stacks_before_encryption_and_shrinks_what_the_disk_holds() {
+    use omnicache::security::Compress;
+    let dir = tempfile::tempdir().unwrap();
+    let ring = Arc::new(KeyRing::generate_for_development().unwrap());
+    let text =
+        "quarterly report, region north, all figures in thousands; ".repeat(200).into_bytes();
+    rt().block_on(async {
+        let disk = Arc::new(DiskTier::open(dir.path().join("c.db")).unwrap());
+        let cache = TieredCache::builder()
+            .transform(Arc::new(Compress::default()))
+            .transform(Arc::new(Encrypt::new(ring.clone(), "reports")))
+            .tier(disk.clone(), WritePolicy::Through)
+            .build()
+            .unwrap();
+        cache.put(b"report", text.clone(), PutOptions::default()).await.unwrap();
+        let stored = omnicache::core::Tier::get(&*disk, b"report").await.unwrap().unwrap();
+        assert!(
+            stored.value.len() < text.len() / 5,
+            "compressed, then encrypted: {}",
+            stored.value.len()
+        );
+        assert_eq!(stored.encoding.flags, 0b11, "both transforms recorded");
+        cache.evict_from_l1(b"report");
+        assert_eq!(cache.get(b"report").await.unwrap().value, text);
+        cache.shutdown().await;
+    });
+}

@@ -5,7 +5,8 @@
 //! on `ring`, over a [`KeyRing`] of versioned keys (one primary for new writes, older ones that
 //! still decrypt, retired ones that do not), with rotation and key sources (base64, an
 //! environment variable, a private key file, a development key). Key material is zeroized on
-//! drop and never appears in a `Debug`, an error or a log line.
+//! drop and never appears in a `Debug`, an error or a log line. [`Compress`] (LZ4) stacks
+//! before it, so the tiers store compressed ciphertext.
 //!
 //! ```
 //! use omnicache_core::{Transform, TransformContext};
@@ -25,7 +26,9 @@
 //! ```
 
 mod aead;
+mod compress;
 mod keyring;
 
 pub use aead::{Encrypt, OVERHEAD};
+pub use compress::{Compress, DEFAULT_MAX_VALUE};
 pub use keyring::{Key, KeyRing, KeyState, KEY_LEN, MAX_ENCRYPTIONS};
