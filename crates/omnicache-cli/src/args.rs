@@ -78,6 +78,9 @@ pub(super) enum Command {
     /// A cache's tiers: what they cost.
     #[command(subcommand)]
     Tiers(TiersCommand),
+    /// Encryption keys, offline, on a key file (`security.key_file` in the config).
+    #[command(subcommand)]
+    Security(SecurityCommand),
     /// Load entries from a JSON, JSONL or CSV file into a cache, with a progress bar. Invalid
     /// rows are skipped and reported with their line numbers.
     #[command(
@@ -300,6 +303,35 @@ pub(super) enum TiersCommand {
     /// since the server started, by each tier's cost model (config `cost`).
     #[command(after_help = "Example:\n  omnicache tiers cost users")]
     Cost(Named),
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum SecurityCommand {
+    /// Make a key file with one new AES-256 key (mode 0600); refuses to overwrite one.
+    #[command(
+        after_help = "Example:\n  omnicache security keygen --keys /etc/omnicache/keys.json"
+    )]
+    Keygen {
+        /// The key file to write.
+        #[arg(long)]
+        keys: PathBuf,
+    },
+    /// Add a new key that encrypts new writes from now on; the previous one still decrypts.
+    /// A running server reads the file again when it restarts.
+    Rotate {
+        /// The key file.
+        #[arg(long)]
+        keys: PathBuf,
+    },
+    /// List the keys of a key file: ids and states, never the keys themselves.
+    Keys {
+        /// The key file.
+        #[arg(long)]
+        keys: PathBuf,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

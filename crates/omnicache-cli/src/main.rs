@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Command::Sim { traces, policy, size, format, plot, trace_format, threads } => {
             sim(&traces, &policy, &size, &format, plot.as_deref(), trace_format.as_deref(), threads)
         }
+        Command::Security(s) => security_command(s),
         other => remote(other),
     };
     match outcome {

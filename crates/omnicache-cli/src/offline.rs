@@ -250,3 +250,54 @@ pub(super) fn clock_now() -> omnicache_core::Timestamp {
 pub(super) fn secs_since(started: omnicache_core::Timestamp) -> f64 {
     clock_now().saturating_sub(started) as f64 / 1e9
 }
+
+/// `omnicache security ...`: key files, offline.
+pub(super) fn security_command(command: SecurityCommand) -> Outcome<()> {
+    use omnicache_security::{KeyRing, KeyState};
+    let failed = |e: omnicache_core::Error| Failure::failed(e.to_string());
+    match command {
+        SecurityCommand::Keygen { keys } => {
+            if keys.exists() {
+                return Err(Failure::usage(format!(
+                    "{} exists; rotate it with `omnicache security rotate`",
+                    keys.display()
+                )));
+            }
+            let ring = KeyRing::generate_for_development().map_err(failed)?;
+            ring.save(&keys).map_err(failed)?;
+            println!("key file {} written (mode 0600) with key 1", keys.display());
+        }
+        SecurityCommand::Rotate { keys } => {
+            let ring = KeyRing::load(&keys).map_err(failed)?;
+            let id = ring.rotate().map_err(failed)?;
+            ring.save(&keys).map_err(failed)?;
+            println!("key {id} now encrypts new writes; older keys still decrypt");
+        }
+        SecurityCommand::Keys { keys, json } => {
+            let ring = KeyRing::load(&keys).map_err(failed)?;
+            let primary = ring.primary().map(|k| k.id());
+            let state = |s: KeyState| match s {
+                KeyState::Active => "active",
+                KeyState::DecryptOnly => "decrypt_only",
+                KeyState::Retired => "retired",
+            };
+            let list: Vec<Value> = ring
+                .keys()
+                .iter()
+                .map(|k| {
+                    json!({"id": k.id(), "state": state(k.state()), "primary": Some(k.id()) == primary})
+                })
+                .collect();
+            if json {
+                println!("{}", Value::Array(list));
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|k| vec![cell(&k["id"]), cell(&k["state"]), cell(&k["primary"])])
+                    .collect();
+                table(&["ID", "STATE", "PRIMARY"], &rows);
+            }
+        }
+    }
+    Ok(())
+}

@@ -74,9 +74,10 @@ pub(super) fn remote(command: Command) -> Outcome<()> {
             }
             Ok(())
         }
-        Command::Serve { .. } | Command::Sim { .. } | Command::Proxy { .. } => {
-            Err(Failure::failed("internal: not a client command"))
-        }
+        Command::Serve { .. }
+        | Command::Sim { .. }
+        | Command::Proxy { .. }
+        | Command::Security(_) => Err(Failure::failed("internal: not a client command")),
     }
 }
 

@@ -29,6 +29,7 @@ const TOP_LEVEL: &[&str] = &[
     "tls",
     "caches",
     "keys",
+    "security",
 ];
 
 /// What the server runs with; the TOML file has the same shape (see `deploy/omnicache.toml`).
@@ -64,6 +65,22 @@ pub struct ServerConfig {
     /// API keys besides the generated admin key, given by their SHA-256. Default: none.
     #[serde(default)]
     pub keys: Vec<KeySpec>,
+    /// Where the encryption keys of caches with `encrypt = true` come from.
+    #[serde(default)]
+    pub security: SecurityConfig,
+}
+
+/// Encryption keys for caches that encrypt what they store below memory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// A key ring file made by `omnicache security keygen` (refused if others may read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// The name of an environment variable holding one base64 AES-256 key (key id 1), used
+    /// when there is no `key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_env: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -94,6 +111,7 @@ impl Default for ServerConfig {
             tls: None,
             caches: BTreeMap::new(),
             keys: Vec::new(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -132,6 +150,13 @@ pub struct CacheSpec {
     /// The tiers below memory, fastest first. Default: one disk tier in the data directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tiers: Option<Vec<TierSpec>>,
+    /// Encrypt values stored below memory (AES-256-GCM, keys from the server's `security`
+    /// settings); memory keeps them in the clear. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypt: Option<bool>,
+    /// Compress values stored below memory (LZ4, before encryption). Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compress: Option<bool>,
 }
 
 /// A tier below memory.

@@ -68,6 +68,12 @@ pub(crate) struct CreateCache {
     /// Disk tiers live in the data directory (`path` is for the config file only).
     #[serde(default)]
     pub(super) tiers: Option<Vec<TierSpec>>,
+    /// Encrypt values stored below memory (AES-256-GCM with the server's keys). Default: false.
+    #[serde(default)]
+    pub(super) encrypt: Option<bool>,
+    /// Compress values stored below memory (LZ4, before encryption). Default: false.
+    #[serde(default)]
+    pub(super) compress: Option<bool>,
 }
 
 impl CreateCache {
@@ -79,6 +85,8 @@ impl CreateCache {
             l1_max_bytes: self.l1_max_bytes,
             default_ttl_secs: self.default_ttl_secs,
             tiers: self.tiers,
+            encrypt: self.encrypt,
+            compress: self.compress,
         };
         (self.name, spec)
     }

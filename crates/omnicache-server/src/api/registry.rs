@@ -29,6 +29,8 @@ pub struct AppState {
     pub(super) config: ServerConfig,
     /// Held for as long as the state lives: no second server on this data directory.
     pub(super) _lock: crate::datadir::DataDirLock,
+    /// The encryption keys, loaded when the first encrypting cache is opened.
+    pub(super) ring: std::sync::OnceLock<Arc<omnicache_security::KeyRing>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -48,7 +50,13 @@ impl AppState {
         keys: ApiKeys,
         lock: crate::datadir::DataDirLock,
     ) -> Result<AppState> {
-        let state = AppState { caches: RwLock::default(), keys, config, _lock: lock };
+        let state = AppState {
+            caches: RwLock::default(),
+            keys,
+            config,
+            _lock: lock,
+            ring: std::sync::OnceLock::new(),
+        };
         let mut specs: Vec<(String, CacheSpec, bool)> = Vec::new();
         if !state.config.caches.contains_key("default") {
             specs.push(("default".into(), CacheSpec::default(), true));
@@ -159,6 +167,13 @@ impl AppState {
         if let Some(t) = spec.default_ttl_secs {
             b = b.default_ttl(Duration::from_secs_f64(t));
         }
+        if spec.compress == Some(true) {
+            b = b.transform(Arc::new(omnicache_security::Compress::default()));
+        }
+        if spec.encrypt == Some(true) {
+            let ring = self.key_ring()?;
+            b = b.transform(Arc::new(omnicache_security::Encrypt::new(ring, name)));
+        }
         let default_tiers = [TierSpec::disk()];
         for t in spec.tiers.as_deref().unwrap_or(&default_tiers) {
             let tier = self.open_tier(name, t).await?;
@@ -178,6 +193,35 @@ impl AppState {
             });
         }
         b.build()
+    }
+
+    /// The encryption keys: the `security.key_file` ring, else one key from the variable
+    /// `security.key_env`, else a development key made now (with a warning: what it encrypts
+    /// is unreadable after a restart).
+    pub(super) fn key_ring(&self) -> Result<Arc<omnicache_security::KeyRing>> {
+        if let Some(ring) = self.ring.get() {
+            return Ok(ring.clone());
+        }
+        let sec = &self.config.security;
+        let ring = match (&sec.key_file, &sec.key_env) {
+            (Some(path), _) => omnicache_security::KeyRing::load(path)
+                .map_err(|e| e.context("security.key_file"))?,
+            (None, Some(var)) => omnicache_security::KeyRing::from_env(var)
+                .map_err(|e| e.context("security.key_env"))?,
+            (None, None) => {
+                eprintln!(
+                    "WARNING: a cache encrypts but no key is configured (security.key_file or \
+                     security.key_env): using a development key made now. What it encrypts \
+                     cannot be read after a restart. Make a key file with `omnicache security \
+                     keygen`."
+                );
+                omnicache_security::KeyRing::generate_for_development()?
+            }
+        };
+        if ring.primary().is_none() {
+            return Err(Error::invalid_input("security: the key ring has no active key"));
+        }
+        Ok(self.ring.get_or_init(|| Arc::new(ring)).clone())
     }
 
     pub(super) fn save_specs(&self) -> Result<()> {
