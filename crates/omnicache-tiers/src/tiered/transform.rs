@@ -71,6 +71,15 @@ impl Transforms {
         Ok(TierEntry { value: value.into_owned(), meta: entry.meta.clone(), encoding })
     }
 
+    /// Whether an entry stored with `encoding` is not what the stack would store now: a
+    /// transform it lacks, or a keyed transform's key that is no longer the current one (after
+    /// a rotation). Such entries are rewritten by [`TieredCache::retransform`](super::TieredCache::retransform).
+    pub(super) fn is_stale(&self, encoding: &omnicache_core::Encoding) -> bool {
+        self.0.iter().any(|t| {
+            encoding.flags & t.flag() == 0 || (t.key_id() != 0 && encoding.key_id != t.key_id())
+        })
+    }
+
     /// The entry as it was written, from what a tier returned: each transform whose flag is set
     /// undone, last applied first. An entry with a flag no transform here sets cannot be read
     /// ([`ErrorKind::Codec`]); a failed inverse is the transform's error.
