@@ -86,14 +86,35 @@ fn an_encrypted_cache_keeps_ciphertext_on_disk_and_serves_across_rotation_and_re
     let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(list[1]["primary"], true);
     assert_eq!(list[0]["state"], "decrypt_only");
-    let s = serve_logging(&data, &args, &[], Some(&log));
+    let log2 = dir.path().join("server2.log");
+    let s = serve_logging(&data, &args, &[], Some(&log2));
     assert_eq!(call(&s, "GET", "/caches/vault/entries/acct", b"").body, secret, "key 1 decrypts");
     assert!(call(&s, "PUT", "/caches/vault/entries/new", b"fresh value").status < 300);
     assert_eq!(call(&s, "GET", "/caches/vault/entries/new", b"").body, b"fresh value");
+    // At start the server rewrites what is stored under key 1 in the background.
+    let rewritten = (0..1_000).any(|_| {
+        let text = std::fs::read_to_string(&log2).unwrap_or_default();
+        let done = text.contains("cache \"vault\": 1 of ");
+        if !done {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        done
+    });
+    assert!(rewritten, "{}", std::fs::read_to_string(&log2).unwrap_or_default());
+    s.stop();
+
+    // So key 1 can be retired: everything still reads.
+    let mut ring: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&keys).unwrap()).unwrap();
+    ring["keys"][0]["state"] = "retired".into();
+    std::fs::write(&keys, serde_json::to_vec(&ring).unwrap()).unwrap();
+    let s = serve_logging(&data, &args, &[], Some(&log2));
+    assert_eq!(call(&s, "GET", "/caches/vault/entries/acct", b"").body, secret, "under key 2 now");
     s.stop();
 
     // The key material is nowhere but the key file.
     let mut everything = std::fs::read(&log).unwrap();
+    everything.extend(std::fs::read(&log2).unwrap());
     everything.extend(responses);
     everything.extend(listed.stdout);
     everything.extend(raw(&data));

@@ -81,6 +81,10 @@ pub struct SecurityConfig {
     /// when there is no `key_file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_env: Option<String>,
+    /// At start, entries stored under an older key (or before the cache encrypted) are
+    /// rewritten in the background at most this many a second; 0 turns it off. Default: 10,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reencrypt_per_second: Option<u32>,
 }
 
 fn default_listen() -> SocketAddr {

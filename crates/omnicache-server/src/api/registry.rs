@@ -87,9 +87,33 @@ impl AppState {
                     eprintln!("warning: cache {name:?}: tiers[{i}] is down: {reason}");
                 }
             }
+            if spec.encrypt == Some(true) || spec.compress == Some(true) {
+                state.retransform_in_background(&name, &cache);
+            }
             state.write().insert(name, Named { spec, cache, from_config, http: None });
         }
         Ok(state)
+    }
+
+    /// Rewrites, in the background and at `security.reencrypt_per_second`, what the cache's
+    /// tiers hold under older keys or without its transforms (after a rotation, or after
+    /// encryption was turned on), while the cache serves.
+    fn retransform_in_background(&self, name: &str, cache: &TieredCache) {
+        let rate = self.config.security.reencrypt_per_second.unwrap_or(10_000);
+        if rate == 0 {
+            return;
+        }
+        let (cache, name) = (cache.clone(), name.to_string());
+        tokio::spawn(async move {
+            match cache.retransform(1_000, Some(rate)).await {
+                Ok(r) => eprintln!(
+                    "cache {name:?}: {} of {} stored entries rewritten under the current keys \
+                     ({} unreadable, {} newer)",
+                    r.rewritten, r.scanned, r.unreadable, r.superseded
+                ),
+                Err(e) => eprintln!("warning: cache {name:?}: re-encryption stopped: {e}"),
+            }
+        });
     }
 
     pub(super) fn specs_file(&self) -> PathBuf {
