@@ -323,6 +323,9 @@ pub(super) enum SecurityCommand {
         #[arg(long)]
         keys: PathBuf,
     },
+    /// The audit log of a data directory.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// List the keys of a key file: ids and states, never the keys themselves.
     Keys {
         /// The key file.
@@ -331,6 +334,24 @@ pub(super) enum SecurityCommand {
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum AuditCommand {
+    /// Check the audit log's chain: exit 0 when intact (printing its head), 1 naming the first
+    /// bad line when a record was edited, deleted, reordered or inserted, or a line was cut.
+    /// Compare the head with one saved earlier (`GET /security/audit/head`) to catch a log cut
+    /// back to an earlier record.
+    #[command(
+        after_help = "Example:\n  omnicache security audit verify --data /var/lib/omnicache"
+    )]
+    Verify {
+        /// The log. Default: DATA/audit.log.
+        file: Option<PathBuf>,
+        /// The server's data directory (its audit.key checks the chain).
+        #[arg(long, default_value = "omnicache-data")]
+        data: PathBuf,
     },
 }
 

@@ -273,6 +273,23 @@ pub(super) fn security_command(command: SecurityCommand) -> Outcome<()> {
             ring.save(&keys).map_err(failed)?;
             println!("key {id} now encrypts new writes; older keys still decrypt");
         }
+        SecurityCommand::Audit(AuditCommand::Verify { file, data }) => {
+            let key = std::fs::read(data.join("audit.key")).map_err(|e| {
+                Failure::usage(format!("{}: {e}", data.join("audit.key").display()))
+            })?;
+            let file = file.unwrap_or_else(|| data.join("audit.log"));
+            match omnicache_security::audit::verify(&file, &key).map_err(failed)? {
+                Ok(head) => {
+                    println!("{}: intact, {} records, head {}", file.display(), head.seq, head.hash)
+                }
+                Err(broken) => {
+                    return Err(Failure::failed(format!(
+                        "{}: tampered at {broken}",
+                        file.display()
+                    )))
+                }
+            }
+        }
         SecurityCommand::Keys { keys, json } => {
             let ring = KeyRing::load(&keys).map_err(failed)?;
             let primary = ring.primary().map(|k| k.id());

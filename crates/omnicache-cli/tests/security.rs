@@ -12,7 +12,8 @@ fn call(s: &Server, method: &str, path: &str, body: &[u8]) -> Reply {
     // A restarted server prints no key: it is in the data directory's admin.key.
     let key = s.key.clone().unwrap_or_else(|| ADMIN.with(|k| k.borrow().clone()));
     let auth = format!("Bearer {key}");
-    request(&s.addr, method, path, &[("Authorization", &auth)], body)
+    let json = ("Content-Type", "application/json");
+    request(&s.addr, method, path, &[("Authorization", &auth), json], body)
 }
 
 thread_local! {
@@ -146,4 +147,58 @@ fn a_bad_key_file_stops_the_server_naming_the_setting() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("security.key_file") && err.contains("0600"), "{err}");
+}
+
+#[test]
+fn the_audit_log_records_admin_actions_and_failed_logins_and_verify_catches_an_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let s = serve_logging(&data, &[], &[], Some(&log));
+    ADMIN.with(|k| *k.borrow_mut() = s.key.clone().unwrap());
+    let made = call(&s, "POST", "/keys", br#"{"name":"reader","scopes":["read"]}"#);
+    assert_eq!(made.status, 201);
+    let secret = made.json()["key"].as_str().unwrap().to_string();
+    assert_eq!(call(&s, "POST", "/caches", br#"{"name":"t1"}"#).status, 201);
+    assert!(call(&s, "POST", "/caches/t1/clear", b"").status < 300);
+    assert_eq!(call(&s, "DELETE", "/caches/t1", b"").status, 204);
+    assert_eq!(call(&s, "DELETE", "/caches/nope", b"").status, 404);
+    let bad = request(&s.addr, "GET", "/caches", &[("Authorization", "Bearer wrong")], b"");
+    assert_eq!(bad.status, 401);
+    let head = call(&s, "GET", "/security/audit/head", b"").json();
+    s.stop();
+
+    let text = std::fs::read_to_string(data.join("audit.log")).unwrap();
+    let actions: Vec<(String, String)> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|r| (r["action"].as_str().unwrap().into(), r["outcome"].as_str().unwrap().into()))
+        .collect();
+    let has = |a: &str, o: &str| actions.iter().any(|(x, y)| x == a && y == o);
+    assert!(
+        has("key.create", "ok") && has("cache.create", "ok") && has("cache.clear", "ok"),
+        "{actions:?}"
+    );
+    assert!(has("cache.delete", "ok") && has("cache.delete", "cache_not_found"), "{actions:?}");
+    assert!(has("auth.invalid_key", "unauthorized"), "{actions:?}");
+    assert_eq!(head["seq"].as_u64().unwrap() as usize, actions.len());
+    assert!(!text.contains(&secret), "an API key's secret is never audited");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.join("audit.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let verify =
+        || bin().args(["security", "audit", "verify", "--data"]).arg(&data).output().unwrap();
+    let ok = verify();
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(head["hash"].as_str().unwrap()));
+    let edited = text.replacen("\"cache.clear\"", "\"cache.stats\"", 1);
+    std::fs::write(data.join("audit.log"), edited).unwrap();
+    let bad = verify();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("tampered at line 3"), "{err}");
 }

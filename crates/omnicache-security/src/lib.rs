@@ -6,7 +6,8 @@
 //! still decrypt, retired ones that do not), with rotation and key sources (base64, an
 //! environment variable, a private key file, a development key). Key material is zeroized on
 //! drop and never appears in a `Debug`, an error or a log line. [`Compress`] (LZ4) stacks
-//! before it, so the tiers store compressed ciphertext.
+//! before it, so the tiers store compressed ciphertext. [`audit`] keeps a tamper-evident,
+//! HMAC-chained log of what operators and clients did.
 //!
 //! ```
 //! use omnicache_core::{Transform, TransformContext};
@@ -26,6 +27,7 @@
 //! ```
 
 mod aead;
+pub mod audit;
 mod compress;
 mod keyring;
 

@@ -62,6 +62,47 @@ pub fn open(dir: &Path) -> Result<DataDirLock> {
     Ok(DataDirLock { _file: file })
 }
 
+/// The audit log of the data directory (`audit.log`), chained under the HMAC key in
+/// `audit.key` (32 random bytes, made on first start, mode 0600; refused if others may read it).
+pub(crate) fn open_audit(dir: &Path) -> Result<omnicache_security::audit::AuditLog> {
+    let key_path = dir.join("audit.key");
+    let key = if key_path.exists() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&key_path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(Error::invalid_input(format!(
+                    "{} may be read by others (mode {:o}); make it 0600",
+                    key_path.display(),
+                    mode & 0o777
+                )));
+            }
+        }
+        std::fs::read(&key_path)
+            .map_err(|e| Error::from(e).context(format!("reading {}", key_path.display())))?
+    } else {
+        use ring::rand::SecureRandom as _;
+        let mut key = vec![0u8; 32];
+        ring::rand::SystemRandom::new()
+            .fill(&mut key)
+            .map_err(|_| Error::new(ErrorKind::Unavailable, "the system's CSPRNG failed"))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        options
+            .open(&key_path)
+            .and_then(|mut f| f.write_all(&key).and_then(|()| f.sync_all()))
+            .map_err(|e| Error::from(e).context(format!("writing {}", key_path.display())))?;
+        key
+    };
+    omnicache_security::audit::AuditLog::open(&dir.join("audit.log"), &key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,22 +55,29 @@ pub(super) async fn create_api_key(
     Extension(grant): Extension<Arc<Grant>>,
     body: std::result::Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<NewKey>)> {
-    need_global(&grant, Scope::Admin)?;
-    let CreateKey { name, scopes, caches } =
-        json_body(body, r#"{"name":"reader","scopes":["read"],"caches":["users"]}"#)?;
-    let scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_string()).collect();
-    if state.keys.list().iter().any(|k| k.name == name) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "key_exists",
-            format!("a key named {name:?} exists; revoke it first"),
-        ));
+    let mut target = None;
+    let result = async {
+        need_global(&grant, Scope::Admin)?;
+        let CreateKey { name, scopes, caches } =
+            json_body(body, r#"{"name":"reader","scopes":["read"],"caches":["users"]}"#)?;
+        target = Some(name.clone());
+        let scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_string()).collect();
+        if state.keys.list().iter().any(|k| k.name == name) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "key_exists",
+                format!("a key named {name:?} exists; revoke it first"),
+            ));
+        }
+        let key = state
+            .keys
+            .create(&name, &scopes, caches)
+            .map_err(|m| ApiError::bad("invalid_key_spec", m))?;
+        Ok((StatusCode::CREATED, Json(NewKey { name, key })))
     }
-    let key = state
-        .keys
-        .create(&name, &scopes, caches)
-        .map_err(|m| ApiError::bad("invalid_key_spec", m))?;
-    Ok((StatusCode::CREATED, Json(NewKey { name, key })))
+    .await;
+    state.audit(&grant.name, "key.create", None, target.as_deref(), &result);
+    result
 }
 
 /// Revokes a key made over the API. Needs admin.
@@ -83,8 +90,14 @@ pub(super) async fn revoke_api_key(
     Extension(grant): Extension<Arc<Grant>>,
     Path(key_name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    need_global(&grant, Scope::Admin)?;
-    match state.keys.revoke(&key_name) {
+    let result = revoke(&state, &grant, &key_name);
+    state.audit(&grant.name, "key.revoke", None, Some(&key_name), &result);
+    result
+}
+
+fn revoke(state: &AppState, grant: &Grant, key_name: &str) -> ApiResult<StatusCode> {
+    need_global(grant, Scope::Admin)?;
+    match state.keys.revoke(key_name) {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -54,6 +54,7 @@ pub(super) async fn authenticate(
     next: Next,
 ) -> Response {
     let Some(key) = presented_key(req.headers()) else {
+        state.audit_auth_failure("auth.missing_key");
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -62,8 +63,11 @@ pub(super) async fn authenticate(
         .into_response();
     };
     match state.keys.authorize(key.trim()) {
-        None => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the API key is not valid")
-            .into_response(),
+        None => {
+            state.audit_auth_failure("auth.invalid_key");
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the API key is not valid")
+                .into_response()
+        }
         Some(grant) => {
             req.extensions_mut().insert(grant);
             next.run(req).await

@@ -121,56 +121,63 @@ pub(super) async fn create_cache(
     Extension(grant): Extension<Arc<Grant>>,
     body: std::result::Result<Json<CreateCache>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Created>)> {
-    need_global(&grant, Scope::Admin)?;
-    let (name, spec) =
-        json_body(body, r#"{"name":"users","policy":"lru","l1_capacity":10000}"#)?.into_spec();
-    if !valid_cache_name(&name) {
-        return Err(ApiError::bad(
-            "invalid_name",
-            "a cache name is 1 to 64 characters of a-z, 0-9, '-' and '_'",
-        ));
+    let mut created = None;
+    let result = async {
+        need_global(&grant, Scope::Admin)?;
+        let (name, spec) =
+            json_body(body, r#"{"name":"users","policy":"lru","l1_capacity":10000}"#)?.into_spec();
+        created = Some(name.clone());
+        if !valid_cache_name(&name) {
+            return Err(ApiError::bad(
+                "invalid_name",
+                "a cache name is 1 to 64 characters of a-z, 0-9, '-' and '_'",
+            ));
+        }
+        spec.validate("body").map_err(|m| ApiError::bad("invalid_spec", m))?;
+        if spec.tiers.iter().flatten().any(|t| t.path.is_some()) {
+            return Err(ApiError::bad(
+                "invalid_spec",
+                "body.tiers: a disk tier's path can be set only in the config file; over the API it lives in the data directory",
+            ));
+        }
+        if state.read().contains_key(&name) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "cache_exists",
+                format!("a cache named {name:?} exists"),
+            ));
+        }
+        let cache = state.build_cache(&name, &spec).await.map_err(|e| {
+            ApiError::bad("invalid_spec", format!("cannot open the cache as specified: {e}"))
+        })?;
+        // A tier that cannot work (a wrong password, nobody on the port) fails the creation with
+        // its reason, unless it is declared optional.
+        let failures = cache.probe().await;
+        let failed: Vec<String> = failures
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((i, f.as_ref()?)))
+            .filter(|(i, _)| !spec.tier_optional(*i))
+            .map(|(i, reason)| format!("tiers[{i}] ({}): {reason}", cache.tiers()[i].name))
+            .collect();
+        if !failed.is_empty() {
+            cache.shutdown().await;
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "tier_unavailable",
+                format!(
+                    "cannot reach {}; fix the spec, or declare the tier \"optional\": true to create the cache degraded",
+                    failed.join("; ")
+                ),
+            ));
+        }
+        state.write().insert(name.clone(), Named { spec, cache, from_config: false, http: None });
+        state.save_specs()?;
+        Ok((StatusCode::CREATED, Json(Created { name })))
     }
-    spec.validate("body").map_err(|m| ApiError::bad("invalid_spec", m))?;
-    if spec.tiers.iter().flatten().any(|t| t.path.is_some()) {
-        return Err(ApiError::bad(
-            "invalid_spec",
-            "body.tiers: a disk tier's path can be set only in the config file; over the API it lives in the data directory",
-        ));
-    }
-    if state.read().contains_key(&name) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "cache_exists",
-            format!("a cache named {name:?} exists"),
-        ));
-    }
-    let cache = state.build_cache(&name, &spec).await.map_err(|e| {
-        ApiError::bad("invalid_spec", format!("cannot open the cache as specified: {e}"))
-    })?;
-    // A tier that cannot work (a wrong password, nobody on the port) fails the creation with
-    // its reason, unless it is declared optional.
-    let failures = cache.probe().await;
-    let failed: Vec<String> = failures
-        .iter()
-        .enumerate()
-        .filter_map(|(i, f)| Some((i, f.as_ref()?)))
-        .filter(|(i, _)| !spec.tier_optional(*i))
-        .map(|(i, reason)| format!("tiers[{i}] ({}): {reason}", cache.tiers()[i].name))
-        .collect();
-    if !failed.is_empty() {
-        cache.shutdown().await;
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "tier_unavailable",
-            format!(
-                "cannot reach {}; fix the spec, or declare the tier \"optional\": true to create the cache degraded",
-                failed.join("; ")
-            ),
-        ));
-    }
-    state.write().insert(name.clone(), Named { spec, cache, from_config: false, http: None });
-    state.save_specs()?;
-    Ok((StatusCode::CREATED, Json(Created { name })))
+    .await;
+    state.audit(&grant.name, "cache.create", created.as_deref(), None, &result);
+    result
 }
 
 /// A cache's configuration and state.
@@ -245,27 +252,32 @@ pub(super) async fn update_cache(
     Path(name): Path<String>,
     body: std::result::Result<Json<UpdateCache>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<CacheInfo>> {
-    need(&grant, Scope::Admin, Some(&name))?;
-    let UpdateCache { policy } = json_body(body, r#"{"policy":"lru"}"#)?;
-    let policy = policy.name();
-    let factory = omnicache_strategies::by_name(&policy).ok_or_else(|| {
-        ApiError::bad(
-            "invalid_policy",
-            format!(
-                "unknown policy {policy:?}; expected one of {}",
-                omnicache_strategies::NAMES.join(", ")
-            ),
-        )
-    })?;
-    let info = {
-        let mut caches = state.write();
-        let n = caches.get_mut(&name).ok_or_else(|| not_found(&name))?;
-        n.cache.set_l1_policy(factory);
-        n.spec.policy = Some(policy);
-        info_of(&name, n)
-    };
-    state.save_specs()?;
-    Ok(Json(info))
+    let result = async {
+        need(&grant, Scope::Admin, Some(&name))?;
+        let UpdateCache { policy } = json_body(body, r#"{"policy":"lru"}"#)?;
+        let policy = policy.name();
+        let factory = omnicache_strategies::by_name(&policy).ok_or_else(|| {
+            ApiError::bad(
+                "invalid_policy",
+                format!(
+                    "unknown policy {policy:?}; expected one of {}",
+                    omnicache_strategies::NAMES.join(", ")
+                ),
+            )
+        })?;
+        let info = {
+            let mut caches = state.write();
+            let n = caches.get_mut(&name).ok_or_else(|| not_found(&name))?;
+            n.cache.set_l1_policy(factory);
+            n.spec.policy = Some(policy);
+            info_of(&name, n)
+        };
+        state.save_specs()?;
+        Ok(Json(info))
+    }
+    .await;
+    state.audit(&grant.name, "cache.set_policy", Some(&name), None, &result);
+    result
 }
 
 /// Drops a cache made over the API, and its data (not `default`, not one declared in the
@@ -279,41 +291,46 @@ pub(super) async fn delete_cache(
     Extension(grant): Extension<Arc<Grant>>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    need(&grant, Scope::Admin, Some(&name))?;
-    if name == "default" {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "cannot_delete_default",
-            "the default cache cannot be deleted; clear it instead",
-        ));
-    }
-    let removed = {
-        let mut caches = state.write();
-        match caches.get(&name) {
-            None => return Err(not_found(&name)),
-            Some(n) if n.from_config => {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "cache_in_config",
-                    format!("cache {name:?} is declared in the config file; remove it there"),
-                ))
-            }
-            Some(_) => caches.remove(&name),
+    let result = async {
+        need(&grant, Scope::Admin, Some(&name))?;
+        if name == "default" {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "cannot_delete_default",
+                "the default cache cannot be deleted; clear it instead",
+            ));
         }
-    };
-    let Some(n) = removed else { return Err(not_found(&name)) };
-    n.cache.invalidate(&Invalidation::All).await;
-    n.cache.shutdown().await;
-    drop(n);
-    state.save_specs()?;
-    // Its SQLite file (and journal) in the data directory goes too: nothing stays readable.
-    let db = cache_db_path(&state.config.data_dir, &name);
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = db.clone().into_os_string();
-        p.push(suffix);
-        let _ = std::fs::remove_file(p);
+        let removed = {
+            let mut caches = state.write();
+            match caches.get(&name) {
+                None => return Err(not_found(&name)),
+                Some(n) if n.from_config => {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "cache_in_config",
+                        format!("cache {name:?} is declared in the config file; remove it there"),
+                    ))
+                }
+                Some(_) => caches.remove(&name),
+            }
+        };
+        let Some(n) = removed else { return Err(not_found(&name)) };
+        n.cache.invalidate(&Invalidation::All).await;
+        n.cache.shutdown().await;
+        drop(n);
+        state.save_specs()?;
+        // Its SQLite file (and journal) in the data directory goes too: nothing stays readable.
+        let db = cache_db_path(&state.config.data_dir, &name);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = db.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(StatusCode::NO_CONTENT)
     }
-    Ok(StatusCode::NO_CONTENT)
+    .await;
+    state.audit(&grant.name, "cache.delete", Some(&name), None, &result);
+    result
 }
 
 /// A tier's counters.
@@ -492,9 +509,14 @@ pub(super) async fn clear_cache(
     Extension(grant): Extension<Arc<Grant>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Removed>> {
-    need(&grant, Scope::Write, Some(&name))?;
-    let cache = cache_named(&state, &name)?;
-    Ok(Json(Removed { removed: cache.invalidate(&Invalidation::All).await }))
+    let result = async {
+        need(&grant, Scope::Write, Some(&name))?;
+        let cache = cache_named(&state, &name)?;
+        Ok(Json(Removed { removed: cache.invalidate(&Invalidation::All).await }))
+    }
+    .await;
+    state.audit(&grant.name, "cache.clear", Some(&name), None, &result);
+    result
 }
 
 /// What to invalidate: `{"by": "key"|"keys"|"tag"|"prefix"|"subject"|"all", "value": ...}`.

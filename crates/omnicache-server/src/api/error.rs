@@ -27,6 +27,11 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    /// The stable code, such as `cache_not_found`.
+    pub(super) fn code(&self) -> &str {
+        self.code
+    }
+
     pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into() }
     }

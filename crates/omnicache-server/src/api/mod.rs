@@ -35,6 +35,7 @@ mod error;
 mod fast;
 mod health;
 mod registry;
+mod security;
 
 // Each concern's items are visible to every other (`use super::*` in each module), and the
 // handlers to `routes!` here.
@@ -47,6 +48,7 @@ use error::*;
 use fast::*;
 use health::*;
 use registry::*;
+use security::*;
 
 pub(crate) use fast::{service, ApiService};
 pub use registry::{cache_db_path, AppState};
@@ -70,6 +72,7 @@ type ApiResult<T> = std::result::Result<T, ApiError>;
         (name = "entries", description = "Values by key, batches, keys and invalidation"),
         (name = "bulk", description = "Warm, import and export"),
         (name = "keys", description = "API keys"),
+        (name = "security", description = "The audit log"),
         (name = "ops", description = "Liveness, readiness and this document")
     )
 )]
@@ -143,6 +146,7 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(export_cache))
         .routes(routes!(list_api_keys, create_api_key))
         .routes(routes!(revoke_api_key))
+        .routes(routes!(audit_head))
 }
 
 /// The router: open routes, then key-protected ones; every error as JSON.

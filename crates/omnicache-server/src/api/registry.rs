@@ -31,7 +31,15 @@ pub struct AppState {
     pub(super) _lock: crate::datadir::DataDirLock,
     /// The encryption keys, loaded when the first encrypting cache is opened.
     pub(super) ring: std::sync::OnceLock<Arc<omnicache_security::KeyRing>>,
+    /// The tamper-evident record of what operators and clients did (`audit.log`).
+    pub(super) audit: omnicache_security::audit::AuditLog,
+    /// Authentication failures audited in the current second, and which second: at most
+    /// [`AUTH_FAILURES_PER_SECOND`] are written, so a flood cannot fill the disk.
+    auth_failures: std::sync::Mutex<(u64, u32)>,
 }
+
+/// The most authentication failures the audit log records in one second.
+const AUTH_FAILURES_PER_SECOND: u32 = 10;
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,10 +58,13 @@ impl AppState {
         keys: ApiKeys,
         lock: crate::datadir::DataDirLock,
     ) -> Result<AppState> {
+        let audit = crate::datadir::open_audit(&config.data_dir)?;
         let state = AppState {
             caches: RwLock::default(),
             keys,
             config,
+            audit,
+            auth_failures: std::sync::Mutex::new((0, 0)),
             _lock: lock,
             ring: std::sync::OnceLock::new(),
         };
@@ -114,6 +125,52 @@ impl AppState {
                 Err(e) => eprintln!("warning: cache {name:?}: re-encryption stopped: {e}"),
             }
         });
+    }
+
+    /// Records an action in the audit log: who (an API key's name), what, on which cache and
+    /// target, and its outcome (`ok` or the error's code). A failure to write is reported on
+    /// stderr; the action itself stands.
+    pub(super) fn audit<T>(
+        &self,
+        actor: &str,
+        action: &str,
+        cache: Option<&str>,
+        target: Option<&str>,
+        result: &std::result::Result<T, ApiError>,
+    ) {
+        let outcome = match result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.code().to_string(),
+        };
+        let entry = omnicache_security::audit::AuditEntry {
+            actor: actor.to_string(),
+            action: action.to_string(),
+            cache: cache.map(str::to_string),
+            target: target.map(str::to_string),
+            outcome,
+        };
+        let now_ms = omnicache_core::Clock::now(&omnicache_core::SystemClock) / 1_000_000;
+        if let Err(e) = self.audit.append(entry, now_ms) {
+            eprintln!("warning: the audit log could not be written: {e}");
+        }
+    }
+
+    /// Records a failed authentication, at most [`AUTH_FAILURES_PER_SECOND`] a second.
+    pub(super) fn audit_auth_failure(&self, reason: &str) {
+        let second = omnicache_core::Clock::now(&omnicache_core::SystemClock) / 1_000_000_000;
+        {
+            let mut window = self.auth_failures.lock().unwrap_or_else(|e| e.into_inner());
+            if window.0 != second {
+                *window = (second, 0);
+            }
+            if window.1 >= AUTH_FAILURES_PER_SECOND {
+                return;
+            }
+            window.1 += 1;
+        }
+        let result: ApiResult<()> =
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", ""));
+        self.audit("-", reason, None, None, &result);
     }
 
     pub(super) fn specs_file(&self) -> PathBuf {
