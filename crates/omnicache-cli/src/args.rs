@@ -326,6 +326,15 @@ pub(super) enum SecurityCommand {
     /// The audit log of a data directory.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Erase every entry of a data subject from every cache of a server, in memory and in every
+    /// tier (needs an admin key). Prints what each cache removed.
+    #[command(after_help = "Example:\n  omnicache security erase user-4711")]
+    Erase {
+        /// The data subject, as given on writes (`?subject=` or `X-Data-Subject`).
+        subject: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// List the keys of a key file: ids and states, never the keys themselves.
     Keys {
         /// The key file.

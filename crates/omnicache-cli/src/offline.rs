@@ -273,6 +273,25 @@ pub(super) fn security_command(command: SecurityCommand) -> Outcome<()> {
             ring.save(&keys).map_err(failed)?;
             println!("key {id} now encrypts new writes; older keys still decrypt");
         }
+        SecurityCommand::Erase { subject, conn } => {
+            let client = Client::new(&conn)?;
+            let path = format!("/subjects/{}/erase", segment(&subject));
+            let v = client.call("POST", &path, None)?.json()?;
+            print_json_or(&client, &v, |v| {
+                let rows: Vec<Vec<String>> = v["caches"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| vec![cell(&c["cache"]), cell(&c["memory"]), cell(&c["tiers"])])
+                    .collect();
+                table(&["CACHE", "MEMORY", "TIERS"], &rows);
+            });
+            if v["complete"] != Value::Bool(true) {
+                return Err(Failure::failed(
+                    "a tier could not be reached: erase again once it is back",
+                ));
+            }
+        }
         SecurityCommand::Audit(AuditCommand::Verify { file, data }) => {
             let key = std::fs::read(data.join("audit.key")).map_err(|e| {
                 Failure::usage(format!("{}: {e}", data.join("audit.key").display()))

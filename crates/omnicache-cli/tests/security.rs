@@ -202,3 +202,53 @@ fn the_audit_log_records_admin_actions_and_failed_logins_and_verify_catches_an_e
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("tampered at line 3"), "{err}");
 }
+
+#[test]
+fn erasing_a_subject_leaves_nothing_of_it_in_memory_or_in_the_sqlite_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = serve_logging(&data, &[], &[], None);
+    ADMIN.with(|k| *k.borrow_mut() = s.key.clone().unwrap());
+    for i in 0..50 {
+        let (who, marker) =
+            if i % 2 == 0 { ("alice", "alice-private") } else { ("bob", "bob-private") };
+        let path = format!("/caches/default/entries/k{i}?subject={who}");
+        let body = format!("{marker}-record-{i:03}").repeat(10);
+        assert!(call(&s, "PUT", &path, body.as_bytes()).status < 300);
+    }
+    // The header works too.
+    let auth = format!("Bearer {}", s.key.as_deref().unwrap());
+    let r = request(
+        &s.addr,
+        "PUT",
+        "/caches/default/entries/h1",
+        &[("Authorization", &auth), ("X-Data-Subject", "alice")],
+        b"alice-private-by-header",
+    );
+    assert!(r.status < 300);
+
+    let out = bin()
+        .args(["security", "erase", "alice", "--json"])
+        .env("OMNICACHE_SERVER", format!("http://{}", s.addr))
+        .env("OMNICACHE_API_KEY", s.key.as_deref().unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let default =
+        report["caches"].as_array().unwrap().iter().find(|c| c["cache"] == "default").unwrap();
+    assert_eq!(default["tiers"][0], 26, "{report}");
+    assert_eq!(default["memory"], 26);
+    assert_eq!(report["complete"], true);
+    assert_eq!(call(&s, "GET", "/caches/default/entries/k0", b"").status, 404);
+    assert_eq!(call(&s, "GET", "/caches/default/entries/h1", b"").status, 404);
+    assert_eq!(call(&s, "GET", "/caches/default/entries/k1", b"").status, 200, "bob stays");
+    s.stop();
+
+    let db = omnicache_server::cache_db_path(&data, "default");
+    let on_disk = raw(db.parent().unwrap());
+    assert!(!contains(&on_disk, b"alice-private"), "nothing of the erased subject on disk");
+    assert!(contains(&on_disk, b"bob-private"), "the raw read does see what is there");
+    let audit = std::fs::read_to_string(data.join("audit.log")).unwrap();
+    assert!(audit.contains("\"subject.erase\"") && audit.contains("\"alice\""));
+}

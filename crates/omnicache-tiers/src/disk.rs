@@ -164,6 +164,7 @@ impl DiskTierBuilder {
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = {sync};
+             PRAGMA secure_delete = ON;
              PRAGMA busy_timeout = 5000;
              CREATE TABLE IF NOT EXISTS entries (
                  key BLOB PRIMARY KEY,
@@ -728,7 +729,17 @@ impl Tier for DiskTier {
                 let sql = "key IN (SELECT key FROM tags WHERE tag = ?1)";
                 self.delete(sql, vec![t.clone().into()]).await
             }
-            Invalidation::Subject(s) => self.delete("subject = ?1", vec![s.clone().into()]).await,
+            Invalidation::Subject(s) => {
+                // Erasure: deleted cells are zeroed (secure_delete), and the log is
+                // checkpointed and truncated so no older page holds the subject's data.
+                let s = s.clone();
+                self.write(move |sh, c| {
+                    let n = sh.delete_where(c, "subject = ?1", &[&s])?;
+                    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(sql)?;
+                    Ok(n)
+                })
+                .await
+            }
             Invalidation::Prefix(p) => match prefix_end(p) {
                 Some(end) => {
                     self.delete("key >= ?1 AND key < ?2", vec![p.clone().into(), end.into()]).await

@@ -96,6 +96,9 @@ pub(crate) struct PutQuery {
     /// A cold entry: stored only in the tier with the cheapest storage (by its cost model), not
     /// in memory. Default: false.
     pub(super) cold: Option<bool>,
+    /// The data subject the value belongs to (also `X-Data-Subject`), for erasure by subject
+    /// (`POST /subjects/{id}/erase`).
+    pub(super) subject: Option<String>,
 }
 
 /// Stores the body under the key with its `Content-Type`. Needs write.
@@ -128,13 +131,16 @@ pub(super) async fn put_entry(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream");
-    cache
-        .put(
-            key.as_bytes(),
-            pack_value(ct, &body),
-            PutOptions { ttl, tags, cold: q.cold.unwrap_or(false), ..Default::default() },
-        )
-        .await?;
+    let subject = q
+        .subject
+        .or_else(|| headers.get("x-data-subject").and_then(|v| v.to_str().ok()).map(String::from))
+        .filter(|s| !s.is_empty());
+    if subject.as_ref().is_some_and(|s| s.len() > 1024) {
+        return Err(ApiError::bad("invalid_subject", "a data subject is at most 1,024 bytes"));
+    }
+    let cold = q.cold.unwrap_or(false);
+    let options = PutOptions { ttl, tags, cold, subject };
+    cache.put(key.as_bytes(), pack_value(ct, &body), options).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -72,7 +72,7 @@ type ApiResult<T> = std::result::Result<T, ApiError>;
         (name = "entries", description = "Values by key, batches, keys and invalidation"),
         (name = "bulk", description = "Warm, import and export"),
         (name = "keys", description = "API keys"),
-        (name = "security", description = "The audit log"),
+        (name = "security", description = "The audit log, erasure by data subject"),
         (name = "ops", description = "Liveness, readiness and this document")
     )
 )]
@@ -147,6 +147,7 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(list_api_keys, create_api_key))
         .routes(routes!(revoke_api_key))
         .routes(routes!(audit_head))
+        .routes(routes!(erase_subject))
 }
 
 /// The router: open routes, then key-protected ones; every error as JSON.

@@ -97,6 +97,16 @@ pub enum WritePolicy {
 /// raw unless a caller writing into the cache as a tier gave its own).
 pub type Entry = TierEntry;
 
+/// What [`TieredCache::erase`] removed: L1's count and each tier's, by name (`None`: the tier
+/// could not be reached).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EraseReport {
+    /// Entries removed from L1.
+    pub l1: u64,
+    /// Each tier's name and how many it removed.
+    pub tiers: Vec<(String, Option<u64>)>,
+}
+
 /// Options of one `put`.
 #[derive(Debug, Clone, Default)]
 pub struct PutOptions {
@@ -562,6 +572,29 @@ impl TieredCache {
     /// [`CacheEvent::Invalidated`]: an invalidation applied from another instance says so,
     /// and is not forwarded again.
     pub async fn invalidate_from(&self, what: &Invalidation, origin: Origin) -> u64 {
+        let (l1, tiers) = self.sweep_out(what, origin, RemovalCause::Invalidated).await;
+        tiers.into_iter().flatten().fold(l1, u64::max)
+    }
+
+    /// Erases every entry of data subject `subject` from L1 and every tier (through each
+    /// tier's subject index, not a scan), as removals with cause `Erased`; returns what each
+    /// layer removed (`None` for a tier that could not be reached: run it again when it is
+    /// back). Writes of the subject made before it and still queued no longer reach a tier.
+    pub async fn erase(&self, subject: &str) -> EraseReport {
+        let what = Invalidation::Subject(subject.to_string());
+        let (l1, removed) = self.sweep_out(&what, Origin::Local, RemovalCause::Erased).await;
+        let tiers = self.inner.slots.iter().map(|s| s.tier.name().to_string()).zip(removed);
+        EraseReport { l1, tiers: tiers.collect() }
+    }
+
+    /// Removes what `what` covers from L1 and every tier for `cause`; returns L1's count and
+    /// each tier's (`None` when its call failed or was skipped).
+    async fn sweep_out(
+        &self,
+        what: &Invalidation,
+        origin: Origin,
+        cause: RemovalCause,
+    ) -> (u64, Vec<Option<u64>>) {
         let inner = &self.inner;
         let (v, gate) = inner.order.begin_sweep(what).await;
         let before = inner.l1.entry_count();
@@ -584,22 +617,26 @@ impl TieredCache {
         // Complaints about keys the invalidation covers by key no longer count.
         inner.complaints.forget_covered(what);
         let l1_removed = before.saturating_sub(inner.l1.entry_count());
-        let mut most = l1_removed;
+        let mut tiers = Vec::with_capacity(inner.slots.len());
         for i in 0..inner.slots.len() {
             let tier = inner.slots[i].tier.clone();
-            if let Some(Ok(n)) = inner.call(i, tier.invalidate(what)).await {
-                inner.slots[i].stats.removed(RemovalCause::Invalidated, n);
-                most = most.max(n);
+            let n = match inner.call(i, tier.invalidate(what)).await {
+                Some(Ok(n)) => Some(n),
+                _ => None,
+            };
+            if let Some(n) = n {
+                inner.slots[i].stats.removed(cause, n);
             }
+            tiers.push(n);
         }
         drop(gate);
         inner.order.end_sweep(v);
         for key in keys.into_inner() {
-            let cause = RemovalCause::Invalidated;
             inner.events.emit(|| CacheEvent::Removed { key, cause });
         }
-        inner.events.emit(|| CacheEvent::Invalidated { what: what.clone(), removed: most, origin });
-        most
+        let removed = tiers.iter().flatten().copied().fold(l1_removed, u64::max);
+        inner.events.emit(|| CacheEvent::Invalidated { what: what.clone(), removed, origin });
+        (l1_removed, tiers)
     }
 
     /// Counts a complaint about `key` (a caller found its value bad); returns whether the entry
