@@ -9,6 +9,7 @@
 //! Later requests on a kept-alive connection still meet hyper's own 414: finding where they start
 //! would mean following HTTP/1 framing (lengths, chunking) a second time, here.
 
+use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -18,6 +19,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub(crate) const MAX_LINE: usize = 65_534;
 /// How much of a refused request is read and dropped before closing regardless.
 const MAX_DRAIN: usize = 1 << 20;
+/// How long a refused request's remaining bytes are waited for before closing regardless, so a
+/// client that stops sending cannot hold the connection.
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The answer to a request line over [`MAX_LINE`].
 static REPLY: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(reply);
@@ -36,7 +40,7 @@ fn reply() -> Vec<u8> {
     .into_bytes()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum State {
     /// In the first request line, this many bytes into it.
     Watching(usize),
@@ -44,8 +48,8 @@ enum State {
     Passing,
     /// The line was too long: writing the answer, this many bytes of it sent.
     Answering(usize),
-    /// Answered: dropping what the client still sends, this much so far.
-    Draining(usize),
+    /// Answered: dropping what the client still sends, this much so far, until the deadline.
+    Draining(usize, Pin<Box<tokio::time::Sleep>>),
     /// Done; reads fail so the HTTP layer drops the connection without writing.
     Closed,
 }
@@ -71,9 +75,10 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> AsyncRead for LineGuard<Io> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            match this.state {
+            match &mut this.state {
                 State::Passing => return Pin::new(&mut this.io).poll_read(cx, buf),
                 State::Watching(seen) => {
+                    let seen = *seen;
                     let before = buf.filled().len();
                     ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
                     let new = &buf.filled()[before..];
@@ -93,6 +98,7 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> AsyncRead for LineGuard<Io> {
                     return Poll::Ready(Ok(()));
                 }
                 State::Answering(sent) => {
+                    let sent = *sent;
                     let answer = &*REPLY;
                     if sent < answer.len() {
                         let n = ready!(Pin::new(&mut this.io).poll_write(cx, &answer[sent..]))?;
@@ -105,18 +111,21 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> AsyncRead for LineGuard<Io> {
                     }
                     ready!(Pin::new(&mut this.io).poll_flush(cx))?;
                     ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
-                    this.state = State::Draining(0);
+                    this.state = State::Draining(0, Box::pin(tokio::time::sleep(DRAIN_FOR)));
                 }
-                State::Draining(drained) => {
+                State::Draining(drained, deadline) => {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        this.state = State::Closed;
+                        continue;
+                    }
                     let mut scratch = [0u8; 8192];
                     let mut sink = ReadBuf::new(&mut scratch);
                     ready!(Pin::new(&mut this.io).poll_read(cx, &mut sink))?;
                     let n = sink.filled().len();
-                    this.state = if n == 0 || drained + n > MAX_DRAIN {
-                        State::Closed
-                    } else {
-                        State::Draining(drained + n)
-                    };
+                    *drained += n;
+                    if n == 0 || *drained > MAX_DRAIN {
+                        this.state = State::Closed;
+                    }
                 }
                 State::Closed => {
                     return Poll::Ready(Err(io::Error::new(
@@ -240,5 +249,26 @@ mod tests {
         assert!(answer.is_empty() && !failed);
         let (_, answer, failed) = through(line(MAX_LINE + 1)).await;
         assert!(!answer.is_empty() && failed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_sending_is_closed_after_the_drain_deadline() {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (mut client_read, mut client_write) = tokio::io::split(client);
+        let mut request = b"GET /".to_vec();
+        request.extend(vec![b'k'; MAX_LINE + 10]);
+        // Writes a line too long, then neither sends more nor closes.
+        let writer = tokio::spawn(async move {
+            client_write.write_all(&request).await.unwrap();
+            std::future::pending::<()>().await;
+        });
+        let mut guard = LineGuard::new(server);
+        let mut seen = Vec::new();
+        assert!(guard.read_to_end(&mut seen).await.is_err(), "closed, not held open");
+        drop(guard);
+        let mut answer = Vec::new();
+        client_read.read_to_end(&mut answer).await.unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 414"));
+        writer.abort();
     }
 }
