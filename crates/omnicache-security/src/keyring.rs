@@ -98,6 +98,8 @@ pub struct KeyRing {
     rng: SystemRandom,
     max_encryptions: u64,
     rotations: AtomicU64,
+    /// The key file the ring was loaded from: rotations are written back to it.
+    file: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for KeyRing {
@@ -158,6 +160,7 @@ impl KeyRing {
             rng: SystemRandom::new(),
             max_encryptions: MAX_ENCRYPTIONS,
             rotations: AtomicU64::new(0),
+            file: None,
         }
     }
 
@@ -234,7 +237,8 @@ impl KeyRing {
         let file: KeyFile = serde_json::from_str(&text).map_err(|e| {
             Error::invalid_input(format!("the key file {} is not a key ring: {e}", path.display()))
         })?;
-        let ring = KeyRing::new();
+        let mut ring = KeyRing::new();
+        ring.file = Some(path.to_path_buf());
         for k in &file.keys {
             let key = Zeroizing::new(k.key.clone());
             ring.insert(
@@ -303,8 +307,32 @@ impl KeyRing {
     }
 
     /// Generates a key from the system's CSPRNG, makes it the primary, and leaves the previous
-    /// primary decrypt-only. Returns the new key's id.
+    /// primary decrypt-only. Returns the new key's id. A ring loaded from a key file writes the
+    /// new key back to it first: a key the file does not have would be lost at the next start,
+    /// and what it encrypted with it.
     pub fn rotate(&self) -> Result<u32> {
+        let (id, previous) = self.rotate_in_memory()?;
+        if let Some(path) = &self.file {
+            if let Err(e) = self.save(path) {
+                self.undo_rotation(id, previous);
+                return Err(e.context("rotating: the key file could not be written; not rotated"));
+            }
+        }
+        Ok(id)
+    }
+
+    /// Takes back the rotation to `id`: `previous` is primary and active again.
+    fn undo_rotation(&self, id: u32, previous: Option<u32>) {
+        self.keys.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        *self.primary.write().unwrap_or_else(|e| e.into_inner()) = previous;
+        if let Some(key) = previous.and_then(|p| self.get(p)) {
+            *key.state.write().unwrap_or_else(|e| e.into_inner()) = KeyState::Active;
+        }
+        self.rotations.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The new key's id, and the primary before it.
+    fn rotate_in_memory(&self) -> Result<(u32, Option<u32>)> {
         let mut material = Zeroizing::new([0u8; KEY_LEN]);
         self.rng
             .fill(material.as_mut())
@@ -316,7 +344,7 @@ impl KeyRing {
             *old.state.write().unwrap_or_else(|e| e.into_inner()) = KeyState::DecryptOnly;
         }
         self.rotations.fetch_add(1, Ordering::Relaxed);
-        Ok(id)
+        Ok((id, previous))
     }
 
     /// Rotations so far (by [`rotate`](Self::rotate), or on a key's encryption limit).

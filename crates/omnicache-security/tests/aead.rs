@@ -157,3 +157,21 @@ fn no_key_material_in_debug_or_errors() {
     let err = ring.add_base64(1, &b64, KeyState::Active).unwrap_err().to_string();
     assert!(!err.contains(&b64), "{err}");
 }
+
+#[test]
+fn a_ring_from_a_key_file_writes_every_rotation_back_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.json");
+    KeyRing::generate_for_development().unwrap().save(&path).unwrap();
+    let ring = Arc::new(KeyRing::load(&path).unwrap().with_max_encryptions(1));
+    let enc = Encrypt::new(ring.clone(), "c");
+    enc.forward(b"v", &ctx(b"k", &enc)).unwrap();
+    // The limit rotates the ring on its own; the new key is in the file at once.
+    assert!(enc.forward(b"v", &TransformContext { key: b"k", key_id: 1 }).is_err());
+    assert_eq!(KeyRing::load(&path).unwrap().primary().unwrap().id(), 2);
+    // A file that cannot be written: the rotation is refused and taken back.
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(ring.rotate().is_err());
+    assert_eq!(ring.primary().unwrap().id(), 2);
+    assert_eq!(ring.primary().unwrap().state(), KeyState::Active);
+}
