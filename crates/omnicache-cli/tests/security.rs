@@ -252,3 +252,29 @@ fn erasing_a_subject_leaves_nothing_of_it_in_memory_or_in_the_sqlite_files() {
     let audit = std::fs::read_to_string(data.join("audit.log")).unwrap();
     assert!(audit.contains("\"subject.erase\"") && audit.contains("\"alice\""));
 }
+
+#[test]
+fn a_broken_audit_log_is_kept_aside_and_a_new_chain_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = serve_logging(&data, &[], &[], None);
+    ADMIN.with(|k| *k.borrow_mut() = s.key.clone().unwrap());
+    assert_eq!(call(&s, "POST", "/caches", br#"{"name":"t1"}"#).status, 201);
+    s.stop();
+    // A crash mid-record: half a line at the end.
+    let mut text = std::fs::read(data.join("audit.log")).unwrap();
+    text.extend_from_slice(br#"{"seq":2,"time_ms":"#);
+    std::fs::write(data.join("audit.log"), text).unwrap();
+    let log = dir.path().join("server.log");
+    let s = serve_logging(&data, &[], &[], Some(&log));
+    assert_eq!(call(&s, "GET", "/health", b"").status, 200, "the server still starts");
+    s.stop();
+    let kept = std::fs::read_dir(&data)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with("audit.log.broken-"));
+    assert!(kept, "the broken log is kept as evidence");
+    let fresh = std::fs::read_to_string(data.join("audit.log")).unwrap();
+    assert!(fresh.lines().next().unwrap().contains(r#""audit.restart""#), "{fresh}");
+    assert!(std::fs::read_to_string(&log).unwrap().contains("line 2"));
+}

@@ -100,7 +100,30 @@ pub(crate) fn open_audit(dir: &Path) -> Result<omnicache_security::audit::AuditL
             .map_err(|e| Error::from(e).context(format!("writing {}", key_path.display())))?;
         key
     };
-    omnicache_security::audit::AuditLog::open(&dir.join("audit.log"), &key)
+    let path = dir.join("audit.log");
+    match omnicache_security::audit::AuditLog::open(&path, &key) {
+        Err(e) if e.kind() == ErrorKind::Corrupt => {
+            // A log that does not verify (tampered, or cut by a crash mid-record) is kept as
+            // evidence under another name, and a new chain starts with a record saying so:
+            // the server still starts, and the break is on record.
+            let secs = omnicache_core::Clock::now(&omnicache_core::SystemClock) / 1_000_000_000;
+            let aside = dir.join(format!("audit.log.broken-{secs}"));
+            std::fs::rename(&path, &aside)
+                .map_err(|e| Error::from(e).context(format!("moving {} aside", path.display())))?;
+            eprintln!("WARNING: {e}; kept as {}, a new audit log starts", aside.display());
+            let log = omnicache_security::audit::AuditLog::open(&path, &key)?;
+            let entry = omnicache_security::audit::AuditEntry {
+                actor: "-".into(),
+                action: "audit.restart".into(),
+                cache: None,
+                target: Some(aside.display().to_string()),
+                outcome: e.to_string(),
+            };
+            log.append(entry, secs * 1_000)?;
+            Ok(log)
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
