@@ -326,6 +326,18 @@ pub(super) enum SecurityCommand {
     /// The audit log of a data directory.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Export every entry of a data subject from every cache of a server, as JSON Lines with
+    /// each record's cache (needs an admin key).
+    #[command(after_help = "Example:\n  omnicache security export user-4711 -o user-4711.jsonl")]
+    Export {
+        /// The data subject.
+        subject: String,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Erase every entry of a data subject from every cache of a server, in memory and in every
     /// tier (needs an admin key). Prints what each cache removed.
     #[command(after_help = "Example:\n  omnicache security erase user-4711")]

@@ -273,6 +273,14 @@ pub(super) fn security_command(command: SecurityCommand) -> Outcome<()> {
             ring.save(&keys).map_err(failed)?;
             println!("key {id} now encrypts new writes; older keys still decrypt");
         }
+        SecurityCommand::Export { subject, output, conn } => {
+            let client = Client::new(&conn)?;
+            let path = format!("/subjects/{}/export", segment(&subject));
+            let lines = download(&client, &path, output.as_deref())?;
+            if let Some(p) = output {
+                eprintln!("exported {lines} entries of subject {subject:?} to {}", p.display());
+            }
+        }
         SecurityCommand::Erase { subject, conn } => {
             let client = Client::new(&conn)?;
             let path = format!("/subjects/{}/erase", segment(&subject));

@@ -31,44 +31,7 @@ pub(super) fn remote(command: Command) -> Outcome<()> {
         Command::Export { cache, prefix, output, conn } => {
             let client = Client::new(&conn)?;
             let path = format!("/caches/{}/export?prefix={}", segment(&cache), segment(&prefix));
-            let resp = client.send("GET", &path, None)?;
-            if resp.status().as_u16() >= 400 {
-                let reply = client::read_reply(resp)?;
-                return Err(client.failure(&reply));
-            }
-            let mut reader = resp.into_body().into_reader();
-            let spinner = indicatif::ProgressBar::new_spinner();
-            spinner.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} {bytes} exported  {bytes_per_sec}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-            );
-            let mut out: Box<dyn Write> = match &output {
-                Some(p) => Box::new(
-                    std::fs::File::create(p)
-                        .map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?,
-                ),
-                None => Box::new(std::io::stdout().lock()),
-            };
-            let mut buf = vec![0u8; 64 << 10];
-            let mut lines = 0u64;
-            loop {
-                let n = reader
-                    .read(&mut buf)
-                    .map_err(|e| Failure::failed(format!("reading the export: {e}")))?;
-                if n == 0 {
-                    break;
-                }
-                lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
-                out.write_all(&buf[..n])
-                    .map_err(|e| Failure::failed(format!("writing the export: {e}")))?;
-                if output.is_some() {
-                    spinner.inc(n as u64);
-                }
-            }
-            out.flush().map_err(|e| Failure::failed(format!("writing the export: {e}")))?;
-            spinner.finish_and_clear();
+            let lines = download(&client, &path, output.as_deref())?;
             if let Some(p) = output {
                 eprintln!("exported {lines} entries of cache {cache:?} to {}", p.display());
             }
@@ -433,4 +396,46 @@ pub(super) fn key_command(k: KeyCommand) -> Outcome<()> {
         }
     }
     Ok(())
+}
+
+/// Streams the body of `GET path` to `output` (or stdout), a spinner on the terminal when
+/// writing to a file; returns the number of lines (JSONL records).
+pub(super) fn download(client: &Client, path: &str, output: Option<&Path>) -> Outcome<u64> {
+    let resp = client.send("GET", path, None)?;
+    if resp.status().as_u16() >= 400 {
+        let reply = client::read_reply(resp)?;
+        return Err(client.failure(&reply));
+    }
+    let mut reader = resp.into_body().into_reader();
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {bytes} exported  {bytes_per_sec}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let mut out: Box<dyn Write> = match output {
+        Some(p) => Box::new(
+            std::fs::File::create(p)
+                .map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut buf = vec![0u8; 64 << 10];
+    let mut lines = 0u64;
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| Failure::failed(format!("reading the export: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        out.write_all(&buf[..n])
+            .map_err(|e| Failure::failed(format!("writing the export: {e}")))?;
+        if output.is_some() {
+            spinner.inc(n as u64);
+        }
+    }
+    out.flush().map_err(|e| Failure::failed(format!("writing the export: {e}")))?;
+    spinner.finish_and_clear();
+    Ok(lines)
 }

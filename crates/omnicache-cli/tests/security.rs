@@ -227,6 +227,23 @@ fn erasing_a_subject_leaves_nothing_of_it_in_memory_or_in_the_sqlite_files() {
     );
     assert!(r.status < 300);
 
+    // Export first: every entry of alice, from every cache, and nothing of bob.
+    let exported = bin()
+        .args(["security", "export", "alice"])
+        .env("OMNICACHE_SERVER", format!("http://{}", s.addr))
+        .env("OMNICACHE_API_KEY", s.key.as_deref().unwrap())
+        .output()
+        .unwrap();
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    let records: Vec<serde_json::Value> = String::from_utf8(exported.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 26, "25 by query, 1 by header");
+    assert!(records.iter().all(|r| r["subject"] == "alice" && r["cache"] == "default"));
+    assert!(records.iter().any(|r| r["value"].as_str().unwrap().starts_with("alice-private")));
+
     let out = bin()
         .args(["security", "erase", "alice", "--json"])
         .env("OMNICACHE_SERVER", format!("http://{}", s.addr))
@@ -251,6 +268,7 @@ fn erasing_a_subject_leaves_nothing_of_it_in_memory_or_in_the_sqlite_files() {
     assert!(contains(&on_disk, b"bob-private"), "the raw read does see what is there");
     let audit = std::fs::read_to_string(data.join("audit.log")).unwrap();
     assert!(audit.contains("\"subject.erase\"") && audit.contains("\"alice\""));
+    assert!(audit.contains("\"subject.export\""));
 }
 
 #[test]

@@ -356,6 +356,8 @@ pub struct Export<'a> {
     tiers: Vec<TierCursor>,
     unpack: Option<Unpack<'a>>,
     now: omnicache_core::Timestamp,
+    /// Only entries of this data subject, when set.
+    subject: Option<String>,
 }
 
 impl std::fmt::Debug for Export<'_> {
@@ -385,7 +387,15 @@ impl<'a> Export<'a> {
             tiers: (0..cache.tier_count()).map(|_| TierCursor::default()).collect(),
             unpack,
             now: cache.now(),
+            subject: None,
         }
+    }
+
+    /// Exports only the entries of data subject `subject` (a GDPR export). Every key is still
+    /// read: the tiers index subjects for erasure, not for listing.
+    pub fn only_subject(mut self, subject: &str) -> Self {
+        self.subject = Some(subject.to_string());
+        self
     }
 
     /// The next key in order from any source, once.
@@ -425,6 +435,9 @@ impl<'a> Export<'a> {
         while n < max {
             let Some(key) = self.next_key().await else { break };
             let Some(e) = self.cache.get(&key).await else { continue };
+            if self.subject.as_ref().is_some_and(|s| e.meta.subject.as_ref() != Some(s)) {
+                continue;
+            }
             let (key, key_base64) = match String::from_utf8(key) {
                 Ok(k) => (k, None),
                 Err(k) => (

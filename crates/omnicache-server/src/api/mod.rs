@@ -148,6 +148,7 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(revoke_api_key))
         .routes(routes!(audit_head))
         .routes(routes!(erase_subject))
+        .routes(routes!(export_subject))
 }
 
 /// The router: open routes, then key-protected ones; every error as JSON.

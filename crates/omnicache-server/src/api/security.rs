@@ -76,3 +76,58 @@ pub(super) async fn erase_subject(
     state.audit(&grant.name, "subject.erase", None, Some(&id), &result);
     result
 }
+
+/// Every entry of a data subject in every cache, as JSON Lines: the export format of
+/// `GET /caches/{name}/export` with the cache's name in each record (`cache`). Streamed; every
+/// key of every cache is read to find them. Audited. Needs admin.
+#[utoipa::path(get, path = "/subjects/{id}/export", tag = "security",
+    params(("id" = String, Path, description = "The data subject")),
+    responses((status = 200, description = "JSON Lines, one record per entry",
+            content_type = "application/x-ndjson"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn export_subject(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Arc<Grant>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let allowed = need_global(&grant, Scope::Admin);
+    state.audit(&grant.name, "subject.export", None, Some(&id), &allowed);
+    allowed?;
+    let caches: Vec<(String, TieredCache)> =
+        state.read().iter().map(|(n, c)| (n.clone(), c.cache.clone())).collect();
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    tokio::spawn(async move {
+        for (name, cache) in caches {
+            let mut walk = omnicache_tiers::warm::Export::new(&cache, b"", Some(&unpack_owned))
+                .only_subject(&id);
+            loop {
+                let mut batch = Vec::new();
+                let sent = match walk.next_records(256, &mut batch).await {
+                    Ok(0) => break,
+                    Ok(_) => tx.send(Ok(with_cache(&batch, &name))).await,
+                    Err(e) => tx.send(Err(std::io::Error::other(e.to_string()))).await,
+                };
+                if sent.is_err() {
+                    return; // the client went away
+                }
+            }
+        }
+    });
+    let mut resp = Response::new(Body::new(crate::value::ChannelBody(rx)));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    Ok(resp)
+}
+
+/// The JSON Lines of `batch` with `"cache": name` in each record.
+fn with_cache(batch: &[u8], name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(batch.len() + 64);
+    for line in batch.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(serde_json::Value::Object(mut rec)) = serde_json::from_slice(line) else { continue };
+        rec.insert("cache".into(), name.into());
+        if serde_json::to_writer(&mut out, &rec).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    out
+}
