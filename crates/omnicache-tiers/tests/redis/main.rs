@@ -468,3 +468,65 @@ fn transforms_apply_over_the_redis_tier() {
         transform::check_transforms_over(Arc::new(tier)).await;
     });
 }
+
+#[test]
+fn erasing_a_subject_leaves_nothing_of_it_in_redis_or_on_disk() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let redis =
+            Arc::new(RedisTier::builder(server.url()).namespace("gdpr").connect().await.unwrap());
+        let disk = Arc::new(DiskTier::open(dir.path().join("gdpr.db")).unwrap());
+        let cache = TieredCache::builder()
+            .tier(redis.clone(), WritePolicy::Through)
+            .tier(disk, WritePolicy::Through)
+            .build()
+            .unwrap();
+        for i in 0..40 {
+            let who = if i % 2 == 0 { "alice" } else { "bob" };
+            let opts = PutOptions { subject: Some(who.into()), ..Default::default() };
+            let value = format!("{who}-private-{i:03}").repeat(8).into_bytes();
+            cache.put(format!("k{i}").as_bytes(), value, opts).await.unwrap();
+        }
+        let report = cache.erase("alice").await;
+        assert_eq!(report.l1, 20);
+        assert_eq!(
+            report.tiers.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+            vec![Some(20), Some(20)]
+        );
+        assert!(cache.get(b"k0").await.is_none());
+        assert!(cache.get(b"k1").await.is_some(), "bob stays");
+        cache.shutdown().await;
+
+        // Every key Redis holds, and every value: nothing of alice.
+        let mut conn = redis::Client::open(server.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query_async(&mut conn).await.unwrap();
+        let mut all = Vec::new();
+        for k in &keys {
+            all.extend_from_slice(k);
+            let kind: String = redis::cmd("TYPE").arg(k).query_async(&mut conn).await.unwrap();
+            if kind == "string" {
+                let v: Vec<u8> = redis::cmd("GET").arg(k).query_async(&mut conn).await.unwrap();
+                all.extend(v);
+            } else if kind == "set" {
+                let members: Vec<Vec<u8>> =
+                    redis::cmd("SMEMBERS").arg(k).query_async(&mut conn).await.unwrap();
+                members.into_iter().for_each(|m| all.extend(m));
+            }
+        }
+        let has = |needle: &[u8]| all.windows(needle.len()).any(|w| w == needle);
+        assert!(!has(b"alice-private"), "no value of alice in Redis");
+        assert!(has(b"bob-private"), "the raw read sees what is there");
+    });
+    let mut raw = Vec::new();
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        if let Ok(b) = std::fs::read(e.unwrap().path()) {
+            raw.extend(b);
+        }
+    }
+    assert!(!raw.windows(13).any(|w| w == b"alice-private"), "nothing of alice on disk");
+}
