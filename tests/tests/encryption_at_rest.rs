@@ -45,7 +45,7 @@ fn the_disk_holds_ciphertext_and_the_cache_serves_plaintext() {
     std::fs::create_dir(&data).unwrap();
     let db = data.join("records.db");
     let keys = dir.path().join("keys.json");
-    let ring = Arc::new(KeyRing::generate_for_development().unwrap());
+    let ring = Arc::new(KeyRing::generate().unwrap());
     ring.save(&keys).unwrap();
     rt().block_on(async {
         let cache = encrypted_cache(&db, &ring).await;
@@ -76,7 +76,7 @@ fn the_disk_holds_ciphertext_and_the_cache_serves_plaintext() {
     });
 
     // Another key: nothing is served, and what cannot be read is counted and deleted.
-    let stranger = Arc::new(KeyRing::generate_for_development().unwrap());
+    let stranger = Arc::new(KeyRing::generate().unwrap());
     rt().block_on(async {
         let cache = encrypted_cache(&db, &stranger).await;
         assert!(cache.get(b"record:1").await.is_none());
@@ -102,7 +102,7 @@ fn the_disk_holds_ciphertext_and_the_cache_serves_plaintext() {
 fn compression_stacks_before_encryption_and_shrinks_what_the_disk_holds() {
     use omnicache::security::Compress;
     let dir = tempfile::tempdir().unwrap();
-    let ring = Arc::new(KeyRing::generate_for_development().unwrap());
+    let ring = Arc::new(KeyRing::generate().unwrap());
     let text =
         "quarterly report, region north, all figures in thousands; ".repeat(200).into_bytes();
     rt().block_on(async {
@@ -146,7 +146,7 @@ fn after_a_rotation_a_pass_rewrites_every_entry_under_the_new_key_while_reads_go
         }
         plain.shutdown().await;
 
-        let ring = Arc::new(KeyRing::generate_for_development().unwrap());
+        let ring = Arc::new(KeyRing::generate().unwrap());
         let cache = TieredCache::builder()
             .l1_capacity(16)
             .transform(Arc::new(Encrypt::new(ring.clone(), "records")))

@@ -28,7 +28,7 @@ async fn tiered(dir: &std::path::Path, encrypted: bool, n: u32) -> anyhow::Resul
     let disk = Arc::new(DiskTier::open(dir.join(format!("bench-{encrypted}.db")))?);
     let mut b = TieredCache::builder().l1_capacity(16).tier(disk, WritePolicy::Through);
     if encrypted {
-        let ring = Arc::new(KeyRing::generate_for_development()?);
+        let ring = Arc::new(KeyRing::generate()?);
         b = b.transform(Arc::new(Encrypt::new(ring, "bench")));
     }
     let cache = b.build()?;
@@ -58,7 +58,7 @@ fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("unknown argument {other:?}"),
         }
     }
-    let ring = Arc::new(KeyRing::generate_for_development()?);
+    let ring = Arc::new(KeyRing::generate()?);
     let enc = Encrypt::new(ring, "bench");
     let best = (0..3).map(|_| transform_pairs_per_sec(&enc, 200_000)).fold(0.0, f64::max);
     println!("transform: {best:.0} encrypt+decrypt pairs/s at 1 KiB, one core");
@@ -88,7 +88,7 @@ fn main() -> anyhow::Result<()> {
         println!("  L1-miss read plain {pr:8.2}   encrypted {er:8.2}   ratio {:.3}", er / pr);
 
         // Rotation: re-encrypt 100,000 entries of 1 KiB on the disk tier.
-        let ring = Arc::new(KeyRing::generate_for_development()?);
+        let ring = Arc::new(KeyRing::generate()?);
         let disk = Arc::new(DiskTier::open(dir.path().join("rotation.db"))?);
         let cache = TieredCache::builder()
             .l1_capacity(1_000)

@@ -263,7 +263,7 @@ pub(super) fn security_command(command: SecurityCommand) -> Outcome<()> {
                     keys.display()
                 )));
             }
-            let ring = KeyRing::generate_for_development().map_err(failed)?;
+            let ring = KeyRing::generate().map_err(failed)?;
             ring.save(&keys).map_err(failed)?;
             println!("key file {} written (mode 0600) with key 1", keys.display());
         }

@@ -1,6 +1,7 @@
 //! Keys and their ring: ids, states, the primary key for new writes, rotation, and the sources
 //! keys come from (base64, an environment variable, a key file, or a generated development key).
 
+use crate::files::{check_private, write_private};
 use omnicache_core::{Error, ErrorKind, Result};
 use ring::aead::{LessSafeKey, UnboundKey, AES_256_GCM};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -219,9 +220,10 @@ impl KeyRing {
         Ok(ring)
     }
 
-    /// A ring with one active key (id 1) generated now: for development only. Entries it
-    /// encrypts cannot be read by any other process or after a restart.
-    pub fn generate_for_development() -> Result<KeyRing> {
+    /// A ring with one active key (id 1) generated now from the system's CSPRNG. Save it
+    /// ([`save`](Self::save)) to keep it: what an unsaved ring encrypts cannot be read by any
+    /// other process or after a restart.
+    pub fn generate() -> Result<KeyRing> {
         let ring = KeyRing::new();
         ring.rotate()?;
         Ok(ring)
@@ -372,42 +374,4 @@ impl KeyRing {
             .fill(out)
             .map_err(|_| Error::new(ErrorKind::Unavailable, "the system's CSPRNG failed"))
     }
-}
-
-#[cfg(unix)]
-fn check_private(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::from(e).context(format!("reading the key file {}", path.display())))?;
-    let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(Error::invalid_input(format!(
-            "the key file {} may be read by others (mode {:o}); make it 0600",
-            path.display(),
-            mode & 0o777
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<()> {
-    Ok(())
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut f = options
-        .open(path)
-        .map_err(|e| Error::from(e).context(format!("writing {}", path.display())))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| Error::from(e).context(format!("writing {}", path.display())))
 }

@@ -14,7 +14,7 @@
 //! use omnicache_security::{Encrypt, KeyRing};
 //! use std::sync::Arc;
 //!
-//! let ring = Arc::new(KeyRing::generate_for_development()?);
+//! let ring = Arc::new(KeyRing::generate()?);
 //! let enc = Encrypt::new(ring.clone(), "sessions");
 //! let ctx = TransformContext { key: b"session:42", key_id: enc.key_id() };
 //! let sealed = enc.forward(b"alice", &ctx)?;
@@ -29,6 +29,7 @@
 mod aead;
 pub mod audit;
 mod compress;
+pub mod files;
 mod keyring;
 
 pub use aead::{Encrypt, OVERHEAD};

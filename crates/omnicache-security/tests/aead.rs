@@ -70,7 +70,7 @@ proptest! {
 
 #[test]
 fn rotation_keeps_old_entries_readable_until_their_key_is_retired() {
-    let ring = Arc::new(KeyRing::generate_for_development().unwrap());
+    let ring = Arc::new(KeyRing::generate().unwrap());
     let enc = Encrypt::new(ring.clone(), "c");
     let old_ctx = ctx(b"k", &enc);
     let old = enc.forward(b"v1", &old_ctx).unwrap();
@@ -111,7 +111,7 @@ fn a_key_rotates_on_its_own_at_its_encryption_limit() {
 fn key_files_are_private_and_keys_come_from_base64_or_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.json");
-    let ring = KeyRing::generate_for_development().unwrap();
+    let ring = KeyRing::generate().unwrap();
     ring.rotate().unwrap();
     ring.save(&path).unwrap();
     #[cfg(unix)]
@@ -162,7 +162,7 @@ fn no_key_material_in_debug_or_errors() {
 fn a_ring_from_a_key_file_writes_every_rotation_back_to_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.json");
-    KeyRing::generate_for_development().unwrap().save(&path).unwrap();
+    KeyRing::generate().unwrap().save(&path).unwrap();
     let ring = Arc::new(KeyRing::load(&path).unwrap().with_max_encryptions(1));
     let enc = Encrypt::new(ring.clone(), "c");
     enc.forward(b"v", &ctx(b"k", &enc)).unwrap();

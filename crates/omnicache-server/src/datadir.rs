@@ -67,18 +67,7 @@ pub fn open(dir: &Path) -> Result<DataDirLock> {
 pub(crate) fn open_audit(dir: &Path) -> Result<omnicache_security::audit::AuditLog> {
     let key_path = dir.join("audit.key");
     let key = if key_path.exists() {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&key_path)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                return Err(Error::invalid_input(format!(
-                    "{} may be read by others (mode {:o}); make it 0600",
-                    key_path.display(),
-                    mode & 0o777
-                )));
-            }
-        }
+        omnicache_security::files::check_private(&key_path)?;
         std::fs::read(&key_path)
             .map_err(|e| Error::from(e).context(format!("reading {}", key_path.display())))?
     } else {
@@ -87,17 +76,7 @@ pub(crate) fn open_audit(dir: &Path) -> Result<omnicache_security::audit::AuditL
         ring::rand::SystemRandom::new()
             .fill(&mut key)
             .map_err(|_| Error::new(ErrorKind::Unavailable, "the system's CSPRNG failed"))?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        options
-            .open(&key_path)
-            .and_then(|mut f| f.write_all(&key).and_then(|()| f.sync_all()))
-            .map_err(|e| Error::from(e).context(format!("writing {}", key_path.display())))?;
+        omnicache_security::files::write_private(&key_path, &key)?;
         key
     };
     let path = dir.join("audit.log");

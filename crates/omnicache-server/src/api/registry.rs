@@ -296,7 +296,7 @@ impl AppState {
                      cannot be read after a restart. Make a key file with `omnicache security \
                      keygen`."
                 );
-                omnicache_security::KeyRing::generate_for_development()?
+                omnicache_security::KeyRing::generate()?
             }
         };
         if ring.primary().is_none() {

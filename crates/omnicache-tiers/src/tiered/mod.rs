@@ -290,7 +290,10 @@ impl TieredCache {
         let inner = &self.inner;
         let now = || inner.clock.now();
         if l1 {
-            if let Some(e) = inner.l1.get(key).filter(|e| !inner.is_stale(e, now())) {
+            // The clock is read only with a stale grace: without one L1 never returns an
+            // expired entry.
+            let fresh = |e: &Arc<Entry>| inner.stale_grace == 0 || !e.meta.is_expired(now());
+            if let Some(e) = inner.l1.get(key).filter(fresh) {
                 accessed(inner.sampling, &inner.events, key, true, now);
                 return Some(e);
             }
