@@ -31,6 +31,7 @@ pub mod audit;
 mod compress;
 pub mod files;
 mod keyring;
+pub mod pii;
 
 pub use aead::{Encrypt, OVERHEAD};
 pub use compress::{Compress, DEFAULT_MAX_VALUE};
