@@ -347,6 +347,21 @@ pub(super) enum SecurityCommand {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Find personal data and secrets in text: reads JSON Lines `{"id": "...", "text": "..."}`
+    /// and prints one JSON line per finding, `{"id", "kind", "start", "end", "confidence"}`
+    /// (byte offsets into the text). Kinds: email, phone, credit_card, iban, us_ssn,
+    /// ip_address, jwt, secret. Lines that are not UTF-8 are skipped and counted; a line that
+    /// is not a record is named on standard error and the exit code is 1.
+    #[command(
+        after_help = "Examples:\n  omnicache security scan messages.jsonl\n                              echo '{\"id\":\"1\",\"text\":\"mail ana@example.org\"}' | omnicache security scan"
+    )]
+    Scan {
+        /// The input; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+        /// Report only findings at least this sure (0 to 1).
+        #[arg(long, default_value_t = 0.5)]
+        min_confidence: f32,
+    },
     /// List the keys of a key file: ids and states, never the keys themselves.
     Keys {
         /// The key file.

@@ -317,6 +317,7 @@ pub(super) fn security_command(command: SecurityCommand) -> Outcome<()> {
                 }
             }
         }
+        SecurityCommand::Scan { file, min_confidence } => scan(file, min_confidence)?,
         SecurityCommand::Keys { keys, json } => {
             let ring = KeyRing::load(&keys).map_err(failed)?;
             let primary = ring.primary().map(|k| k.id());
@@ -342,6 +343,53 @@ pub(super) fn security_command(command: SecurityCommand) -> Outcome<()> {
                 table(&["ID", "STATE", "PRIMARY"], &rows);
             }
         }
+    }
+    Ok(())
+}
+
+/// `omnicache security scan`: JSON Lines in, one line per finding out, streamed.
+fn scan(file: Option<PathBuf>, min_confidence: f32) -> Outcome<()> {
+    use omnicache_security::pii::jsonl::{scan_line, LineResult};
+    use std::io::{BufRead, BufWriter, Write};
+    if !(0.0..=1.0).contains(&min_confidence) {
+        return Err(Failure::usage("--min-confidence must be between 0 and 1"));
+    }
+    let input: Box<dyn BufRead> = match file.as_deref() {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p).map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?,
+        )),
+    };
+    let detector = omnicache_security::pii::Detector::new().min_confidence(min_confidence);
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let (mut records, mut findings, mut not_utf8, mut malformed) = (0u64, 0u64, 0u64, 0u64);
+    for (n, line) in input.split(b'\n').enumerate() {
+        let line = line.map_err(|e| Failure::failed(format!("reading line {}: {e}", n + 1)))?;
+        match scan_line(&detector, &line) {
+            LineResult::Scanned(found) => {
+                records += 1;
+                for f in found {
+                    findings += 1;
+                    serde_json::to_writer(&mut out, &f)
+                        .map_err(|e| Failure::failed(e.to_string()))?;
+                    out.write_all(b"\n").map_err(|e| Failure::failed(e.to_string()))?;
+                }
+            }
+            LineResult::Blank => {}
+            LineResult::NotUtf8 => not_utf8 += 1,
+            LineResult::Malformed(why) => {
+                malformed += 1;
+                eprintln!("line {}: {why}", n + 1);
+            }
+        }
+    }
+    out.flush().map_err(|e| Failure::failed(e.to_string()))?;
+    eprintln!(
+        "scanned {records} records: {findings} findings; {not_utf8} lines not UTF-8 skipped; {malformed} lines not records"
+    );
+    if malformed > 0 {
+        return Err(Failure::failed(format!("{malformed} lines were not records (see above)")));
     }
     Ok(())
 }

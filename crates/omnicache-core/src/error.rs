@@ -22,6 +22,9 @@ pub enum ErrorKind {
     Io,
     /// A loader panicked or was cancelled before producing a value.
     LoaderFailed,
+    /// A write guard (a personal-data policy) refused the value; the message says why, never
+    /// what the value held.
+    Rejected,
     /// Anything else; the message says what.
     Other,
 }
@@ -38,6 +41,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::Io => "io",
             ErrorKind::LoaderFailed => "loader_failed",
+            ErrorKind::Rejected => "rejected",
             ErrorKind::Other => "other",
         }
     }

@@ -45,6 +45,7 @@ pub mod codec;
 pub mod envelope;
 mod error;
 pub mod event;
+pub mod guard;
 pub mod invalidation;
 pub mod meta;
 pub mod policy;
@@ -64,6 +65,7 @@ pub use codec::{Codec, RawCodec, Transform, TransformContext};
 pub use envelope::{Encoding, Envelope};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{CacheEvent, EventListener, Origin};
+pub use guard::{Inspection, WriteGuard, ENCRYPT_TAG};
 pub use invalidation::Invalidation;
 pub use meta::{EntryMeta, RemovalCause};
 pub use policy::{

@@ -22,7 +22,7 @@ fn luhn_reference(digits: &str) -> bool {
             }
         })
         .sum();
-    !digits.is_empty() && sum % 10 == 0
+    !digits.is_empty() && sum.is_multiple_of(10)
 }
 
 /// mod-97 as ISO 13616 states it: move the first four characters to the end, letters to
@@ -40,13 +40,17 @@ fn mod97_reference(iban: &str) -> bool {
     rem == 1
 }
 
-static DETECTOR: std::sync::LazyLock<Detector> = std::sync::LazyLock::new(|| Detector::new().min_confidence(0.0));
+static DETECTOR: std::sync::LazyLock<Detector> =
+    std::sync::LazyLock::new(|| Detector::new().min_confidence(0.0));
 
 fn check_spans(text: &str) {
     let findings = DETECTOR.scan(text);
     let mut last_end = 0;
     for f in &findings {
-        assert!(f.start >= last_end && f.start < f.end && f.end <= text.len(), "{findings:?} in {text:?}");
+        assert!(
+            f.start >= last_end && f.start < f.end && f.end <= text.len(),
+            "{findings:?} in {text:?}"
+        );
         assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
         assert!((0.0..=1.0).contains(&f.confidence));
         last_end = f.end;

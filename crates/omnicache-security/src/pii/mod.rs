@@ -20,6 +20,8 @@
 //! ```
 
 mod context;
+mod guard;
+pub mod jsonl;
 mod numeric;
 mod phone;
 mod policy;
@@ -32,6 +34,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use guard::{PiiGuard, PiiGuardStats};
 pub use policy::{PiiAction, PiiOutcome, PiiPolicy, PolicyError};
 pub use validate::{card_scheme, iban_mod97, luhn, us_ssn};
 

@@ -72,7 +72,7 @@ type ApiResult<T> = std::result::Result<T, ApiError>;
         (name = "entries", description = "Values by key, batches, keys and invalidation"),
         (name = "bulk", description = "Warm, import and export"),
         (name = "keys", description = "API keys"),
-        (name = "security", description = "The audit log, erasure by data subject"),
+        (name = "security", description = "The audit log, erasure and export by data subject, the PII scan"),
         (name = "ops", description = "Liveness, readiness and this document")
     )
 )]
@@ -149,6 +149,7 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(audit_head))
         .routes(routes!(erase_subject))
         .routes(routes!(export_subject))
+        .routes(routes!(scan_text))
 }
 
 /// The router: open routes, then key-protected ones; every error as JSON.

@@ -36,6 +36,8 @@ pub struct AppState {
     /// Authentication failures audited in the current second, and which second: at most
     /// [`AUTH_FAILURES_PER_SECOND`] are written, so a flood cannot fill the disk.
     auth_failures: std::sync::Mutex<(u64, u32)>,
+    /// Finds personal data for `POST /security/scan` and the caches' PII policies.
+    pub(super) detector: omnicache_security::pii::Detector,
 }
 
 /// The most authentication failures the audit log records in one second.
@@ -67,6 +69,7 @@ impl AppState {
             auth_failures: std::sync::Mutex::new((0, 0)),
             _lock: lock,
             ring: std::sync::OnceLock::new(),
+            detector: omnicache_security::pii::Detector::new(),
         };
         let mut specs: Vec<(String, CacheSpec, bool)> = Vec::new();
         if !state.config.caches.contains_key("default") {

@@ -1,4 +1,5 @@
-//! Security routes: where the audit log's chain stands.
+//! Security routes: where the audit log's chain stands, erasure and export by data subject,
+//! and the PII scan.
 
 use super::*;
 
@@ -130,4 +131,94 @@ fn with_cache(batch: &[u8], name: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Options of `POST /security/scan`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub(crate) struct ScanQuery {
+    /// Report only findings at least this sure, from 0 to 1. Default 0.5.
+    min_confidence: Option<f32>,
+}
+
+/// Finds personal data and secrets in text, as `omnicache security scan` does: JSON Lines of
+/// `{"id": "...", "text": "..."}` in (or a JSON array of them), one
+/// `{"id", "kind", "start", "end", "confidence"}` per finding out (a JSON array when the request
+/// was one), byte offsets into each text. Kinds: `email`, `phone`, `credit_card`, `iban`,
+/// `us_ssn`, `ip_address`, `jwt`, `secret`. Lines that are not UTF-8 are skipped and counted in
+/// `X-Skipped-Lines`. Needs the read scope; stores and logs nothing of the text.
+#[utoipa::path(post, path = "/security/scan", tag = "security", params(ScanQuery),
+    request_body(content = String, content_type = "application/x-ndjson",
+        description = "JSON Lines of {\"id\", \"text\"}, or a JSON array of them"),
+    responses((status = 200, content_type = "application/x-ndjson",
+            description = "One JSON line per finding (a JSON array if the request was one)"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub(super) async fn scan_text(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Arc<Grant>>,
+    Query(query): Query<ScanQuery>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    use omnicache_security::pii::jsonl::{scan_line, LineResult};
+    need(&grant, Scope::Read, None)?;
+    let mut detector = state.detector.clone();
+    if let Some(c) = query.min_confidence {
+        if !(0.0..=1.0).contains(&c) {
+            return Err(ApiError::bad(
+                "bad_min_confidence",
+                "min_confidence must be between 0 and 1",
+            ));
+        }
+        detector = detector.min_confidence(c);
+    }
+    let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    // The scan is CPU work: off the runtime's threads.
+    let scanned = tokio::task::spawn_blocking(move || -> ApiResult<(Vec<u8>, u64)> {
+        let lines: Vec<Vec<u8>> = if array {
+            let items: Vec<serde_json::Value> = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::bad(
+                    "bad_record",
+                    format!(
+                        "not a JSON array of records: line {}, column {}",
+                        e.line(),
+                        e.column()
+                    ),
+                )
+            })?;
+            items.iter().map(|v| serde_json::to_vec(v).unwrap_or_default()).collect()
+        } else {
+            body.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect()
+        };
+        let (mut out, mut all, mut skipped) = (Vec::new(), Vec::new(), 0u64);
+        for (n, line) in lines.iter().enumerate() {
+            match scan_line(&detector, line) {
+                LineResult::Scanned(found) if array => all.extend(found),
+                LineResult::Scanned(found) => {
+                    for f in found {
+                        serde_json::to_writer(&mut out, &f)
+                            .map_err(|e| ApiError::bad("bad_record", e.to_string()))?;
+                        out.push(b'\n');
+                    }
+                }
+                LineResult::Blank => {}
+                LineResult::NotUtf8 => skipped += 1,
+                LineResult::Malformed(why) => {
+                    let at = if array { "item" } else { "line" };
+                    return Err(ApiError::bad("bad_record", format!("{at} {}: {why}", n + 1)));
+                }
+            }
+        }
+        if array {
+            out = serde_json::to_vec(&all).unwrap_or_default();
+        }
+        Ok((out, skipped))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let (out, skipped) = scanned;
+    let mut resp = Response::new(Body::from(out));
+    let content_type = if array { "application/json" } else { "application/x-ndjson" };
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert("x-skipped-lines", HeaderValue::from(skipped));
+    Ok(resp)
 }

@@ -15,7 +15,7 @@ use crate::memory::sync::Cache;
 use omnicache_core::clock::duration_nanos;
 use omnicache_core::{
     AdmissionPolicy, AtomicStats, CacheEvent, DynTier, Error, EventListener, PolicyFactory,
-    PrefetchAdvisor, RemovalCause, Result, SharedClock, StatsRecorder, Transform,
+    PrefetchAdvisor, RemovalCause, Result, SharedClock, StatsRecorder, Transform, WriteGuard,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -50,6 +50,8 @@ pub struct TieredCacheBuilder {
     pub(super) l1_policy: Option<Arc<dyn PolicyFactory>>,
     pub(super) listeners: Vec<Arc<dyn EventListener>>,
     pub(super) transforms: Vec<Arc<dyn Transform>>,
+    pub(super) on_demand: Option<Arc<dyn Transform>>,
+    pub(super) guard: Option<Arc<dyn WriteGuard>>,
     pub(super) recorder: Option<Arc<dyn StatsRecorder>>,
     pub(super) sample_every: u32,
     pub(super) prefetch: Option<(Arc<dyn PrefetchAdvisor>, PrefetchLimits)>,
@@ -255,9 +257,29 @@ impl TieredCacheBuilder {
         self
     }
 
+    /// A transform applied, on top of the others, only to entries tagged
+    /// [`ENCRYPT_TAG`](omnicache_core::ENCRYPT_TAG) (which a [`write_guard`](Self::write_guard)
+    /// adds when its policy says a value must be encrypted), so a cache that does not encrypt
+    /// by default still never stores those in the clear below memory. Not applied when a
+    /// transform of the stack already sets its flag. Default: none.
+    pub fn encrypt_on_demand(mut self, transform: Arc<dyn Transform>) -> Self {
+        self.on_demand = Some(transform);
+        self
+    }
+
+    /// Looks at every value before it is stored ([`WriteGuard`]): refused values fail the
+    /// `put` with [`ErrorKind::Rejected`](omnicache_core::ErrorKind::Rejected) and are stored
+    /// nowhere; a guard may replace a value (redaction), add tags, or ask for encryption below
+    /// memory ([`encrypt_on_demand`](Self::encrypt_on_demand)). Loaded values pass the guard
+    /// too; a refused one is returned to its caller but not cached. Default: none.
+    pub fn write_guard(mut self, guard: Arc<dyn WriteGuard>) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
     /// Builds the cache and starts its background writer on the current Tokio runtime.
     pub fn build(self) -> Result<TieredCache> {
-        let transforms = Transforms::new(self.transforms)?;
+        let transforms = Transforms::new(self.transforms, self.on_demand)?;
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::invalid_input("TieredCache::build must be called inside a Tokio runtime")
         })?;
@@ -383,6 +405,7 @@ impl TieredCacheBuilder {
             events,
             eager,
             transforms,
+            guard: self.guard,
             transform_errors: AtomicU64::new(0),
             recorder: self.recorder,
             sampling: Sampling::new(self.sample_every),

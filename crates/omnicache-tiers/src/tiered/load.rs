@@ -13,6 +13,9 @@ use std::sync::Arc;
 pub(super) type Flights =
     crate::memory::flight::Flights<Vec<u8>, AsyncWaiter<Arc<Entry>>, foldhash::fast::RandomState>;
 
+/// One item of a batch write: key, value, options.
+pub(super) type Item = (Vec<u8>, Vec<u8>, PutOptions);
+
 impl TieredCache {
     /// The entry for `key`; on a miss in L1 and every tier, `load`'s value, stored with
     /// `options` and returned. Concurrent callers for one key share one lookup of the tiers and
@@ -126,15 +129,74 @@ impl TieredCache {
         encoding: Encoding,
         options: PutOptions,
     ) -> Arc<Entry> {
+        if self.inner.guard.is_none() {
+            return self.store_checked(key, value, encoding, options, true).await;
+        }
+        match self.guarded(key, value.clone(), options.clone()) {
+            Ok((value, options)) => self.store_checked(key, value, encoding, options, true).await,
+            // A value the guard refuses goes back to its caller, cached nowhere.
+            Err(_) => self.store_checked(key, value, encoding, options, false).await,
+        }
+    }
+
+    /// Stores a value the guard passed (`store` false: only builds the entry).
+    async fn store_checked(
+        &self,
+        key: &[u8],
+        value: Vec<u8>,
+        encoding: Encoding,
+        options: PutOptions,
+        store: bool,
+    ) -> Arc<Entry> {
         let inner = &self.inner;
         let now = inner.clock.now();
         let ttl = options.ttl.or(inner.default_ttl);
         let meta = Inner::meta(now, ttl, value.len(), options.tags, options.subject);
         let entry = TierEntry { value, meta, encoding };
-        if key.is_empty() {
+        if key.is_empty() || !store {
             return Arc::new(entry);
         }
         self.store(key, entry, options.cold, now).await
+    }
+
+    /// `value` and `options` as the write guard lets them be stored (redacted, tagged), or its
+    /// refusal.
+    pub(super) fn guarded(
+        &self,
+        key: &[u8],
+        value: Vec<u8>,
+        mut options: PutOptions,
+    ) -> omnicache_core::Result<(Vec<u8>, PutOptions)> {
+        let Some(guard) = &self.inner.guard else { return Ok((value, options)) };
+        let inspection = guard.inspect(key, &value)?;
+        let mut add = inspection.tags;
+        if inspection.encrypt {
+            add.push(omnicache_core::ENCRYPT_TAG.to_string());
+        }
+        for tag in add {
+            if !options.tags.contains(&tag) {
+                options.tags.push(tag);
+            }
+        }
+        Ok((inspection.replace.unwrap_or(value), options))
+    }
+
+    /// [`guarded`](Self::guarded) for a batch: all of it, or the first refusal (naming the
+    /// item), before anything is stored.
+    pub(super) fn guard_all(&self, items: Vec<Item>) -> omnicache_core::Result<Vec<Item>> {
+        if self.inner.guard.is_none() {
+            return Ok(items);
+        }
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value, options))| {
+                let (value, options) = self
+                    .guarded(&key, value, options)
+                    .map_err(|e| e.context(format!("item {i}")))?;
+                Ok((key, value, options))
+            })
+            .collect()
     }
 
     /// [`put`](Self::put) of bytes made with `encoding` (a typed cache's codec).
@@ -148,7 +210,8 @@ impl TieredCache {
         if key.is_empty() {
             return Err(omnicache_core::Error::invalid_input("a cache key must not be empty"));
         }
-        self.store_value(key, value, encoding, options).await;
+        let (value, options) = self.guarded(key, value, options)?;
+        self.store_checked(key, value, encoding, options, true).await;
         Ok(())
     }
 }

@@ -196,6 +196,8 @@ struct Inner {
     eager: Arc<[Option<usize>]>,
     /// Applied to values on their way to the tiers, undone on the way back.
     transforms: Transforms,
+    /// Looks at values before they are stored, when given.
+    guard: Option<Arc<dyn omnicache_core::WriteGuard>>,
     /// Values that stayed out of the tiers because a transform failed on them.
     transform_errors: AtomicU64,
     /// The caller's recorder, if any: hits and misses of the whole cache, promotions,
@@ -258,6 +260,8 @@ impl TieredCache {
             l1_policy: None,
             listeners: Vec::new(),
             transforms: Vec::new(),
+            on_demand: None,
+            guard: None,
             recorder: None,
             sample_every: 0,
             prefetch: None,
@@ -456,6 +460,7 @@ impl TieredCache {
         if items.iter().any(|(k, _, _)| k.is_empty()) {
             return Err(Error::invalid_input("a cache key must not be empty"));
         }
+        let items = self.guard_all(items)?;
         let inner = &self.inner;
         let now = inner.clock.now();
         let mut batch = Vec::with_capacity(items.len());

@@ -3,35 +3,54 @@
 //! to undo. L1 holds values as written; every tier below holds them transformed.
 
 use omnicache_core::envelope::flags;
-use omnicache_core::{Encoding, Error, ErrorKind, Result, TierEntry, Transform, TransformContext};
+use omnicache_core::{
+    Encoding, Error, ErrorKind, Result, TierEntry, Transform, TransformContext, ENCRYPT_TAG,
+};
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-/// The transforms of one tiered cache, in the order they apply on the way down.
+/// The transforms of one tiered cache, in the order they apply on the way down, and the
+/// on-demand one applied on top to entries tagged [`ENCRYPT_TAG`] when the stack does not already
+/// set its flag (encryption a write guard asked for in a cache that does not encrypt).
 #[derive(Clone, Default)]
-pub(super) struct Transforms(Arc<[Arc<dyn Transform>]>);
+pub(super) struct Transforms {
+    stack: Arc<[Arc<dyn Transform>]>,
+    on_demand: Option<Arc<dyn Transform>>,
+}
 
 impl fmt::Debug for Transforms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.iter()).finish()
+        f.debug_struct("Transforms")
+            .field("stack", &self.stack)
+            .field("on_demand", &self.on_demand)
+            .finish()
     }
+}
+
+fn check_flag(t: &Arc<dyn Transform>) -> Result<u8> {
+    let flag = t.flag();
+    if flag.count_ones() != 1 || flag & !flags::KNOWN != 0 {
+        return Err(Error::invalid_input(format!(
+            "transform {t:?} sets flag {flag:#04x}; it must set exactly one of the \
+             envelope's flag bits ({:#04x})",
+            flags::KNOWN
+        )));
+    }
+    Ok(flag)
 }
 
 impl Transforms {
     /// The stack, checked: each transform sets one flag bit the envelope format defines, and no
-    /// two set the same one (a reader could not tell which to undo).
-    pub(super) fn new(stack: Vec<Arc<dyn Transform>>) -> Result<Self> {
+    /// two set the same one (a reader could not tell which to undo). The on-demand transform
+    /// may share a stack transform's flag (it is then never applied).
+    pub(super) fn new(
+        stack: Vec<Arc<dyn Transform>>,
+        on_demand: Option<Arc<dyn Transform>>,
+    ) -> Result<Self> {
         let mut seen = 0u8;
         for t in &stack {
-            let flag = t.flag();
-            if flag.count_ones() != 1 || flag & !flags::KNOWN != 0 {
-                return Err(Error::invalid_input(format!(
-                    "transform {t:?} sets flag {flag:#04x}; it must set exactly one of the \
-                     envelope's flag bits ({:#04x})",
-                    flags::KNOWN
-                )));
-            }
+            let flag = check_flag(t)?;
             if seen & flag != 0 {
                 return Err(Error::invalid_input(format!(
                     "two transforms set flag {flag:#04x}; each needs its own"
@@ -39,18 +58,31 @@ impl Transforms {
             }
             seen |= flag;
         }
-        Ok(Transforms(stack.into()))
+        if let Some(t) = &on_demand {
+            check_flag(t)?;
+        }
+        Ok(Transforms { stack: stack.into(), on_demand })
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.stack.is_empty() && self.on_demand.is_none()
+    }
+
+    fn stack_flags(&self) -> u8 {
+        self.stack.iter().fold(0u8, |f, t| f | t.flag())
+    }
+
+    /// The on-demand transform, when the stack lacks its flag.
+    fn extra(&self) -> Option<&Arc<dyn Transform>> {
+        self.on_demand.as_ref().filter(|t| self.stack_flags() & t.flag() == 0)
     }
 
     /// `entry` as the tiers store it. An entry that arrives already transformed (written into
     /// this cache as a [`Tier`](omnicache_core::Tier) by one with its own transforms) passes
     /// unchanged when this cache has none, and is refused when it has some.
     pub(super) fn down(&self, key: &[u8], entry: &TierEntry) -> Result<TierEntry> {
-        if self.0.is_empty() {
+        let extra = self.extra().filter(|_| entry.meta.tags.iter().any(|t| t == ENCRYPT_TAG));
+        if self.stack.is_empty() && extra.is_none() {
             return Ok(entry.clone());
         }
         if entry.encoding.flags != 0 {
@@ -60,7 +92,7 @@ impl Transforms {
         }
         let mut encoding = entry.encoding;
         let mut value = Cow::Borrowed(entry.value.as_slice());
-        for t in self.0.iter() {
+        for t in self.stack.iter().chain(extra) {
             let key_id = t.key_id();
             value = Cow::Owned(t.forward(&value, &TransformContext { key, key_id })?);
             encoding.flags |= t.flag();
@@ -75,9 +107,13 @@ impl Transforms {
     /// transform it lacks, or a keyed transform's key that is no longer the current one (after
     /// a rotation). Such entries are rewritten by [`TieredCache::retransform`](super::TieredCache::retransform).
     pub(super) fn is_stale(&self, encoding: &omnicache_core::Encoding) -> bool {
-        self.0.iter().any(|t| {
+        let stack_stale = self.stack.iter().any(|t| {
             encoding.flags & t.flag() == 0 || (t.key_id() != 0 && encoding.key_id != t.key_id())
-        })
+        });
+        let extra_stale = self.extra().is_some_and(|t| {
+            encoding.flags & t.flag() != 0 && t.key_id() != 0 && encoding.key_id != t.key_id()
+        });
+        stack_stale || extra_stale
     }
 
     /// The entry as it was written, from what a tier returned: each transform whose flag is set
@@ -88,7 +124,8 @@ impl Transforms {
         if applied == 0 {
             return Ok(entry);
         }
-        let known = self.0.iter().fold(0u8, |f, t| f | t.flag());
+        let extra = self.extra();
+        let known = self.stack_flags() | extra.map_or(0, |t| t.flag());
         if applied & !known != 0 {
             return Err(Error::new(
                 ErrorKind::Codec,
@@ -101,7 +138,9 @@ impl Transforms {
         }
         let ctx = TransformContext { key, key_id: entry.encoding.key_id };
         let mut value = entry.value;
-        for t in self.0.iter().rev().filter(|t| applied & t.flag() != 0) {
+        for t in
+            extra.into_iter().chain(self.stack.iter().rev()).filter(|t| applied & t.flag() != 0)
+        {
             value = t.inverse(&value, &ctx)?;
         }
         let encoding = Encoding { codec: entry.encoding.codec, ..Encoding::RAW };
@@ -154,7 +193,7 @@ mod tests {
     }
 
     fn stack(ts: Vec<Arc<dyn Transform>>) -> Transforms {
-        Transforms::new(ts).unwrap()
+        Transforms::new(ts, None).unwrap()
     }
 
     #[test]
@@ -166,6 +205,26 @@ mod tests {
         assert_eq!(down.encoding.key_id, 7);
         assert_ne!(down.value, b"aabbcc", "the XOR ran after the doubling");
         assert_eq!(s.up(b"k", down).unwrap(), e);
+    }
+
+    #[test]
+    fn the_on_demand_transform_applies_to_tagged_entries_only_and_never_twice() {
+        let s = Transforms::new(vec![Arc::new(Twice)], Some(Arc::new(Xor(9)))).unwrap();
+        let plain = TierEntry::new(b"abc".to_vec(), EntryMeta::new(1));
+        let mut tagged = plain.clone();
+        tagged.meta.tags.push(ENCRYPT_TAG.into());
+        assert_eq!(s.down(b"k", &plain).unwrap().encoding.flags, flags::COMPRESSED);
+        let down = s.down(b"k", &tagged).unwrap();
+        assert_eq!(down.encoding.flags, flags::COMPRESSED | flags::ENCRYPTED);
+        assert_eq!(down.encoding.key_id, 9);
+        assert_eq!(s.up(b"k", down).unwrap(), tagged);
+        // A stack that encrypts already: the on-demand one is never applied.
+        let s = Transforms::new(vec![Arc::new(Xor(1))], Some(Arc::new(Xor(9)))).unwrap();
+        assert_eq!(s.down(b"k", &tagged).unwrap().encoding.key_id, 1);
+        // Only the on-demand one: untagged entries pass as they are.
+        let s = Transforms::new(vec![], Some(Arc::new(Xor(9)))).unwrap();
+        assert_eq!(s.down(b"k", &plain).unwrap(), plain);
+        assert_eq!(s.up(b"k", s.down(b"k", &tagged).unwrap()).unwrap(), tagged);
     }
 
     #[test]
@@ -204,7 +263,7 @@ mod tests {
         }
         for bad in [vec![Flag(0)], vec![Flag(0x80)], vec![Flag(3)], vec![Flag(1), Flag(1)]] {
             let ts = bad.into_iter().map(|f| Arc::new(f) as Arc<dyn Transform>).collect();
-            assert_eq!(Transforms::new(ts).unwrap_err().kind(), ErrorKind::InvalidInput);
+            assert_eq!(Transforms::new(ts, None).unwrap_err().kind(), ErrorKind::InvalidInput);
         }
     }
 }
