@@ -88,3 +88,20 @@ impl http_body::Body for ChannelBody {
             .map(|chunk| chunk.map(|r| r.map(|b| http_body::Frame::data(bytes::Bytes::from(b)))))
     }
 }
+
+/// A cache's PII guard over the server's stored values: scans the body (not the content-type
+/// framing) and keeps the framing around a redacted body.
+#[derive(Debug)]
+pub(crate) struct PackedPiiGuard(pub(crate) std::sync::Arc<omnicache_security::pii::PiiGuard>);
+
+impl omnicache_core::WriteGuard for PackedPiiGuard {
+    fn inspect(&self, _key: &[u8], value: &[u8]) -> omnicache_core::Result<omnicache_core::Inspection> {
+        let (content_type, body) = unpack_value(value);
+        let mut inspection = self.0.inspect_text(body)?;
+        // A value without the framing (written by a library user) is its own body.
+        if let Some(ct) = content_type {
+            inspection.replace = inspection.replace.map(|redacted| pack_value(ct, &redacted));
+        }
+        Ok(inspection)
+    }
+}

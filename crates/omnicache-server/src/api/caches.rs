@@ -74,6 +74,10 @@ pub(crate) struct CreateCache {
     /// Compress values stored below memory (LZ4, before encryption). Default: false.
     #[serde(default)]
     pub(super) compress: Option<bool>,
+    /// Scan values for personal data and secrets on every write, with an action per kind.
+    /// Default: no scanning.
+    #[serde(default)]
+    pub(super) pii: Option<crate::config::PiiSpec>,
 }
 
 impl CreateCache {
@@ -87,6 +91,7 @@ impl CreateCache {
             tiers: self.tiers,
             encrypt: self.encrypt,
             compress: self.compress,
+            pii: self.pii,
         };
         (self.name, spec)
     }
@@ -315,6 +320,7 @@ pub(super) async fn delete_cache(
             }
         };
         let Some(n) = removed else { return Err(not_found(&name)) };
+        state.pii_guards.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&name);
         n.cache.invalidate(&Invalidation::All).await;
         n.cache.shutdown().await;
         drop(n);
@@ -393,6 +399,25 @@ pub(crate) struct CacheStats {
     /// The HTTP response cache's counters, when this cache stores the responses of
     /// `omnicache proxy`; null otherwise.
     pub(super) http: Option<HttpCounters>,
+    /// What the cache's PII policy did, when it has one; null otherwise.
+    pub(super) pii: Option<PiiCounters>,
+}
+
+/// What a cache's PII policy has done since start.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct PiiCounters {
+    /// Values scanned as text.
+    pub(super) scanned: u64,
+    /// Values that were not UTF-8, stored unscanned.
+    pub(super) skipped_binary: u64,
+    /// Writes refused (422).
+    pub(super) rejected: u64,
+    /// Values stored with findings masked.
+    pub(super) redacted: u64,
+    /// Values encrypted below memory by the policy.
+    pub(super) encrypted: u64,
+    /// Values holding each kind (kinds never seen are left out).
+    pub(super) kinds: BTreeMap<String, u64>,
 }
 
 /// What the HTTP response cache in front of an origin has done since start.
@@ -477,6 +502,7 @@ pub(super) async fn cache_stats(
         })
         .collect();
     let lookups = s.hits + s.misses;
+    let pii = state.pii_guards.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&name).cloned();
     Ok(Json(CacheStats {
         name,
         policy: cache.l1_policy_name(),
@@ -490,6 +516,17 @@ pub(super) async fn cache_stats(
         removals,
         tiers,
         http,
+        pii: pii.map(|g| {
+            let p = g.stats();
+            PiiCounters {
+                scanned: p.scanned,
+                skipped_binary: p.skipped_binary,
+                rejected: p.rejected,
+                redacted: p.redacted,
+                encrypted: p.encrypted,
+                kinds: p.kinds.into_iter().map(|(k, n)| (k.to_string(), n)).collect(),
+            }
+        }),
     }))
 }
 

@@ -57,6 +57,8 @@ impl From<Error> for ApiError {
         let status = match e.kind() {
             omnicache_core::ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
             omnicache_core::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            // A cache's PII policy refused the value; the message names the kinds only.
+            omnicache_core::ErrorKind::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
             omnicache_core::ErrorKind::Unavailable | omnicache_core::ErrorKind::Timeout => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

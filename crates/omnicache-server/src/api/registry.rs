@@ -3,6 +3,7 @@
 //! errors.
 
 use super::*;
+use omnicache_security::pii::PiiAction;
 
 /// The SQLite file of cache `name` under `data_dir`.
 pub fn cache_db_path(data_dir: &std::path::Path, name: &str) -> PathBuf {
@@ -38,6 +39,8 @@ pub struct AppState {
     auth_failures: std::sync::Mutex<(u64, u32)>,
     /// Finds personal data for `POST /security/scan` and the caches' PII policies.
     pub(super) detector: omnicache_security::pii::Detector,
+    /// The PII guard of each cache that has a policy, for its stats.
+    pub(super) pii_guards: std::sync::Mutex<BTreeMap<String, Arc<omnicache_security::pii::PiiGuard>>>,
 }
 
 /// The most authentication failures the audit log records in one second.
@@ -70,6 +73,7 @@ impl AppState {
             _lock: lock,
             ring: std::sync::OnceLock::new(),
             detector: omnicache_security::pii::Detector::new(),
+            pii_guards: Default::default(),
         };
         let mut specs: Vec<(String, CacheSpec, bool)> = Vec::new();
         if !state.config.caches.contains_key("default") {
@@ -257,6 +261,19 @@ impl AppState {
         if spec.encrypt == Some(true) {
             let ring = self.key_ring()?;
             b = b.transform(Arc::new(omnicache_security::Encrypt::new(ring, name)));
+        }
+        if let Some(pii) = &spec.pii {
+            let policy = pii.policy();
+            let (default, named) = policy.actions();
+            let encrypts = default == PiiAction::Encrypt || named.values().any(|a| *a == PiiAction::Encrypt);
+            if encrypts && spec.encrypt != Some(true) {
+                let ring = self.key_ring()?;
+                b = b.encrypt_on_demand(Arc::new(omnicache_security::Encrypt::new(ring, name)));
+            }
+            let detector = self.detector.clone().min_confidence(pii.min_confidence.unwrap_or(0.5));
+            let guard = Arc::new(omnicache_security::pii::PiiGuard::new(detector, policy));
+            b = b.write_guard(Arc::new(crate::value::PackedPiiGuard(guard.clone())));
+            self.pii_guards.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_string(), guard);
         }
         let default_tiers = [TierSpec::disk()];
         for t in spec.tiers.as_deref().unwrap_or(&default_tiers) {
