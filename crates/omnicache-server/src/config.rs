@@ -791,11 +791,29 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/omnicache.toml");
         let c = ServerConfig::load(Some(&path), env(&[])).unwrap();
         assert!(c.caches.contains_key("sessions"), "{c:?}");
+        let pii = c.caches["sessions"].pii.as_ref().expect("the example shows a PII policy");
+        assert_eq!(pii.policy().action_for(PiiKind::CreditCard), PiiAction::Reject);
+        assert_eq!(pii.policy().action_for(PiiKind::Email), PiiAction::Tag, "the default");
         // An example holds no working credential: no key, and no SHA-256 anywhere in it.
         assert!(c.keys.is_empty(), "the example declares a key");
         let text = std::fs::read_to_string(&path).unwrap();
         let hex_run = text.split(|ch: char| !ch.is_ascii_hexdigit()).any(|w| w.len() >= 64);
         assert!(!hex_run, "the example holds a key hash");
+    }
+
+    #[test]
+    fn a_pii_policy_with_an_unknown_action_or_kind_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        for (body, names) in [
+            ("[caches.u.pii]\nemail = \"hide\"\n", "caches.u.pii.email"),
+            ("[caches.u.pii]\nssn = \"reject\"\n", "us_ssn"),
+            ("[caches.u.pii]\nmin_confidence = 2.0\n", "caches.u.pii.min_confidence"),
+        ] {
+            std::fs::write(&file, body).unwrap();
+            let err = ServerConfig::load(Some(&file), env(&[])).unwrap_err().to_string();
+            assert!(err.contains(names), "{body}: {err}");
+        }
     }
 
     #[test]
