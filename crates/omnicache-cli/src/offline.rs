@@ -296,7 +296,8 @@ pub(super) fn security_command(command: SecurityCommand) -> Outcome<()> {
             });
             if v["complete"] != Value::Bool(true) {
                 return Err(Failure::failed(
-                    "a tier could not be reached: erase again once it is back",
+                    "a tier could not be reached: the server keeps the erasure, serves nothing \
+                     of the subject from that tier and applies it when the tier is back",
                 ));
             }
         }

@@ -11,7 +11,13 @@ use std::process::Stdio;
 
 fn call(s: &Server, method: &str, path: &str, body: &[u8]) -> Reply {
     let auth = format!("Bearer {}", s.key.as_deref().unwrap());
-    request(&s.addr, method, path, &[("Authorization", &auth), ("Content-Type", "application/json")], body)
+    request(
+        &s.addr,
+        method,
+        path,
+        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        body,
+    )
 }
 
 fn scan_stdin(input: &[u8], args: &[&str]) -> std::process::Output {
@@ -53,7 +59,8 @@ fn scan_reads_json_lines_and_prints_one_line_per_finding() {
     assert_eq!(kinds, [("m1", "email"), ("m1", "phone"), ("m3", "iban"), ("m3", "us_ssn")]);
     let text = "Write to ana.lima@example.org or call +44 20 7946 0958.";
     let email = &found[0];
-    let (start, end) = (email["start"].as_u64().unwrap() as usize, email["end"].as_u64().unwrap() as usize);
+    let (start, end) =
+        (email["start"].as_u64().unwrap() as usize, email["end"].as_u64().unwrap() as usize);
     assert_eq!(&text[start..end], "ana.lima@example.org", "byte offsets into the text");
     assert!(email["confidence"].as_f64().unwrap() >= 0.5);
     // Standard input, `-` or nothing: the same.
@@ -101,10 +108,14 @@ fn the_server_scans_and_applies_a_cache_policy_on_writes() {
     let r = call(&s, "POST", "/security/scan", INPUT.as_bytes());
     assert_eq!(r.status, 200, "{}", r.body_text());
     assert_eq!(r.body_text().lines().count(), 4);
-    let one: serde_json::Value = serde_json::from_str(r.body_text().lines().next().unwrap()).unwrap();
+    let one: serde_json::Value =
+        serde_json::from_str(r.body_text().lines().next().unwrap()).unwrap();
     assert_eq!(one["kind"], "email");
     let r = call(&s, "POST", "/security/scan", br#"[{"id": 7, "text": "ana@example.org"}]"#);
-    assert_eq!(r.json(), serde_json::json!([{"id": 7, "kind": "email", "start": 0, "end": 15, "confidence": 0.97}]));
+    assert_eq!(
+        r.json(),
+        serde_json::json!([{"id": 7, "kind": "email", "start": 0, "end": 15, "confidence": 0.97}])
+    );
     let r = call(&s, "POST", "/security/scan", b"{\"id\": 1}\n");
     assert_eq!((r.status, r.error_code()), (400, "bad_record".to_string()));
 
@@ -113,16 +124,34 @@ fn the_server_scans_and_applies_a_cache_policy_on_writes() {
         "default": "tag", "credit_card": "reject", "us_ssn": "reject", "phone": "redact", "email": "encrypt"}});
     let r = call(&s, "POST", "/caches", spec.to_string().as_bytes());
     assert!(r.status < 300, "{}", r.body_text());
-    let r = call(&s, "PUT", "/caches/profiles/entries/p1", b"{\"card\": \"4111 1111 1111 1111\", \"ssn\": \"536-90-4399\"}");
+    let r = call(
+        &s,
+        "PUT",
+        "/caches/profiles/entries/p1",
+        b"{\"card\": \"4111 1111 1111 1111\", \"ssn\": \"536-90-4399\"}",
+    );
     assert_eq!((r.status, r.error_code()), (422, "rejected".to_string()), "{}", r.body_text());
     let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
-    assert!(msg.contains("credit_card") && msg.contains("us_ssn") && !msg.contains("4111"), "{msg}");
+    assert!(
+        msg.contains("credit_card") && msg.contains("us_ssn") && !msg.contains("4111"),
+        "{msg}"
+    );
     assert_eq!(call(&s, "GET", "/caches/profiles/entries/p1", b"").status, 404, "nothing stored");
 
-    assert!(call(&s, "PUT", "/caches/profiles/entries/p2", b"call +44 20 7946 0958 today").status < 300);
-    assert_eq!(call(&s, "GET", "/caches/profiles/entries/p2", b"").body_text(), "call **************** today");
-    assert!(call(&s, "PUT", "/caches/profiles/entries/p3", b"mail ana.lima@example.org").status < 300);
-    assert_eq!(call(&s, "GET", "/caches/profiles/entries/p3", b"").body_text(), "mail ana.lima@example.org");
+    assert!(
+        call(&s, "PUT", "/caches/profiles/entries/p2", b"call +44 20 7946 0958 today").status < 300
+    );
+    assert_eq!(
+        call(&s, "GET", "/caches/profiles/entries/p2", b"").body_text(),
+        "call **************** today"
+    );
+    assert!(
+        call(&s, "PUT", "/caches/profiles/entries/p3", b"mail ana.lima@example.org").status < 300
+    );
+    assert_eq!(
+        call(&s, "GET", "/caches/profiles/entries/p3", b"").body_text(),
+        "mail ana.lima@example.org"
+    );
     assert!(call(&s, "PUT", "/caches/profiles/entries/p4", b"from 203.0.113.9").status < 300);
     let stats = call(&s, "GET", "/caches/profiles/stats", b"").json();
     assert_eq!(stats["pii"]["rejected"], 1, "{stats}");

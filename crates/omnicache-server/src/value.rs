@@ -95,7 +95,11 @@ impl http_body::Body for ChannelBody {
 pub(crate) struct PackedPiiGuard(pub(crate) std::sync::Arc<omnicache_security::pii::PiiGuard>);
 
 impl omnicache_core::WriteGuard for PackedPiiGuard {
-    fn inspect(&self, _key: &[u8], value: &[u8]) -> omnicache_core::Result<omnicache_core::Inspection> {
+    fn inspect(
+        &self,
+        _key: &[u8],
+        value: &[u8],
+    ) -> omnicache_core::Result<omnicache_core::Inspection> {
         let (content_type, body) = unpack_value(value);
         let mut inspection = self.0.inspect_text(body)?;
         // A value without the framing (written by a library user) is its own body.

@@ -326,6 +326,7 @@ pub(super) async fn delete_cache(
         drop(n);
         state.save_specs()?;
         // Its SQLite file (and journal) in the data directory goes too: nothing stays readable.
+        let _ = std::fs::remove_file(state.config.data_dir.join(format!("missed-{name}.json")));
         let db = cache_db_path(&state.config.data_dir, &name);
         for suffix in ["", "-wal", "-shm"] {
             let mut p = db.clone().into_os_string();
@@ -502,7 +503,12 @@ pub(super) async fn cache_stats(
         })
         .collect();
     let lookups = s.hits + s.misses;
-    let pii = state.pii_guards.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&name).cloned();
+    let pii = state
+        .pii_guards
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&name)
+        .cloned();
     Ok(Json(CacheStats {
         name,
         policy: cache.l1_policy_name(),

@@ -40,7 +40,8 @@ pub struct AppState {
     /// Finds personal data for `POST /security/scan` and the caches' PII policies.
     pub(super) detector: omnicache_security::pii::Detector,
     /// The PII guard of each cache that has a policy, for its stats.
-    pub(super) pii_guards: std::sync::Mutex<BTreeMap<String, Arc<omnicache_security::pii::PiiGuard>>>,
+    pub(super) pii_guards:
+        std::sync::Mutex<BTreeMap<String, Arc<omnicache_security::pii::PiiGuard>>>,
 }
 
 /// The most authentication failures the audit log records in one second.
@@ -265,7 +266,8 @@ impl AppState {
         if let Some(pii) = &spec.pii {
             let policy = pii.policy();
             let (default, named) = policy.actions();
-            let encrypts = default == PiiAction::Encrypt || named.values().any(|a| *a == PiiAction::Encrypt);
+            let encrypts =
+                default == PiiAction::Encrypt || named.values().any(|a| *a == PiiAction::Encrypt);
             if encrypts && spec.encrypt != Some(true) {
                 let ring = self.key_ring()?;
                 b = b.encrypt_on_demand(Arc::new(omnicache_security::Encrypt::new(ring, name)));
@@ -273,8 +275,13 @@ impl AppState {
             let detector = self.detector.clone().min_confidence(pii.min_confidence.unwrap_or(0.5));
             let guard = Arc::new(omnicache_security::pii::PiiGuard::new(detector, policy));
             b = b.write_guard(Arc::new(crate::value::PackedPiiGuard(guard.clone())));
-            self.pii_guards.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_string(), guard);
+            self.pii_guards
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(name.to_string(), guard);
         }
+        // What a tier misses while down (an erasure above all) is kept here across restarts.
+        b = b.journal(self.config.data_dir.join(format!("missed-{name}.json")));
         let default_tiers = [TierSpec::disk()];
         for t in spec.tiers.as_deref().unwrap_or(&default_tiers) {
             let tier = self.open_tier(name, t).await?;

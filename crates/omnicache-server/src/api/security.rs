@@ -33,8 +33,9 @@ pub(crate) struct CacheErased {
     pub(super) cache: String,
     /// Entries removed from memory.
     pub(super) memory: u64,
-    /// Per tier, in order: entries removed, or null when the tier could not be reached (erase
-    /// again once it is back).
+    /// Per tier, in order: entries removed, or null when the tier could not be reached (the
+    /// erasure is then kept in the data directory, nothing of the subject is served from that
+    /// tier, and it is applied when the tier is back).
     pub(super) tiers: Vec<Option<u64>>,
 }
 
@@ -45,7 +46,8 @@ pub(crate) struct Erased {
     pub(super) subject: String,
     /// Each cache's counts.
     pub(super) caches: Vec<CacheErased>,
-    /// Whether every tier of every cache was reached.
+    /// Whether every tier of every cache was reached (false: the rest is applied when the
+    /// tiers are back).
     pub(super) complete: bool,
 }
 

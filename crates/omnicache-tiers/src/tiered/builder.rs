@@ -51,6 +51,7 @@ pub struct TieredCacheBuilder {
     pub(super) listeners: Vec<Arc<dyn EventListener>>,
     pub(super) transforms: Vec<Arc<dyn Transform>>,
     pub(super) on_demand: Option<Arc<dyn Transform>>,
+    pub(super) journal: Option<std::path::PathBuf>,
     pub(super) guard: Option<Arc<dyn WriteGuard>>,
     pub(super) recorder: Option<Arc<dyn StatsRecorder>>,
     pub(super) sample_every: u32,
@@ -277,8 +278,19 @@ impl TieredCacheBuilder {
         self
     }
 
+    /// A file where the cache keeps the invalidations and erasures a tier missed while it was
+    /// down, so that after a restart it still serves nothing they cover from that tier and
+    /// applies them once the tier is back. Without one they are kept in memory only. The file
+    /// is written owner-only (an erasure names its data subject) and shrinks as tiers take
+    /// them. Default: none.
+    pub fn journal(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.journal = Some(path.into());
+        self
+    }
+
     /// Builds the cache and starts its background writer on the current Tokio runtime.
     pub fn build(self) -> Result<TieredCache> {
+        let missed = super::missed::Missed::open(self.journal)?;
         let transforms = Transforms::new(self.transforms, self.on_demand)?;
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::invalid_input("TieredCache::build must be called inside a Tokio runtime")
@@ -406,6 +418,7 @@ impl TieredCacheBuilder {
             eager,
             transforms,
             guard: self.guard,
+            missed,
             transform_errors: AtomicU64::new(0),
             recorder: self.recorder,
             sampling: Sampling::new(self.sample_every),

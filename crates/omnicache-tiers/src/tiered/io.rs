@@ -15,6 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 impl Inner {
+    /// Whether an invalidation tier `i` missed while down covers this entry it returned.
+    pub(super) fn missed_by(&self, i: usize, key: &[u8], meta: &omnicache_core::EntryMeta) -> bool {
+        self.missed.len() > 0
+            && self.missed.covers(&super::missed::tier_id(i, self.slots[i].tier.name()), key, meta)
+    }
+
     /// The metadata of a value written now.
     pub(super) fn meta(
         now: Timestamp,

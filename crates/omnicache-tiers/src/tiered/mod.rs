@@ -40,6 +40,7 @@ mod complaints;
 mod cost;
 mod io;
 mod load;
+mod missed;
 mod observe;
 mod order;
 mod place;
@@ -198,6 +199,8 @@ struct Inner {
     transforms: Transforms,
     /// Looks at values before they are stored, when given.
     guard: Option<Arc<dyn omnicache_core::WriteGuard>>,
+    /// Invalidations a tier missed while down.
+    missed: missed::Missed,
     /// Values that stayed out of the tiers because a transform failed on them.
     transform_errors: AtomicU64,
     /// The caller's recorder, if any: hits and misses of the whole cache, promotions,
@@ -261,6 +264,7 @@ impl TieredCache {
             listeners: Vec::new(),
             transforms: Vec::new(),
             on_demand: None,
+            journal: None,
             guard: None,
             recorder: None,
             sample_every: 0,
@@ -318,9 +322,13 @@ impl TieredCache {
                 Some(Ok(Some(found))) => {
                     let now = inner.clock.now();
                     inner.order.observe(found.meta.version);
-                    if found.meta.is_expired(now) || inner.order.superseded(key, &found.meta) {
+                    if found.meta.is_expired(now)
+                        || inner.order.superseded(key, &found.meta)
+                        || inner.missed_by(i, key, &found.meta)
+                    {
                         // Expired, or older than a write or delete of this process whose tier
-                        // work has not reached this tier yet (or could not): not served.
+                        // work has not reached this tier yet (or could not), or covered by an
+                        // invalidation or erasure the tier missed while down: not served.
                         inner.slots[i].stats.add(MISSES, 1);
                         continue;
                     }
@@ -632,8 +640,9 @@ impl TieredCache {
                 Some(Ok(n)) => Some(n),
                 _ => None,
             };
-            if let Some(n) = n {
-                inner.slots[i].stats.removed(cause, n);
+            match n {
+                Some(n) => inner.slots[i].stats.removed(cause, n),
+                None => inner.missed.record(missed::tier_id(i, tier.name()), what, v),
             }
             tiers.push(n);
         }
@@ -645,6 +654,42 @@ impl TieredCache {
         let removed = tiers.iter().flatten().copied().fold(l1_removed, u64::max);
         inner.events.emit(|| CacheEvent::Invalidated { what: what.clone(), removed, origin });
         (l1_removed, tiers)
+    }
+
+    /// Applies again the invalidations and erasures tiers missed while down (see
+    /// [`TieredCacheBuilder::journal`]); returns how many they took now. The sweeper and
+    /// [`probe_failing`](Self::probe_failing) call it.
+    pub async fn retry_missed(&self) -> u64 {
+        let inner = &self.inner;
+        if inner.missed.len() == 0 {
+            return 0;
+        }
+        let mut done = 0;
+        for miss in inner.missed.snapshot() {
+            let Some(i) = (0..inner.slots.len())
+                .find(|&i| missed::tier_id(i, inner.slots[i].tier.name()) == miss.tier)
+            else {
+                // A tier no longer configured: nothing left to apply it to.
+                inner.missed.applied(&miss);
+                continue;
+            };
+            let tier = inner.slots[i].tier.clone();
+            if let Some(Ok(n)) = inner.call(i, tier.invalidate(&miss.what)).await {
+                let cause = match miss.what {
+                    Invalidation::Subject(_) => RemovalCause::Erased,
+                    _ => RemovalCause::Explicit,
+                };
+                inner.slots[i].stats.removed(cause, n);
+                inner.missed.applied(&miss);
+                done += 1;
+            }
+        }
+        done
+    }
+
+    /// Invalidations and erasures a tier missed and has not taken yet.
+    pub fn missed_invalidations(&self) -> usize {
+        self.inner.missed.len()
     }
 
     /// Counts a complaint about `key` (a caller found its value bad); returns whether the entry
@@ -695,6 +740,7 @@ impl TieredCache {
     /// Deletes expired entries from L1 and every tier now; returns how many the tiers deleted.
     pub async fn sweep(&self) -> u64 {
         let inner = &self.inner;
+        self.retry_missed().await;
         inner.l1.run_pending_tasks();
         let mut n = 0;
         for i in 0..inner.slots.len() {

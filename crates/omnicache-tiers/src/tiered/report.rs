@@ -75,6 +75,8 @@ impl TieredCache {
                 self.probe_one(i).await;
             }
         }
+        // A tier back from an outage takes what it missed.
+        self.retry_missed().await;
     }
 
     async fn probe_one(&self, i: usize) -> Option<String> {

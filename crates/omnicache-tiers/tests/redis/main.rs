@@ -530,3 +530,89 @@ fn erasing_a_subject_leaves_nothing_of_it_in_redis_or_on_disk() {
     }
     assert!(!raw.windows(13).any(|w| w == b"alice-private"), "nothing of alice on disk");
 }
+
+/// Every key and value Redis holds, as bytes.
+async fn redis_bytes(url: &str) -> Vec<u8> {
+    let mut conn =
+        redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query_async(&mut conn).await.unwrap();
+    let mut all = Vec::new();
+    for k in &keys {
+        all.extend_from_slice(k);
+        let kind: String = redis::cmd("TYPE").arg(k).query_async(&mut conn).await.unwrap();
+        if kind == "string" {
+            let v: Vec<u8> = redis::cmd("GET").arg(k).query_async(&mut conn).await.unwrap();
+            all.extend(v);
+        } else if kind == "set" {
+            let members: Vec<Vec<u8>> =
+                redis::cmd("SMEMBERS").arg(k).query_async(&mut conn).await.unwrap();
+            members.into_iter().for_each(|m| all.extend(m));
+        }
+    }
+    all
+}
+
+#[test]
+fn an_erase_redis_missed_while_down_is_kept_across_a_restart_and_applied_when_it_is_back() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("missed.json");
+    let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    rt().block_on(async {
+        let open = || async {
+            let redis = Arc::new(
+                RedisTier::builder(server.url())
+                    .namespace("outage")
+                    .timeout(Duration::from_millis(200))
+                    .connect()
+                    .await
+                    .unwrap(),
+            );
+            let disk = Arc::new(DiskTier::open(dir.path().join("outage.db")).unwrap());
+            TieredCache::builder()
+                .tier(redis, WritePolicy::Through)
+                .tier(disk, WritePolicy::Through)
+                .journal(&journal)
+                .sweep_interval(None)
+                .build()
+                .unwrap()
+        };
+        let cache = open().await;
+        for i in 0..40 {
+            let who = if i % 2 == 0 { "alice" } else { "bob" };
+            let opts = PutOptions { subject: Some(who.into()), ..Default::default() };
+            let value = format!("{who}-private-{i:03}").into_bytes();
+            cache.put(format!("k{i}").as_bytes(), value, opts).await.unwrap();
+        }
+        // Redis stops answering during the erase: disk and memory take it, Redis misses it.
+        server.pause();
+        let report = cache.erase("alice").await;
+        assert_eq!(report.l1, 20);
+        assert_eq!(report.tiers.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [None, Some(20)]);
+        assert_eq!(cache.missed_invalidations(), 1);
+        cache.shutdown().await;
+        drop(cache);
+        server.resume();
+        assert!(has(&redis_bytes(&server.url()).await, b"alice-private"), "Redis kept its copies");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&journal).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "the journal names a data subject: owner-only");
+        }
+
+        // A restarted cache: the journal says what Redis missed, so nothing of alice is served
+        // from it, and the next retry applies the erase there.
+        let cache = open().await;
+        assert_eq!(cache.missed_invalidations(), 1);
+        assert!(cache.get(b"k0").await.is_none(), "alice's copy in Redis is not served");
+        assert_eq!(cache.get(b"k1").await.unwrap().value, b"bob-private-001");
+        assert_eq!(cache.retry_missed().await, 1);
+        assert_eq!(cache.missed_invalidations(), 0);
+        let raw = redis_bytes(&server.url()).await;
+        assert!(!has(&raw, b"alice-private"), "nothing of alice left in Redis");
+        assert!(has(&raw, b"bob-private"), "the raw read sees what is there");
+        assert!(!has(&std::fs::read(&journal).unwrap(), b"alice"), "the journal let go of her");
+        cache.shutdown().await;
+    });
+}
