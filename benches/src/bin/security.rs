@@ -13,7 +13,7 @@ use std::time::Instant;
 
 fn transform_pairs_per_sec(enc: &Encrypt, n: usize) -> f64 {
     let value = vec![0x42u8; 1024];
-    let ctx = TransformContext { key: b"bench:key", key_id: enc.key_id() };
+    let ctx = TransformContext::new(b"bench:key", enc.key_id());
     let started = Instant::now();
     for _ in 0..n {
         let sealed = enc.forward(&value, &ctx).expect("encrypt");

@@ -166,3 +166,28 @@ fn the_server_scans_and_applies_a_cache_policy_on_writes() {
     assert!(!contains(&files, b"536-90-4399"), "refused values are stored nowhere");
     assert!(contains(&files, b"203.0.113.9"), "tagged values are stored as they are");
 }
+
+#[test]
+fn erasing_a_subject_destroys_its_data_key_in_a_cache_with_subject_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = serve(&data);
+    let spec = r#"{"name": "records", "encrypt": true, "subject_keys": true}"#;
+    let r = call(&s, "POST", "/caches", spec.as_bytes());
+    assert!(r.status < 300, "{}", r.body_text());
+    let bad = call(&s, "POST", "/caches", br#"{"name": "x", "subject_keys": true}"#);
+    assert_eq!(bad.status, 400, "subject keys need encryption: {}", bad.body_text());
+    for (k, who) in [("a1", "alice"), ("b1", "bob")] {
+        let path = format!("/caches/records/entries/{k}?subject={who}");
+        assert!(call(&s, "PUT", &path, format!("{who}-secret-record").as_bytes()).status < 300);
+    }
+    let store = std::fs::read_to_string(data.join("subject-keys.json")).unwrap();
+    assert!(!store.contains("alice") && !store.contains("bob"), "the store lists no subject");
+    let erased = call(&s, "POST", "/subjects/alice/erase", b"").json();
+    assert_eq!(erased["key_destroyed"], true, "{erased}");
+    assert_eq!(call(&s, "POST", "/subjects/alice/erase", b"").json()["key_destroyed"], false);
+    assert_eq!(call(&s, "GET", "/caches/records/entries/b1", b"").body_text(), "bob-secret-record");
+    s.stop();
+    let files = raw(omnicache_server::cache_db_path(&data, "records").parent().unwrap());
+    assert!(!contains(&files, b"secret-record"), "ciphertext only on disk");
+}

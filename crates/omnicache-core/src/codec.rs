@@ -90,6 +90,16 @@ pub struct TransformContext<'a> {
     pub key: &'a [u8],
     /// The key id recorded in the envelope (for key rotation); 0 when unused.
     pub key_id: u32,
+    /// The entry's data subject, if it has one: a transform may keep a key per subject, so
+    /// that destroying the key erases every copy of the subject's data (crypto-shredding).
+    pub subject: Option<&'a str>,
+}
+
+impl<'a> TransformContext<'a> {
+    /// The context of an entry `key` under `key_id`, without a data subject.
+    pub fn new(key: &'a [u8], key_id: u32) -> Self {
+        TransformContext { key, key_id, subject: None }
+    }
 }
 
 /// A reversible bytes-to-bytes step applied to payloads before they leave memory: compression,

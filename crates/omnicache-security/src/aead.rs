@@ -5,7 +5,8 @@
 //! and the envelope format version, so a ciphertext copied to another key, another cache or
 //! another key id fails to decrypt instead of being served as someone else's value.
 
-use crate::keyring::{KeyRing, KeyState};
+use crate::keyring::{Key, KeyRing, KeyState};
+use crate::subject_keys::SubjectKeys;
 use omnicache_core::envelope::{flags, FORMAT_VERSION};
 use omnicache_core::{Error, ErrorKind, Result, Transform, TransformContext};
 use ring::aead::{Aad, Nonce, NONCE_LEN};
@@ -23,6 +24,7 @@ pub struct Encrypt {
     ring: Arc<KeyRing>,
     cache: String,
     refused: AtomicU64,
+    subjects: Option<Arc<SubjectKeys>>,
 }
 
 impl fmt::Debug for Encrypt {
@@ -34,7 +36,17 @@ impl fmt::Debug for Encrypt {
 impl Encrypt {
     /// Encrypts for the cache named `cache` with `ring`'s primary key.
     pub fn new(ring: Arc<KeyRing>, cache: impl Into<String>) -> Encrypt {
-        Encrypt { ring, cache: cache.into(), refused: AtomicU64::new(0) }
+        Encrypt { ring, cache: cache.into(), refused: AtomicU64::new(0), subjects: None }
+    }
+
+    /// Encrypts each entry that has a data subject under that subject's own key from `keys`
+    /// (made on its first write), so destroying the key ([`SubjectKeys::destroy`]) makes every
+    /// copy of the subject's entries unreadable (crypto-shredding). Entries without a subject
+    /// use the ring as before. Default: off.
+    #[must_use]
+    pub fn subject_keys(mut self, keys: Arc<SubjectKeys>) -> Encrypt {
+        self.subjects = Some(keys);
+        self
     }
 
     /// The ring.
@@ -76,6 +88,12 @@ impl Transform for Encrypt {
     }
 
     fn forward(&self, input: &[u8], ctx: &TransformContext<'_>) -> Result<Vec<u8>> {
+        if let (Some(store), Some(subject)) = (&self.subjects, ctx.subject) {
+            let key = store.key_for(subject, true)?.ok_or_else(|| {
+                Error::new(ErrorKind::Unavailable, "the subject key store made no key")
+            })?;
+            return self.seal(&key, self.subject_aad(ctx, subject), input);
+        }
         let mut key =
             self.ring.get(ctx.key_id).filter(|k| k.state() == KeyState::Active).ok_or_else(
                 || Error::new(ErrorKind::Unavailable, "the key ring has no active key"),
@@ -95,6 +113,46 @@ impl Transform for Encrypt {
                 ));
             }
         }
+        self.seal(&key, self.aad(ctx.key, ctx.key_id), input)
+    }
+
+    fn inverse(&self, input: &[u8], ctx: &TransformContext<'_>) -> Result<Vec<u8>> {
+        if input.len() < OVERHEAD {
+            return Err(self.refuse(format!("ciphertext too short ({} bytes)", input.len())));
+        }
+        let mut subject_key_gone = false;
+        if let (Some(store), Some(subject)) = (&self.subjects, ctx.subject) {
+            match store.key_for(subject, false)? {
+                Some(key) => {
+                    if let Some(plain) = open(&key, self.subject_aad(ctx, subject), input) {
+                        return Ok(plain);
+                    }
+                    // Written under the ring's key before subject keys were on: try that.
+                }
+                None => subject_key_gone = true,
+            }
+        }
+        let id = ctx.key_id;
+        let key = match self.ring.get(id) {
+            Some(k) if k.state() != KeyState::Retired => k,
+            Some(_) => return Err(self.refuse(format!("the entry's key {id} is retired"))),
+            None => return Err(self.refuse(format!("the entry's key {id} is not in the ring"))),
+        };
+        open(&key, self.aad(ctx.key, id), input).ok_or_else(|| {
+            if subject_key_gone {
+                self.refuse(
+                    "the entry's data subject has no key (erased): it cannot be read".into(),
+                )
+            } else {
+                self.refuse(format!("the entry does not decrypt under key {id}"))
+            }
+        })
+    }
+}
+
+impl Encrypt {
+    /// `nonce || ciphertext || tag` of `input` under `key`, a fresh random nonce.
+    fn seal(&self, key: &Key, aad: Vec<u8>, input: &[u8]) -> Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
         self.ring.random(&mut nonce)?;
         let mut out = Vec::with_capacity(input.len() + OVERHEAD);
@@ -104,7 +162,7 @@ impl Transform for Encrypt {
             .aead()
             .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(self.aad(ctx.key, ctx.key_id)),
+                Aad::from(aad),
                 &mut out[NONCE_LEN..],
             )
             .map_err(|_| Error::new(ErrorKind::Codec, "AES-GCM refused to encrypt"))?;
@@ -112,29 +170,26 @@ impl Transform for Encrypt {
         Ok(out)
     }
 
-    fn inverse(&self, input: &[u8], ctx: &TransformContext<'_>) -> Result<Vec<u8>> {
-        let id = ctx.key_id;
-        let key = match self.ring.get(id) {
-            Some(k) if k.state() != KeyState::Retired => k,
-            Some(_) => return Err(self.refuse(format!("the entry's key {id} is retired"))),
-            None => return Err(self.refuse(format!("the entry's key {id} is not in the ring"))),
-        };
-        if input.len() < OVERHEAD {
-            return Err(self.refuse(format!("ciphertext too short ({} bytes)", input.len())));
-        }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&input[..NONCE_LEN]);
-        let mut buf = input[NONCE_LEN..].to_vec();
-        let plain = key
-            .aead()
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(self.aad(ctx.key, id)),
-                &mut buf,
-            )
-            .map_err(|_| self.refuse(format!("the entry does not decrypt under key {id}")))?;
-        let n = plain.len();
-        buf.truncate(n);
-        Ok(buf)
+    /// The associated data of an entry sealed under its subject's key: the ring's, in another
+    /// domain, with the subject bound too.
+    fn subject_aad(&self, ctx: &TransformContext<'_>, subject: &str) -> Vec<u8> {
+        let mut aad = self.aad(ctx.key, 0);
+        aad[14] = 0x02;
+        aad.extend_from_slice(&(subject.len() as u32).to_le_bytes());
+        aad.extend_from_slice(subject.as_bytes());
+        aad
     }
+}
+
+/// The plaintext of `nonce || ciphertext || tag`, if it authenticates under `key`.
+fn open(key: &Key, aad: Vec<u8>, input: &[u8]) -> Option<Vec<u8>> {
+    let nonce: [u8; NONCE_LEN] = input.get(..NONCE_LEN)?.try_into().ok()?;
+    let mut buf = input[NONCE_LEN..].to_vec();
+    let n = key
+        .aead()
+        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+        .ok()?
+        .len();
+    buf.truncate(n);
+    Some(buf)
 }

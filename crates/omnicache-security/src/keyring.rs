@@ -53,7 +53,7 @@ impl fmt::Debug for Key {
 }
 
 impl Key {
-    fn new(id: u32, material: Zeroizing<[u8; KEY_LEN]>, state: KeyState) -> Result<Key> {
+    pub(crate) fn new(id: u32, material: Zeroizing<[u8; KEY_LEN]>, state: KeyState) -> Result<Key> {
         let unbound = UnboundKey::new(&AES_256_GCM, material.as_ref())
             .map_err(|_| Error::invalid_input("an AES-256 key must be 32 bytes"))?;
         Ok(Key {
@@ -78,6 +78,10 @@ impl Key {
     /// Encryptions made with this key by this process.
     pub fn encryptions(&self) -> u64 {
         self.encryptions.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn material(&self) -> &[u8; KEY_LEN] {
+        &self.material
     }
 
     pub(crate) fn aead(&self) -> &LessSafeKey {

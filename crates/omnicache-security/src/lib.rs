@@ -16,7 +16,7 @@
 //!
 //! let ring = Arc::new(KeyRing::generate()?);
 //! let enc = Encrypt::new(ring.clone(), "sessions");
-//! let ctx = TransformContext { key: b"session:42", key_id: enc.key_id() };
+//! let ctx = TransformContext::new(b"session:42", enc.key_id());
 //! let sealed = enc.forward(b"alice", &ctx)?;
 //! assert_ne!(&sealed[..], b"alice");
 //! assert_eq!(enc.inverse(&sealed, &ctx)?, b"alice");
@@ -32,7 +32,9 @@ mod compress;
 pub mod files;
 mod keyring;
 pub mod pii;
+mod subject_keys;
 
 pub use aead::{Encrypt, OVERHEAD};
 pub use compress::{Compress, DEFAULT_MAX_VALUE};
 pub use keyring::{Key, KeyRing, KeyState, KEY_LEN, MAX_ENCRYPTIONS};
+pub use subject_keys::SubjectKeys;

@@ -15,7 +15,7 @@ fn ring_with(material: [u8; 32]) -> Arc<KeyRing> {
 }
 
 fn ctx<'a>(key: &'a [u8], enc: &Encrypt) -> TransformContext<'a> {
-    TransformContext { key, key_id: enc.key_id() }
+    TransformContext::new(key, enc.key_id())
 }
 
 #[test]
@@ -40,7 +40,7 @@ fn a_ciphertext_moved_to_another_key_cache_or_key_id_is_refused() {
     let c = ctx(b"k", &users);
     let sealed = users.forward(b"secret", &c).unwrap();
     let refused = |enc: &Encrypt, key: &[u8], key_id: u32| {
-        let e = enc.inverse(&sealed, &TransformContext { key, key_id }).unwrap_err();
+        let e = enc.inverse(&sealed, &TransformContext::new(key, key_id)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Codec);
     };
     refused(&users, b"other", 1);
@@ -99,7 +99,7 @@ fn a_key_rotates_on_its_own_at_its_encryption_limit() {
     // The fourth write under key 1 is refused (nothing is encrypted past the limit) and the
     // ring has moved on; the next write uses the new key.
     assert_eq!(
-        enc.forward(b"v", &TransformContext { key: b"k", key_id: 1 }).unwrap_err().kind(),
+        enc.forward(b"v", &TransformContext::new(b"k", 1)).unwrap_err().kind(),
         ErrorKind::Unavailable
     );
     assert_eq!((ring.rotations(), enc.key_id()), (1, 2));
@@ -167,7 +167,7 @@ fn a_ring_from_a_key_file_writes_every_rotation_back_to_it() {
     let enc = Encrypt::new(ring.clone(), "c");
     enc.forward(b"v", &ctx(b"k", &enc)).unwrap();
     // The limit rotates the ring on its own; the new key is in the file at once.
-    assert!(enc.forward(b"v", &TransformContext { key: b"k", key_id: 1 }).is_err());
+    assert!(enc.forward(b"v", &TransformContext::new(b"k", 1)).is_err());
     assert_eq!(KeyRing::load(&path).unwrap().primary().unwrap().id(), 2);
     // A file that cannot be written: the rotation is refused and taken back.
     std::fs::remove_dir_all(&dir).unwrap();

@@ -5,7 +5,7 @@ use omnicache_core::{ErrorKind, Transform, TransformContext};
 use omnicache_security::Compress;
 use proptest::prelude::*;
 
-const CTX: TransformContext<'static> = TransformContext { key: b"k", key_id: 0 };
+const CTX: TransformContext<'static> = TransformContext { key: b"k", key_id: 0, subject: None };
 
 #[test]
 fn text_shrinks_and_round_trips() {

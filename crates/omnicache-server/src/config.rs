@@ -166,6 +166,11 @@ pub struct CacheSpec {
     /// scanning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pii: Option<PiiSpec>,
+    /// With `encrypt`: encrypt each data subject's entries under a key of its own, destroyed
+    /// when the subject is erased, so no copy anywhere (a backup, a tier that was down) can be
+    /// read again (crypto-shredding). Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_keys: Option<bool>,
 }
 
 /// A cache's personal-data policy: an action per kind of finding, `allow` (store as is),
@@ -495,6 +500,9 @@ impl CacheSpec {
         }
         for (i, t) in self.tiers.iter().flatten().enumerate() {
             t.validate(&format!("{at}.tiers[{i}]"))?;
+        }
+        if self.subject_keys == Some(true) && self.encrypt != Some(true) {
+            return Err(format!("{at}.subject_keys: needs encrypt = true"));
         }
         if let Some(c) = self.pii.as_ref().and_then(|p| p.min_confidence) {
             if !(0.0..=1.0).contains(&c) {

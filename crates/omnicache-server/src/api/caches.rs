@@ -78,6 +78,10 @@ pub(crate) struct CreateCache {
     /// Default: no scanning.
     #[serde(default)]
     pub(super) pii: Option<crate::config::PiiSpec>,
+    /// With `encrypt`: a key per data subject, destroyed by its erasure (crypto-shredding).
+    /// Default: false.
+    #[serde(default)]
+    pub(super) subject_keys: Option<bool>,
 }
 
 impl CreateCache {
@@ -92,6 +96,7 @@ impl CreateCache {
             encrypt: self.encrypt,
             compress: self.compress,
             pii: self.pii,
+            subject_keys: self.subject_keys,
         };
         (self.name, spec)
     }

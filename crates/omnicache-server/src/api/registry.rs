@@ -39,6 +39,8 @@ pub struct AppState {
     auth_failures: std::sync::Mutex<(u64, u32)>,
     /// Finds personal data for `POST /security/scan` and the caches' PII policies.
     pub(super) detector: omnicache_security::pii::Detector,
+    /// The data keys of data subjects, for caches with `subject_keys`.
+    pub(super) subject_keys: std::sync::OnceLock<Arc<omnicache_security::SubjectKeys>>,
     /// The PII guard of each cache that has a policy, for its stats.
     pub(super) pii_guards:
         std::sync::Mutex<BTreeMap<String, Arc<omnicache_security::pii::PiiGuard>>>,
@@ -75,6 +77,7 @@ impl AppState {
             ring: std::sync::OnceLock::new(),
             detector: omnicache_security::pii::Detector::new(),
             pii_guards: Default::default(),
+            subject_keys: std::sync::OnceLock::new(),
         };
         let mut specs: Vec<(String, CacheSpec, bool)> = Vec::new();
         if !state.config.caches.contains_key("default") {
@@ -261,7 +264,11 @@ impl AppState {
         }
         if spec.encrypt == Some(true) {
             let ring = self.key_ring()?;
-            b = b.transform(Arc::new(omnicache_security::Encrypt::new(ring, name)));
+            let mut encrypt = omnicache_security::Encrypt::new(ring, name);
+            if spec.subject_keys == Some(true) {
+                encrypt = encrypt.subject_keys(self.subject_keys()?);
+            }
+            b = b.transform(Arc::new(encrypt));
         }
         if let Some(pii) = &spec.pii {
             let policy = pii.policy();
@@ -301,6 +308,17 @@ impl AppState {
             });
         }
         b.build()
+    }
+
+    /// The data keys of data subjects (`DATA/subject-keys.json`), opened with the key ring
+    /// when the first cache with `subject_keys` is.
+    pub(super) fn subject_keys(&self) -> Result<Arc<omnicache_security::SubjectKeys>> {
+        if let Some(keys) = self.subject_keys.get() {
+            return Ok(keys.clone());
+        }
+        let path = self.config.data_dir.join("subject-keys.json");
+        let keys = Arc::new(omnicache_security::SubjectKeys::open(path, self.key_ring()?)?);
+        Ok(self.subject_keys.get_or_init(|| keys).clone())
     }
 
     /// The encryption keys: the `security.key_file` ring, else one key from the variable

@@ -49,6 +49,9 @@ pub(crate) struct Erased {
     /// Whether every tier of every cache was reached (false: the rest is applied when the
     /// tiers are back).
     pub(super) complete: bool,
+    /// Whether the subject's own data key was destroyed (caches with `subject_keys`): what it
+    /// encrypted is unreadable everywhere, backups included.
+    pub(super) key_destroyed: bool,
 }
 
 /// Erases every entry of a data subject from every cache, in memory and in every tier, through
@@ -73,7 +76,14 @@ pub(super) async fn erase_subject(
             out.push(CacheErased { cache: name, memory: report.l1, tiers });
         }
         let complete = out.iter().all(|c| c.tiers.iter().all(Option::is_some));
-        Ok(Json(Erased { subject: id.clone(), caches: out, complete }))
+        // Last, the key: once it is gone, nothing it sealed can be read, wherever it is.
+        let store = state.config.data_dir.join("subject-keys.json");
+        let key_destroyed = if state.subject_keys.get().is_some() || store.exists() {
+            state.subject_keys()?.destroy(&id)?
+        } else {
+            false
+        };
+        Ok(Json(Erased { subject: id.clone(), caches: out, complete, key_destroyed }))
     }
     .await;
     state.audit(&grant.name, "subject.erase", None, Some(&id), &result);

@@ -92,9 +92,10 @@ impl Transforms {
         }
         let mut encoding = entry.encoding;
         let mut value = Cow::Borrowed(entry.value.as_slice());
+        let subject = entry.meta.subject.as_deref();
         for t in self.stack.iter().chain(extra) {
             let key_id = t.key_id();
-            value = Cow::Owned(t.forward(&value, &TransformContext { key, key_id })?);
+            value = Cow::Owned(t.forward(&value, &TransformContext { key, key_id, subject })?);
             encoding.flags |= t.flag();
             if key_id != 0 {
                 encoding.key_id = key_id;
@@ -136,7 +137,11 @@ impl Transforms {
                 ),
             ));
         }
-        let ctx = TransformContext { key, key_id: entry.encoding.key_id };
+        let ctx = TransformContext {
+            key,
+            key_id: entry.encoding.key_id,
+            subject: entry.meta.subject.as_deref(),
+        };
         let mut value = entry.value;
         for t in
             extra.into_iter().chain(self.stack.iter().rev()).filter(|t| applied & t.flag() != 0)
