@@ -171,6 +171,11 @@ pub struct CacheSpec {
     /// read again (crypto-shredding). Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_keys: Option<bool>,
+    /// The longest an entry written with a data subject lives, in seconds, whatever TTL its
+    /// writer asked for (storage limitation). Default: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0, exclusive_maximum = 1e12)]
+    pub subject_retention_secs: Option<f64>,
 }
 
 /// A cache's personal-data policy: an action per kind of finding, `allow` (store as is),
@@ -501,6 +506,11 @@ impl CacheSpec {
         for (i, t) in self.tiers.iter().flatten().enumerate() {
             t.validate(&format!("{at}.tiers[{i}]"))?;
         }
+        if self.subject_retention_secs.is_some_and(|t| !(t.is_finite() && t > 0.0 && t < 1e12)) {
+            return Err(format!(
+                "{at}.subject_retention_secs: must be a positive number of seconds below 1e12"
+            ));
+        }
         if self.subject_keys == Some(true) && self.encrypt != Some(true) {
             return Err(format!("{at}.subject_keys: needs encrypt = true"));
         }
@@ -817,6 +827,8 @@ mod tests {
             ("[caches.u.pii]\nemail = \"hide\"\n", "caches.u.pii.email"),
             ("[caches.u.pii]\nssn = \"reject\"\n", "us_ssn"),
             ("[caches.u.pii]\nmin_confidence = 2.0\n", "caches.u.pii.min_confidence"),
+            ("[caches.u]\nsubject_retention_secs = -1\n", "caches.u.subject_retention_secs"),
+            ("[caches.u]\nsubject_keys = true\n", "caches.u.subject_keys"),
         ] {
             std::fs::write(&file, body).unwrap();
             let err = ServerConfig::load(Some(&file), env(&[])).unwrap_err().to_string();

@@ -82,6 +82,10 @@ pub(crate) struct CreateCache {
     /// Default: false.
     #[serde(default)]
     pub(super) subject_keys: Option<bool>,
+    /// The longest an entry with a data subject lives, in seconds. Default: no cap.
+    #[serde(default)]
+    #[schema(exclusive_minimum = 0, exclusive_maximum = 1e12)]
+    pub(super) subject_retention_secs: Option<f64>,
 }
 
 impl CreateCache {
@@ -97,6 +101,7 @@ impl CreateCache {
             compress: self.compress,
             pii: self.pii,
             subject_keys: self.subject_keys,
+            subject_retention_secs: self.subject_retention_secs,
         };
         (self.name, spec)
     }

@@ -259,6 +259,9 @@ impl AppState {
         if let Some(t) = spec.default_ttl_secs {
             b = b.default_ttl(Duration::from_secs_f64(t));
         }
+        if let Some(t) = spec.subject_retention_secs {
+            b = b.subject_retention(Duration::from_secs_f64(t));
+        }
         if spec.compress == Some(true) {
             b = b.transform(Arc::new(omnicache_security::Compress::default()));
         }

@@ -52,6 +52,7 @@ pub struct TieredCacheBuilder {
     pub(super) transforms: Vec<Arc<dyn Transform>>,
     pub(super) on_demand: Option<Arc<dyn Transform>>,
     pub(super) journal: Option<std::path::PathBuf>,
+    pub(super) subject_retention: Option<Duration>,
     pub(super) guard: Option<Arc<dyn WriteGuard>>,
     pub(super) recorder: Option<Arc<dyn StatsRecorder>>,
     pub(super) sample_every: u32,
@@ -278,6 +279,14 @@ impl TieredCacheBuilder {
         self
     }
 
+    /// The longest an entry written with a data subject ([`PutOptions::subject`](super::PutOptions::subject)) lives, in
+    /// memory and every tier, whatever TTL its writer asked for: personal data is kept no
+    /// longer than its purpose needs (GDPR's storage limitation). Default: no cap.
+    pub fn subject_retention(mut self, cap: Duration) -> Self {
+        self.subject_retention = Some(cap);
+        self
+    }
+
     /// A file where the cache keeps the invalidations and erasures a tier missed while it was
     /// down, so that after a restart it still serves nothing they cover from that tier and
     /// applies them once the tier is back. Without one they are kept in memory only. The file
@@ -419,6 +428,7 @@ impl TieredCacheBuilder {
             transforms,
             guard: self.guard,
             missed,
+            subject_retention: self.subject_retention,
             transform_errors: AtomicU64::new(0),
             recorder: self.recorder,
             sampling: Sampling::new(self.sample_every),

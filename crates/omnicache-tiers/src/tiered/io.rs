@@ -39,6 +39,16 @@ impl Inner {
         }
     }
 
+    /// The TTL a write gets: its own, else the cache's default; for an entry with a data
+    /// subject, at most the subject retention cap.
+    pub(super) fn ttl_for(&self, options: &super::PutOptions) -> Option<Duration> {
+        let ttl = options.ttl.or(self.default_ttl);
+        match (self.subject_retention, &options.subject) {
+            (Some(cap), Some(_)) => Some(ttl.map_or(cap, |t| t.min(cap))),
+            _ => ttl,
+        }
+    }
+
     pub(super) fn fits_l1(&self, len: usize) -> bool {
         self.l1_max_value_bytes.is_none_or(|m| len <= m)
     }

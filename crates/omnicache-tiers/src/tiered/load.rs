@@ -150,7 +150,7 @@ impl TieredCache {
     ) -> Arc<Entry> {
         let inner = &self.inner;
         let now = inner.clock.now();
-        let ttl = options.ttl.or(inner.default_ttl);
+        let ttl = inner.ttl_for(&options);
         let meta = Inner::meta(now, ttl, value.len(), options.tags, options.subject);
         let entry = TierEntry { value, meta, encoding };
         if key.is_empty() || !store {

@@ -201,6 +201,8 @@ struct Inner {
     guard: Option<Arc<dyn omnicache_core::WriteGuard>>,
     /// Invalidations a tier missed while down.
     missed: missed::Missed,
+    /// The longest an entry with a data subject lives.
+    subject_retention: Option<Duration>,
     /// Values that stayed out of the tiers because a transform failed on them.
     transform_errors: AtomicU64,
     /// The caller's recorder, if any: hits and misses of the whole cache, promotions,
@@ -265,6 +267,7 @@ impl TieredCache {
             transforms: Vec::new(),
             on_demand: None,
             journal: None,
+            subject_retention: None,
             guard: None,
             recorder: None,
             sample_every: 0,
@@ -473,7 +476,7 @@ impl TieredCache {
         let now = inner.clock.now();
         let mut batch = Vec::with_capacity(items.len());
         for (key, value, options) in items {
-            let ttl = options.ttl.or(inner.default_ttl);
+            let ttl = inner.ttl_for(&options);
             let meta = Inner::meta(now, ttl, value.len(), options.tags, options.subject);
             let entry = TierEntry::new(value, meta);
             if options.cold {

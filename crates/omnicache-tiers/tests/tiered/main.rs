@@ -366,3 +366,45 @@ fn a_locked_disk_times_out_and_opens_the_breaker_while_gets_answer() {
         assert_eq!(cache.tiers()[0].breaker, BreakerState::Closed);
     });
 }
+
+#[test]
+fn entries_with_a_data_subject_live_no_longer_than_the_retention_cap() {
+    rt().block_on(async {
+        let clock = MockClock::default();
+        let remote = Arc::new(MemoryTier::new(clock.clone().into()));
+        let cache = TieredCache::builder()
+            .clock(clock.clone())
+            .sweep_interval(None)
+            .default_ttl(Duration::from_secs(7_200))
+            .subject_retention(Duration::from_secs(600))
+            .tier(remote.clone(), WritePolicy::Through)
+            .build()
+            .unwrap();
+        let subject = |ttl: Option<u64>| PutOptions {
+            subject: Some("alice".into()),
+            ttl: ttl.map(Duration::from_secs),
+            ..Default::default()
+        };
+        cache.put(b"asked-a-day", b"1".to_vec(), subject(Some(86_400))).await.unwrap();
+        cache.put(b"default-ttl", b"2".to_vec(), subject(None)).await.unwrap();
+        cache.put(b"shorter", b"3".to_vec(), subject(Some(60))).await.unwrap();
+        cache.put(b"no-subject", b"4".to_vec(), PutOptions::default()).await.unwrap();
+        let created = cache.get(b"asked-a-day").await.unwrap().meta.created;
+        assert_eq!(
+            cache.get(b"asked-a-day").await.unwrap().meta.expires,
+            Some(created + 600_000_000_000)
+        );
+        assert_eq!(
+            cache.get(b"shorter").await.unwrap().meta.expires,
+            Some(created + 60_000_000_000),
+            "a shorter TTL stays"
+        );
+        clock.advance(Duration::from_secs(601));
+        for k in [&b"asked-a-day"[..], b"default-ttl", b"shorter"] {
+            assert!(cache.get(k).await.is_none(), "{}", String::from_utf8_lossy(k));
+            cache.evict_from_l1(k);
+            assert!(cache.get(k).await.is_none(), "not from the tier either");
+        }
+        assert!(cache.get(b"no-subject").await.is_some(), "only subject entries are capped");
+    });
+}
