@@ -362,6 +362,19 @@ pub(super) enum SecurityCommand {
         #[arg(long, default_value_t = 0.5)]
         min_confidence: f32,
     },
+    /// Retire an encryption key on a running server: a re-encryption pass first rewrites what
+    /// it still encrypts, then it decrypts nothing more (needs an admin key). Refused while
+    /// entries still use it, unless --force (they become unreadable).
+    #[command(after_help = "Example:\n  omnicache security retire 1")]
+    Retire {
+        /// The key id (`omnicache security keys`).
+        id: u32,
+        /// Retire it even if stored entries still use it.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// List the keys of a key file: ids and states, never the keys themselves.
     Keys {
         /// The key file.

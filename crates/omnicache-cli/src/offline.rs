@@ -319,6 +319,14 @@ pub(super) fn security_command(command: SecurityCommand) -> Outcome<()> {
             }
         }
         SecurityCommand::Scan { file, min_confidence } => scan(file, min_confidence)?,
+        SecurityCommand::Retire { id, force, conn } => {
+            let client = Client::new(&conn)?;
+            let path = format!("/security/keys/{id}/retire?force={force}");
+            let v = client.call("POST", &path, None)?.json()?;
+            print_json_or(&client, &v, |v| {
+                println!("key {} retired ({} entries still used it)", v["id"], v["left"]);
+            });
+        }
         SecurityCommand::Keys { keys, json } => {
             let ring = KeyRing::load(&keys).map_err(failed)?;
             let primary = ring.primary().map(|k| k.id());

@@ -102,13 +102,37 @@ fn an_encrypted_cache_keeps_ciphertext_on_disk_and_serves_across_rotation_and_re
         done
     });
     assert!(rewritten, "{}", std::fs::read_to_string(&log2).unwrap_or_default());
-    s.stop();
 
-    // So key 1 can be retired: everything still reads.
-    let mut ring: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&keys).unwrap()).unwrap();
-    ring["keys"][0]["state"] = "retired".into();
-    std::fs::write(&keys, serde_json::to_vec(&ring).unwrap()).unwrap();
+    // So key 1 can be retired (the command runs a pass first, then writes the key file); the
+    // primary cannot.
+    let retire = |id: &str| {
+        bin()
+            .args(["security", "retire", id, "--json"])
+            .env("OMNICACHE_SERVER", format!("http://{}", s.addr))
+            .env("OMNICACHE_API_KEY", ADMIN.with(|k| k.borrow().clone()))
+            .output()
+            .unwrap()
+    };
+    let out = retire("1");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let done: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((done["left"].clone(), done["forced"].clone()), (0.into(), false.into()));
+    let refused = retire("2");
+    assert!(!refused.status.success());
+    let why = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stderr),
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    assert!(why.contains("rotate first"), "{why}");
+    let listed = security(&["keys", "--keys", keys_arg, "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(list[0]["state"], "retired", "written back to the key file");
+    s.stop();
+    let audit = std::fs::read_to_string(data.join("audit.log")).unwrap();
+    assert!(audit.contains("\"key.retire\""), "retirement is audited");
+
+    // Everything still reads after a restart with key 1 retired.
     let s = serve_logging(&data, &args, &[], Some(&log2));
     assert_eq!(call(&s, "GET", "/caches/vault/entries/acct", b"").body, secret, "under key 2 now");
     s.stop();

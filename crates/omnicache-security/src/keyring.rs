@@ -103,6 +103,7 @@ pub struct KeyRing {
     rng: SystemRandom,
     max_encryptions: u64,
     rotations: AtomicU64,
+    forced: AtomicU64,
     /// The key file the ring was loaded from: rotations are written back to it.
     file: Option<std::path::PathBuf>,
 }
@@ -165,6 +166,7 @@ impl KeyRing {
             rng: SystemRandom::new(),
             max_encryptions: MAX_ENCRYPTIONS,
             rotations: AtomicU64::new(0),
+            forced: AtomicU64::new(0),
             file: None,
         }
     }
@@ -371,6 +373,40 @@ impl KeyRing {
         }
         *key.state.write().unwrap_or_else(|e| e.into_inner()) = state;
         Ok(())
+    }
+
+    /// Retires key `id` (it decrypts nothing from now on), given how many stored entries
+    /// still use it (`in_use`, from a re-encryption pass such as the tiered cache's
+    /// `retransform`). Refused while any does, unless `force`: a forced retirement makes those
+    /// entries unreadable (counted misses, deleted when read) and is counted
+    /// ([`forced_retirements`](Self::forced_retirements)). Written back to the key file the
+    /// ring was loaded from.
+    pub fn retire(&self, id: u32, in_use: u64, force: bool) -> Result<()> {
+        if in_use > 0 && !force {
+            return Err(Error::invalid_input(format!(
+                "key {id} still encrypts {in_use} stored entries; let re-encryption rewrite \
+                 them first, or force the retirement (they become unreadable)"
+            )));
+        }
+        let before = self.get(id).map(|k| k.state());
+        self.set_state(id, KeyState::Retired)?;
+        if let Some(file) = &self.file {
+            if let Err(e) = self.save(file) {
+                if let Some(state) = before {
+                    let _ = self.set_state(id, state);
+                }
+                return Err(e);
+            }
+        }
+        if in_use > 0 {
+            self.forced.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Retirements forced while entries still used the key.
+    pub fn forced_retirements(&self) -> u64 {
+        self.forced.load(Ordering::Relaxed)
     }
 
     pub(crate) fn random(&self, out: &mut [u8]) -> Result<()> {

@@ -150,6 +150,7 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(erase_subject))
         .routes(routes!(export_subject))
         .routes(routes!(scan_text))
+        .routes(routes!(retire_key))
 }
 
 /// The router: open routes, then key-protected ones; every error as JSON.

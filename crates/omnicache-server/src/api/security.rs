@@ -234,3 +234,79 @@ pub(super) async fn scan_text(
     resp.headers_mut().insert("x-skipped-lines", HeaderValue::from(skipped));
     Ok(resp)
 }
+
+/// Options of `POST /security/keys/{id}/retire`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub(crate) struct RetireQuery {
+    /// Retire even if stored entries still use the key: they become unreadable (counted misses,
+    /// deleted when read). Default: false.
+    #[serde(default)]
+    force: bool,
+}
+
+/// What `POST /security/keys/{id}/retire` did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Retired {
+    /// The key retired.
+    pub(super) id: u32,
+    /// Stored entries that still used it after the re-encryption pass.
+    pub(super) left: u64,
+    /// Whether it was retired with entries still using it.
+    pub(super) forced: bool,
+}
+
+/// Retires an encryption key: first a re-encryption pass over every encrypting cache rewrites
+/// what the key still encrypts under the current key, then the key is retired (it decrypts
+/// nothing from then on) and the key file is updated. Refused with 409 while entries still
+/// use it (they could not be read back), unless `force`. Audited. Needs admin.
+#[utoipa::path(post, path = "/security/keys/{id}/retire", tag = "security",
+    params(("id" = u32, Path, description = "The key id"), RetireQuery),
+    responses((status = 200, body = Retired), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn retire_key(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Arc<Grant>>,
+    Path(id): Path<u32>,
+    Query(query): Query<RetireQuery>,
+) -> ApiResult<Json<Retired>> {
+    let result = async {
+        need_global(&grant, Scope::Admin)?;
+        let ring = state.ring.get().cloned().ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "no_key_ring", "no cache encrypts: no key ring is loaded")
+        })?;
+        if ring.get(id).is_none() {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, "key_not_found", format!("no key {id} in the ring")));
+        }
+        if ring.primary().is_some_and(|k| k.id() == id) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "key_is_primary",
+                format!("key {id} encrypts new writes; rotate first"),
+            ));
+        }
+        let caches: Vec<TieredCache> = state
+            .read()
+            .values()
+            .filter(|n| n.spec.encrypt == Some(true) || n.spec.pii.is_some())
+            .map(|n| n.cache.clone())
+            .collect();
+        let mut left = 0;
+        for cache in caches {
+            let report = cache.retransform(1_000, None).await?;
+            left += report.left_under.get(&id).copied().unwrap_or(0);
+        }
+        if left > 0 && !query.force {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "key_in_use",
+                format!("key {id} still encrypts {left} stored entries that could not be rewritten; force to retire it anyway"),
+            ));
+        }
+        ring.retire(id, left, query.force)?;
+        Ok(Json(Retired { id, left, forced: left > 0 }))
+    }
+    .await;
+    state.audit(&grant.name, "key.retire", None, Some(&id.to_string()), &result);
+    result
+}

@@ -9,7 +9,7 @@ use omnicache_core::Result;
 use std::time::Duration;
 
 /// What a [`TieredCache::retransform`] pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetransformReport {
     /// Entries read from the tiers.
     pub scanned: u64,
@@ -20,6 +20,10 @@ pub struct RetransformReport {
     pub unreadable: u64,
     /// Entries skipped because a newer write or delete of the key came first.
     pub superseded: u64,
+    /// Entries still stored under a key id other than the current one after the pass (they
+    /// could not be read back, or their rewrite failed), by key id: a key with none here may
+    /// be retired.
+    pub left_under: std::collections::BTreeMap<u32, u64>,
 }
 
 impl TieredCache {
@@ -53,32 +57,38 @@ impl TieredCache {
                     if !inner.transforms.is_stale(&entry.encoding) {
                         continue;
                     }
+                    let key_id = entry.encoding.key_id;
                     let Ok(plain) = inner.transforms.up(key, entry) else {
                         report.unreadable += 1;
+                        *report.left_under.entry(key_id).or_default() += 1;
                         continue;
                     };
                     match inner.order.begin_existing(key, &plain.meta) {
-                        Some(ticket) => todo.push((ticket, plain)),
+                        Some(ticket) => todo.push((ticket, plain, key_id)),
                         None => report.superseded += 1,
                     }
                 }
                 // One batch write per page, each entry only if still the newest for its key.
                 let tickets: Vec<_> =
-                    todo.iter().map(|(t, e)| (t.clone(), Some(&e.meta))).collect();
+                    todo.iter().map(|(t, e, _)| (t.clone(), Some(&e.meta))).collect();
                 let now = inner.clock.now();
                 let (todo, tier) = (&todo, &tier);
-                let (written, skipped) = inner
+                let (written, skipped, failed) = inner
                     .order
                     .run_many(&tickets, |verdicts| async move {
                         let mut batch = Vec::new();
+                        let mut ids = Vec::new();
                         let mut skipped = 0u64;
-                        for (verdict, (t, plain)) in verdicts.into_iter().zip(todo) {
+                        for (verdict, (t, plain, key_id)) in verdicts.into_iter().zip(todo) {
                             let stored = match verdict {
                                 Verdict::Current => inner.transforms.down(&t.key, plain).ok(),
                                 Verdict::Newer | Verdict::Swept => None,
                             };
                             match stored {
-                                Some(e) => batch.push((t.key.clone(), inner.tier_entry(i, e, now))),
+                                Some(e) => {
+                                    batch.push((t.key.clone(), inner.tier_entry(i, e, now)));
+                                    ids.push(*key_id);
+                                }
                                 None => skipped += 1,
                             }
                         }
@@ -88,7 +98,8 @@ impl TieredCache {
                         if ok {
                             inner.slots[i].stats.add(WRITES, n);
                         }
-                        (if ok { n } else { 0 }, skipped)
+                        let failed = if ok { Vec::new() } else { ids };
+                        (if ok { n } else { 0 }, skipped, failed)
                     })
                     .await;
                 for (t, _) in &tickets {
@@ -96,6 +107,9 @@ impl TieredCache {
                 }
                 report.rewritten += written;
                 report.superseded += skipped;
+                for id in failed {
+                    *report.left_under.entry(id).or_default() += 1;
+                }
                 if let Some(rate) = per_second.filter(|r| *r > 0) {
                     // Pace by the cache's clock: sleep until the work so far fits the rate.
                     let due = started + report.scanned * 1_000_000_000 / u64::from(rate);
