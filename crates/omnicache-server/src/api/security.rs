@@ -145,6 +145,30 @@ fn with_cache(batch: &[u8], name: &str) -> Vec<u8> {
     out
 }
 
+/// A text to scan (the shape `omnicache security scan` reads).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct ScanRecord {
+    /// Any id, echoed in each finding.
+    id: String,
+    /// The text.
+    text: String,
+}
+
+/// A finding (the shape `omnicache security scan` prints).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct ScanFinding {
+    /// The record's id.
+    id: String,
+    /// `email`, `phone`, `credit_card`, `iban`, `us_ssn`, `ip_address`, `jwt` or `secret`.
+    kind: String,
+    /// Byte offset of the finding's first byte in the text.
+    start: u64,
+    /// Byte offset just past its last byte.
+    end: u64,
+    /// From 0 to 1.
+    confidence: f64,
+}
+
 /// Options of `POST /security/scan`.
 #[derive(Debug, Deserialize, IntoParams)]
 pub(crate) struct ScanQuery {
@@ -159,10 +183,12 @@ pub(crate) struct ScanQuery {
 /// `us_ssn`, `ip_address`, `jwt`, `secret`. Lines that are not UTF-8 are skipped and counted in
 /// `X-Skipped-Lines`. Needs the read scope; stores and logs nothing of the text.
 #[utoipa::path(post, path = "/security/scan", tag = "security", params(ScanQuery),
-    request_body(content = String, content_type = "application/x-ndjson",
-        description = "JSON Lines of {\"id\", \"text\"}, or a JSON array of them"),
-    responses((status = 200, content_type = "application/x-ndjson",
-            description = "One JSON line per finding (a JSON array if the request was one)"),
+    request_body(content = Vec<ScanRecord>, content_type = "application/json",
+        description = "A JSON array of records; JSON Lines of the same records are accepted too \
+            (any other content type), and answered as JSON Lines"),
+    responses((status = 200,
+            description = "Every finding: a JSON array for an array, one JSON line each for JSON Lines",
+            content((Vec<ScanFinding> = "application/json"), (String = "application/x-ndjson"))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)))]
 pub(super) async fn scan_text(
