@@ -27,7 +27,11 @@ use crate::keyring::{Key, KeyRing, KeyState, KEY_LEN};
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const WRAP_AAD: &[u8] = b"omnicache-subject-key\x01";
 
-/// The data keys of data subjects. See the [module docs](self).
+/// The data keys of data subjects: with [`Encrypt::subject_keys`](crate::Encrypt::subject_keys)
+/// each subject's entries are sealed under a random key of its own, and
+/// [`destroy`](Self::destroy) makes every copy of them unreadable (crypto-shredding). Kept in
+/// an owner-only JSON file, each key wrapped under the ring's primary key and indexed by a
+/// salted hash, so the file names no subject. Back it up with the key file, not with the data.
 pub struct SubjectKeys {
     ring: Arc<KeyRing>,
     path: Option<PathBuf>,
