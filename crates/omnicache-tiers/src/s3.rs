@@ -6,8 +6,13 @@
 //!   written as `%XX`, so key prefixes stay object-key prefixes and listing by prefix works.
 //! - The expiry, tags and subject are also in the object's user metadata (`x-amz-meta-*`).
 //!   Expiry is enforced on read (an expired object is deleted and missed) and by
-//!   [`S3Tier::sweep_expired`]; S3 has no secondary index, so invalidation by tag or subject and
-//!   the sweep read every object's metadata under the prefix.
+//!   [`S3Tier::sweep_expired`]; S3 has no secondary index, so invalidation by tag and the sweep
+//!   read every object's metadata under the prefix.
+//! - Erasure by data subject goes through an index of its own: writing an entry with a subject
+//!   first writes an empty marker `PREFIX%subjects/<hex of the subject>/<key>` (a name no
+//!   encoded entry key can take), so an erase lists the subject's markers and deletes the
+//!   entries they name that still belong to the subject, then the markers; no scan of the
+//!   bucket. Listings, scans and usage skip the markers.
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
@@ -190,6 +195,8 @@ pub fn decode_key(s: &str) -> Option<Vec<u8>> {
 const META_EXPIRES: &str = "expires";
 const META_TAGS: &str = "tags";
 const META_SUBJECT: &str = "subject";
+/// Under the tier's prefix, where the subject index lives.
+const SUBJECTS: &str = "%subjects/";
 
 impl S3Tier {
     /// A builder for `bucket` at `endpoint` (for example `http://127.0.0.1:9000`).
@@ -292,21 +299,28 @@ impl S3Tier {
         }
     }
 
-    /// Object keys under the tier's prefix plus `prefix`, after `start_after`, up to `max`.
+    /// Object keys under the tier's prefix plus `prefix`, after the object key `start_after`,
+    /// up to `max`.
     async fn list(
         &self,
         prefix: &[u8],
-        start_after: Option<&[u8]>,
+        start_after: Option<&str>,
         max: i32,
     ) -> Result<(Vec<String>, bool)> {
-        let mut req = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(format!("{}{}", self.prefix, encode_key(prefix)))
-            .max_keys(max);
+        self.list_raw(&format!("{}{}", self.prefix, encode_key(prefix)), start_after, max).await
+    }
+
+    /// Object keys under `prefix` (an object key prefix as is), after `start_after`.
+    async fn list_raw(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: i32,
+    ) -> Result<(Vec<String>, bool)> {
+        let mut req =
+            self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).max_keys(max);
         if let Some(c) = start_after {
-            req = req.start_after(self.object_key(c));
+            req = req.start_after(c);
         }
         match self.run("list", req.send()).await? {
             Ok(out) => {
@@ -319,20 +333,59 @@ impl S3Tier {
         }
     }
 
-    /// Every object key under `prefix`.
-    async fn list_all(&self, prefix: &[u8]) -> Result<Vec<String>> {
+    /// Every object key under `prefix` (as is).
+    async fn list_all_raw(&self, prefix: &str) -> Result<Vec<String>> {
         let mut all = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
+        let mut after: Option<String> = None;
         loop {
-            let (keys, truncated) = self.list(prefix, after.as_deref(), 1000).await?;
+            let (keys, truncated) = self.list_raw(prefix, after.as_deref(), 1000).await?;
             let last = keys.last().cloned();
             all.extend(keys);
             match (truncated, last) {
-                (true, Some(l)) => after = decode_key(&l[self.prefix.len()..]),
+                (true, Some(l)) => after = Some(l),
                 _ => break,
             }
         }
         Ok(all)
+    }
+
+    /// Every object key under the tier's prefix plus `prefix`.
+    async fn list_all(&self, prefix: &[u8]) -> Result<Vec<String>> {
+        self.list_all_raw(&format!("{}{}", self.prefix, encode_key(prefix))).await
+    }
+
+    /// Whether `object` is a subject index marker, not an entry.
+    fn is_marker(&self, object: &str) -> bool {
+        object.get(self.prefix.len()..).is_some_and(|rest| rest.starts_with(SUBJECTS))
+    }
+
+    /// Where the subject index notes that `key` belongs to `subject`: an empty object under
+    /// `PREFIX%subjects/<hex of the subject>/`, a name no encoded entry key can take (`%` is
+    /// always escaped in them).
+    fn marker_prefix(&self, subject: &str) -> String {
+        let hex: String = subject.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("{}{SUBJECTS}{hex}/", self.prefix)
+    }
+
+    /// Erases every entry of `subject` through the index: the markers under its prefix name
+    /// the entries; each is deleted only if it still belongs to the subject (a key written
+    /// since for someone else stays), then the marker.
+    async fn erase_subject(&self, subject: &str, now: Timestamp) -> Result<u64> {
+        let markers = self.marker_prefix(subject);
+        let mut n = 0;
+        for marker in self.list_all_raw(&markers).await? {
+            let object = format!("{}{}", self.prefix, &marker[markers.len()..]);
+            if let Some(meta) = self.head(&object).await? {
+                if meta.subject.as_deref() == Some(subject) {
+                    self.delete(&object).await?;
+                    if !meta.is_expired(now) {
+                        n += 1;
+                    }
+                }
+            }
+            self.delete(&marker).await?;
+        }
+        Ok(n)
     }
 
     /// Deletes every expired object under the prefix; returns how many.
@@ -340,6 +393,9 @@ impl S3Tier {
         let now = self.clock.now();
         let mut n = 0;
         for object in self.list_all(b"").await? {
+            if self.is_marker(&object) {
+                continue;
+            }
             if let Some(meta) = self.head(&object).await? {
                 if meta.is_expired(now) {
                     self.delete(&object).await?;
@@ -357,6 +413,12 @@ impl S3Tier {
         };
         let mut n = 0;
         for object in self.list_all(prefix).await? {
+            if self.is_marker(&object) {
+                if *what == Invalidation::All {
+                    self.delete(&object).await?;
+                }
+                continue;
+            }
             let Some(key) = decode_key(&object[self.prefix.len()..]) else { continue };
             let hit = if what.needs_meta() {
                 self.head(&object)
@@ -418,6 +480,19 @@ impl Tier for S3Tier {
         let expires = entry.meta.expires.unwrap_or(0).to_string();
         let tags =
             entry.meta.tags.iter().map(|t| encode_key(t.as_bytes())).collect::<Vec<_>>().join(",");
+        if let Some(s) = entry.meta.subject.as_deref() {
+            // The index first: an entry stored without its marker would escape an erase.
+            let marker = format!("{}{}", self.marker_prefix(s), encode_key(key));
+            let req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(marker)
+                .body(ByteStream::from(Vec::new()));
+            if let Err(e) = self.run("put", req.send()).await? {
+                return Err(self.fail("put", e.into_service_error()));
+            }
+        }
         let subject = entry.meta.subject.as_deref().map(|s| encode_key(s.as_bytes()));
         let body = Envelope::from_entry(entry).encode()?;
         let mut req = self
@@ -442,11 +517,14 @@ impl Tier for S3Tier {
 
     async fn remove(&self, key: &[u8]) -> Result<bool> {
         let object = self.object_key(key);
-        let existed = self.head(&object).await?.is_some();
-        if existed {
+        let meta = self.head(&object).await?;
+        if let Some(meta) = &meta {
             self.delete(&object).await?;
+            if let Some(s) = meta.subject.as_deref() {
+                self.delete(&format!("{}{}", self.marker_prefix(s), encode_key(key))).await?;
+            }
         }
-        Ok(existed)
+        Ok(meta.is_some())
     }
 
     async fn invalidate(&self, what: &Invalidation) -> Result<u64> {
@@ -460,18 +538,24 @@ impl Tier for S3Tier {
                 }
                 Ok(n)
             }
-            other => self.delete_matching(other, now).await,
+            // Boxed: each S3 call's future is large, and a caller awaiting `invalidate` inside
+            // its own big future (the conformance suite) would overflow a thread's stack.
+            Invalidation::Subject(s) => Box::pin(self.erase_subject(s, now)).await,
+            other => Box::pin(self.delete_matching(other, now)).await,
         }
     }
 
     async fn scan(&self, prefix: &[u8], cursor: Option<&[u8]>, limit: usize) -> Result<ScanPage> {
         let now = self.clock.now();
         let mut keys = Vec::new();
-        let mut after = cursor.map(<[u8]>::to_vec);
+        let mut after = cursor.map(|c| self.object_key(c));
         loop {
             let (objects, truncated) = self.list(prefix, after.as_deref(), 1000).await?;
             let last = objects.last().cloned();
             for object in objects {
+                if self.is_marker(&object) {
+                    continue;
+                }
                 let Some(key) = decode_key(&object[self.prefix.len()..]) else { continue };
                 let live = self.head(&object).await?.is_some_and(|m| !m.is_expired(now));
                 if !live {
@@ -484,7 +568,7 @@ impl Tier for S3Tier {
                 keys.push(key);
             }
             match (truncated, last) {
-                (true, Some(l)) => after = decode_key(&l[self.prefix.len()..]),
+                (true, Some(l)) => after = Some(l),
                 _ => return Ok(ScanPage { keys, next: None }),
             }
         }
@@ -507,6 +591,9 @@ impl Tier for S3Tier {
                 Err(e) => return Err(self.fail("list", e.into_service_error())),
             };
             for o in out.contents() {
+                if o.key().is_some_and(|k| self.is_marker(k)) {
+                    continue;
+                }
                 usage.entries += 1;
                 usage.bytes += o.size().unwrap_or(0).max(0) as u64;
             }

@@ -185,3 +185,52 @@ fn transforms_apply_over_the_s3_tier() {
     let server = S3Server::start();
     rt().block_on(transform::check_transforms_over(Arc::new(server.tier("transform/"))));
 }
+
+/// Every file name and byte under `dir`.
+fn raw_tree(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for f in walk(dir) {
+        all.extend_from_slice(f.to_string_lossy().as_bytes());
+        all.extend(std::fs::read(&f).unwrap_or_default());
+    }
+    all
+}
+
+#[test]
+fn erasing_a_subject_goes_through_the_index_and_leaves_nothing_of_it_in_the_bucket() {
+    let server = S3Server::start();
+    let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    rt().block_on(async {
+        let s3 = Arc::new(server.tier("gdpr/"));
+        let cache = TieredCache::builder().tier(s3.clone(), WritePolicy::Through).build().unwrap();
+        for i in 0..30 {
+            let who = if i % 3 == 0 { "alice" } else { "bob" };
+            let opts = PutOptions { subject: Some(who.into()), ..Default::default() };
+            let key = format!("{who}-doc-{i:02}");
+            cache
+                .put(key.as_bytes(), format!("{who}-private-{i:02}").into_bytes(), opts)
+                .await
+                .unwrap();
+        }
+        // A key of alice's written since for bob: her marker for it must not erase it.
+        let opts = PutOptions { subject: Some("bob".into()), ..Default::default() };
+        cache.put(b"alice-doc-00", b"now bob's".to_vec(), opts).await.unwrap();
+        // The index is not data: scans and usage see entries only.
+        let page = s3.scan(b"", None, 1_000).await.unwrap();
+        assert_eq!(page.keys.len(), 30, "{:?}", page.keys);
+        assert_eq!(s3.usage().await.unwrap().unwrap().entries, 30);
+
+        let report = cache.erase("alice").await;
+        assert_eq!(report.tiers[0].1, Some(9), "alice's 10 keys but one is bob's now");
+        cache.evict_from_l1(b"alice-doc-00");
+        assert_eq!(cache.get(b"alice-doc-00").await.unwrap().value, b"now bob's");
+        cache.evict_from_l1(b"alice-doc-03");
+        assert!(cache.get(b"alice-doc-03").await.is_none());
+    });
+    let raw = raw_tree(server.root());
+    assert!(!has(&raw, b"alice-private"), "no value of alice in the bucket");
+    let hex_alice: String = "alice".bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(!has(&raw, hex_alice.as_bytes()), "no index marker of alice left");
+    assert!(!has(&raw, b"alice-doc-03"), "no object named after her keys");
+    assert!(has(&raw, b"bob-private"), "the raw read sees what is there");
+}
