@@ -131,6 +131,8 @@ fn an_encrypted_cache_keeps_ciphertext_on_disk_and_serves_across_rotation_and_re
     s.stop();
     let audit = std::fs::read_to_string(data.join("audit.log")).unwrap();
     assert!(audit.contains("\"key.retire\""), "retirement is audited");
+    assert!(audit.contains("\"key.rotate\""), "the offline rotation is audited at the next start");
+    assert!(audit.contains("primary 1 -> 2"), "{audit}");
 
     // Everything still reads after a restart with key 1 retired.
     let s = serve_logging(&data, &args, &[], Some(&log2));

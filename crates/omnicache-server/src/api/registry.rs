@@ -350,7 +350,59 @@ impl AppState {
         if ring.primary().is_none() {
             return Err(Error::invalid_input("security: the key ring has no active key"));
         }
+        if sec.key_file.is_some() {
+            self.audit_key_changes(&ring);
+        }
         Ok(self.ring.get_or_init(|| Arc::new(ring)).clone())
+    }
+
+    /// Rotations and retirements happen to the key file (`omnicache security rotate`, or an
+    /// edit), not through the server; so at start the server compares the ring with what it
+    /// saw last time (`DATA/keyring.seen`: ids, states and the primary, never key material)
+    /// and records each change in the audit log, as the key file's doing.
+    fn audit_key_changes(&self, ring: &omnicache_security::KeyRing) {
+        let state_name = |s: omnicache_security::KeyState| match s {
+            omnicache_security::KeyState::Active => "active",
+            omnicache_security::KeyState::DecryptOnly => "decrypt_only",
+            omnicache_security::KeyState::Retired => "retired",
+        };
+        let now: BTreeMap<String, String> = ring
+            .keys()
+            .iter()
+            .map(|k| (k.id().to_string(), state_name(k.state()).to_string()))
+            .collect();
+        let primary = ring.primary().map(|k| k.id()).unwrap_or(0);
+        let seen_file = self.config.data_dir.join("keyring.seen");
+        let seen: Option<(u32, BTreeMap<String, String>)> =
+            std::fs::read(&seen_file).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let ok: std::result::Result<(), ApiError> = Ok(());
+        match &seen {
+            None => {
+                self.audit("key-file", "key.load", None, Some(&format!("primary {primary}")), &ok)
+            }
+            Some((old_primary, old)) => {
+                if *old_primary != primary {
+                    self.audit(
+                        "key-file",
+                        "key.rotate",
+                        None,
+                        Some(&format!("primary {old_primary} -> {primary}")),
+                        &ok,
+                    );
+                }
+                for (id, state) in &now {
+                    if old.get(id) != Some(state) && state == "retired" {
+                        self.audit("key-file", "key.retire", None, Some(&format!("key {id}")), &ok);
+                    }
+                }
+            }
+        }
+        if seen.as_ref() != Some(&(primary, now.clone())) {
+            let bytes = serde_json::to_vec(&(primary, now)).unwrap_or_default();
+            if let Err(e) = crate::keys::replace_private(&seen_file, &bytes) {
+                eprintln!("warning: could not write {}: {e}", seen_file.display());
+            }
+        }
     }
 
     pub(super) fn save_specs(&self) -> Result<()> {
