@@ -19,12 +19,15 @@ fn redis_with_password(password: &str) -> (std::process::Child, u16) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("could not start redis-server ({e}): install it with `apt-get install redis-server` (cargo xtask ci does)"));
+    let mut child = child;
     for _ in 0..500 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return (child, port);
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("redis-server did not listen on {port}");
 }
 
