@@ -67,7 +67,8 @@ fn main() -> anyhow::Result<()> {
         }
     }
     if let Some(encrypted) = only {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let rt =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let dir = tempfile::tempdir()?;
         let (w, r) = rt.block_on(tiered(dir.path(), encrypted, n))?;
         println!("encrypted={encrypted}: write {w:.2} us, L1-miss read {r:.2} us");

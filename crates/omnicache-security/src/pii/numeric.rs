@@ -496,6 +496,7 @@ mod tests {
     fn ssn_and_ip() {
         assert_eq!(kinds("SSN 536-90-4399"), [(PiiKind::UsSsn, "536-90-4399")]);
         assert!(kinds("666-12-3456").is_empty());
+        assert!(kinds("SSN: 078-05-1120").is_empty(), "voided, and not a phone either");
         assert_eq!(kinds("from 192.168.10.1:8080"), [(PiiKind::IpAddress, "192.168.10.1")]);
         assert!(kinds("firmware 10.2.0.1").is_empty());
         assert!(kinds("999.1.1.1").is_empty());

@@ -48,8 +48,9 @@ pub(super) fn phone(w: &Window<'_, '_>) -> Option<Finding> {
         return None;
     }
     let n = digits.len();
-    // "ddd-dd-dddd" is how SSNs are written, not phone numbers (but "030 12 3456" is German).
-    if lens == [3, 2, 4] && !digits.starts_with('0') {
+    // "ddd-dd-dddd" is how SSNs are written, not phone numbers (but "030 12 3456" is German);
+    // a voided SSN ("078-05-1120") is still no phone.
+    if lens == [3, 2, 4] && (!digits.starts_with('0') || seps.iter().all(|s| *s == "-")) {
         return None;
     }
     let separated = !seps.is_empty();
