@@ -99,7 +99,8 @@ fn has_nextest() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Installs the external programs the tests start (Redis), where this machine allows it.
+/// Installs the external programs the tests start (Redis; Prometheus's `promtool`), where this
+/// machine allows it.
 fn provision() {
     let have = |prog: &str| {
         Command::new(prog)
@@ -110,26 +111,28 @@ fn provision() {
             .is_ok_and(|s| s.success())
     };
     provision_s3s_fs();
-    if have("redis-server") {
-        return;
-    }
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
-    if !root || !have("apt-get") {
-        eprintln!("notice: redis-server is missing and cannot be installed here; the Redis tests will fail saying so (apt-get install redis-server)");
-        return;
-    }
-    eprintln!("==> provisioning: apt-get install redis-server");
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "redis-server"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !install() {
-        let _ = Command::new("apt-get").args(["update", "-q"]).status();
+    for (program, package) in [("redis-server", "redis-server"), ("promtool", "prometheus")] {
+        if have(program) {
+            continue;
+        }
+        let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+        if !root || !have("apt-get") {
+            eprintln!("notice: {program} is missing and cannot be installed here; the tests that need it will fail saying so (apt-get install {package})");
+            continue;
+        }
+        eprintln!("==> provisioning: apt-get install {package}");
+        let install = || {
+            Command::new("apt-get")
+                .args(["install", "-y", "-q", package])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .is_ok_and(|s| s.success())
+        };
         if !install() {
-            eprintln!("notice: installing redis-server failed; the Redis tests will say so");
+            let _ = Command::new("apt-get").args(["update", "-q"]).status();
+            if !install() {
+                eprintln!("notice: installing {package} failed; the tests that need {program} will say so");
+            }
         }
     }
 }

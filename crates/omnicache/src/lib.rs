@@ -18,7 +18,8 @@
 //! | `tiered` | no | `tiers::tiered`: L1 over lower tiers with promotion, write policies, breakers |
 //! | `macros` | no | [`cached`]: the `#[cached]` attribute, memoizing sync and async functions with single flight |
 //! | `http` | no | [`http`]: RFC 9111 HTTP response caching as a tower layer, and the proxy's upstream client |
-//! | `security` | no | [`security`]: AES-256-GCM encryption at rest over a rotating key ring |
+//! | `security` | no | [`security`]: AES-256-GCM encryption at rest over a rotating key ring, PII detection, erasure by data subject |
+//! | `analytics` | no | [`analytics`]: Prometheus/OpenMetrics metrics of caches and tiers |
 //! | `full` | no | everything |
 //!
 //! The core vocabulary (errors, clock, policies, tiers, envelope) is always there as [`core`],
@@ -44,6 +45,8 @@ pub use omnicache_core::{
     Result, StatsSnapshot,
 };
 
+#[cfg(feature = "analytics")]
+pub use omnicache_analytics as analytics;
 #[cfg(feature = "http")]
 pub use omnicache_http as http;
 #[cfg(feature = "macros")]

@@ -34,6 +34,7 @@ mod entries;
 mod error;
 mod fast;
 mod health;
+mod metrics;
 mod registry;
 mod security;
 
@@ -47,6 +48,7 @@ use entries::*;
 use error::*;
 use fast::*;
 use health::*;
+use metrics::*;
 use registry::*;
 use security::*;
 
@@ -151,6 +153,7 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(export_subject))
         .routes(routes!(scan_text))
         .routes(routes!(retire_key))
+        .routes(routes!(metrics))
 }
 
 /// The router: open routes, then key-protected ones; every error as JSON.

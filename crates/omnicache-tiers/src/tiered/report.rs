@@ -139,6 +139,11 @@ impl TieredCache {
         self.inner.l1.weighted_size()
     }
 
+    /// Writes waiting in the write-behind queue (the queue's depth).
+    pub fn queued_writes(&self) -> usize {
+        self.inner.queue.lock().as_ref().map_or(0, |q| q.max_capacity() - q.capacity())
+    }
+
     /// Entries in L1.
     pub fn l1_entry_count(&self) -> u64 {
         self.inner.l1.entry_count()

@@ -1,0 +1,77 @@
+//! `GET /metrics` of the real server after scripted operations: exact counts, both text
+//! formats, `promtool check metrics` (Debian's `prometheus` package) on what it serves.
+
+mod common;
+
+use common::{request, serve};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn parse(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            (series.to_string(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_count_what_happened_and_pass_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(&dir.path().join("data"));
+    let auth = format!("Bearer {}", s.key.as_deref().unwrap());
+    let call = |method: &str, path: &str, body: &[u8], accept: &str| {
+        request(&s.addr, method, path, &[("Authorization", &auth), ("Accept", accept)], body)
+    };
+    for k in ["a", "b", "c"] {
+        assert!(call("PUT", &format!("/caches/default/entries/{k}"), b"value", "*/*").status < 300);
+    }
+    for k in ["a", "b", "nope"] {
+        call("GET", &format!("/caches/default/entries/{k}"), b"", "*/*");
+    }
+    assert_eq!(call("DELETE", "/caches/default/entries/c", b"", "*/*").status, 204);
+
+    let r = call("GET", "/metrics", b"", "*/*");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.headers.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"),
+        "{}",
+        r.headers
+    );
+    let text = String::from_utf8(r.body).unwrap();
+    let m = parse(&text);
+    let v = |k: &str| *m.get(k).unwrap_or_else(|| panic!("no {k} in\n{text}"));
+    assert_eq!(v(r#"omnicache_cache_gets_total{cache="default",result="hit"}"#), 2.0);
+    assert_eq!(v(r#"omnicache_cache_gets_total{cache="default",result="miss"}"#), 1.0);
+    assert_eq!(v(r#"omnicache_cache_removals_total{cache="default",cause="explicit"}"#), 1.0);
+    assert_eq!(v(r#"omnicache_cache_entries{cache="default"}"#), 2.0);
+    assert_eq!(v(r#"omnicache_tier_writes_total{cache="default",tier="disk"}"#), 3.0);
+    assert_eq!(v(r#"omnicache_tier_up{cache="default",tier="disk"}"#), 1.0);
+    assert!(!text.contains("nope"), "a key is never a label");
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("promtool ({e}): install it with `apt-get install prometheus` (cargo xtask ci does)"));
+    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let open = call("GET", "/metrics", b"", "application/openmetrics-text;version=1.0.0");
+    assert!(open.headers.contains("application/openmetrics-text"), "{}", open.headers);
+    assert!(String::from_utf8(open.body).unwrap().ends_with("# EOF\n"));
+    let anonymous = request(&s.addr, "GET", "/metrics", &[], b"");
+    assert_eq!(anonymous.status, 401, "behind the API key");
+    s.stop();
+}
