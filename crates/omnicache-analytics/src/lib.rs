@@ -14,3 +14,4 @@
 //! ```
 
 pub mod metrics;
+pub mod top;

@@ -78,6 +78,9 @@ pub(super) enum Command {
     /// A cache's tiers: what they cost.
     #[command(subcommand)]
     Tiers(TiersCommand),
+    /// What a server's caches are doing: the most requested keys.
+    #[command(subcommand)]
+    Analytics(AnalyticsCommand),
     /// Encryption keys, offline, on a key file (`security.key_file` in the config).
     #[command(subcommand)]
     Security(SecurityCommand),
@@ -303,6 +306,22 @@ pub(super) enum TiersCommand {
     /// since the server started, by each tier's cost model (config `cost`).
     #[command(after_help = "Example:\n  omnicache tiers cost users")]
     Cost(Named),
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum AnalyticsCommand {
+    /// The keys of a cache read most often through the API since the server started (an
+    /// upper bound of each count, and how much it may be over).
+    #[command(after_help = "Example:\n  omnicache analytics top users -n 10")]
+    Top {
+        /// The cache.
+        name: String,
+        /// How many keys, 1 to 256.
+        #[arg(short, default_value_t = 20)]
+        n: usize,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 #[derive(Debug, Subcommand)]

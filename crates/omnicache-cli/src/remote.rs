@@ -8,6 +8,22 @@ pub(super) fn remote(command: Command) -> Outcome<()> {
         Command::Entry(e) => entry_command(e),
         Command::Key(k) => key_command(k),
         Command::Tiers(t) => tiers_command(t),
+        Command::Analytics(AnalyticsCommand::Top { name, n, conn }) => {
+            let client = Client::new(&conn)?;
+            let v = client
+                .call("GET", &format!("/caches/{}/top?n={n}", segment(&name)), None)?
+                .json()?;
+            print_json_or(&client, &v, |v| {
+                let rows: Vec<Vec<String>> = v["keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|k| vec![cell(&k["key"]), cell(&k["count"]), cell(&k["error"])])
+                    .collect();
+                client::table(&["key", "reads", "over by at most"], &rows);
+            });
+            Ok(())
+        }
         Command::Warm { file, cache, format, ttl, conn, .. } => {
             let format = warm_format(&file, format.as_deref())?;
             check_ttl(ttl)?;

@@ -75,3 +75,43 @@ fn metrics_count_what_happened_and_pass_promtool() {
     assert_eq!(anonymous.status, 401, "behind the API key");
     s.stop();
 }
+
+#[test]
+fn the_most_read_keys_are_listed_by_the_api_and_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(&dir.path().join("data"));
+    let key = s.key.clone().unwrap();
+    let auth = format!("Bearer {key}");
+    let call = |method: &str, path: &str| {
+        request(&s.addr, method, path, &[("Authorization", &auth)], b"v")
+    };
+    for k in ["hot", "warm", "cold"] {
+        call("PUT", &format!("/caches/default/entries/{k}"));
+    }
+    for (k, n) in [("hot", 30), ("warm", 10), ("cold", 1), ("missing", 5)] {
+        for _ in 0..n {
+            call("GET", &format!("/caches/default/entries/{k}"));
+        }
+    }
+    let top = call("GET", "/caches/default/top?n=2").json();
+    assert_eq!(top["total"], 46, "{top}");
+    assert_eq!(top["keys"][0], serde_json::json!({"key": "hot", "count": 30, "error": 0}));
+    assert_eq!(top["keys"][1]["key"], "warm");
+    assert_eq!(top["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(call("GET", "/caches/default/top?n=0").status, 400);
+    assert_eq!(call("GET", "/caches/nope/top").status, 404);
+    let out = common::bin()
+        .args(["analytics", "top", "default", "-n", "3"])
+        .env("OMNICACHE_SERVER", format!("http://{}", s.addr))
+        .env("OMNICACHE_API_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert!(
+        rows[0].starts_with("hot") && rows[1].starts_with("warm") && rows[2].starts_with("missing"),
+        "{table}"
+    );
+    s.stop();
+}

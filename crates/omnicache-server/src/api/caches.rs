@@ -331,6 +331,7 @@ pub(super) async fn delete_cache(
         };
         let Some(n) = removed else { return Err(not_found(&name)) };
         state.pii_guards.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&name);
+        state.top_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&name);
         n.cache.invalidate(&Invalidation::All).await;
         n.cache.shutdown().await;
         drop(n);

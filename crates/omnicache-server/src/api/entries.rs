@@ -178,7 +178,9 @@ pub(super) async fn read_entry(
     need(grant, Scope::Read, Some(name))?;
     check_key(state, key)?;
     let cache = cache_named(state, name)?;
-    let Some(entry) = cache.get(key.as_bytes()).await else {
+    let found = cache.get(key.as_bytes()).await;
+    state.count_read(name, key);
+    let Some(entry) = found else {
         return Err(entry_not_found(name, key));
     };
     let (ct, body) = unpack_value(&entry.value);

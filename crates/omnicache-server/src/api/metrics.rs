@@ -103,3 +103,70 @@ pub(super) async fn metrics(
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(resp)
 }
+
+/// Options of `GET /caches/{name}/top`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub(crate) struct TopQuery {
+    /// How many keys, 1 to 256. Default 20.
+    n: Option<usize>,
+}
+
+/// One of the most requested keys.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct TopKeyInfo {
+    /// The key (its first 48 bytes).
+    pub(super) key: String,
+    /// Reads counted for it since start (an upper bound).
+    pub(super) count: u64,
+    /// How much `count` may be over the truth.
+    pub(super) error: u64,
+}
+
+/// A cache's most requested keys.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct TopKeysInfo {
+    /// The cache.
+    pub(super) cache: String,
+    /// Reads counted since start.
+    pub(super) total: u64,
+    /// The keys, most requested first.
+    pub(super) keys: Vec<TopKeyInfo>,
+}
+
+/// The keys read most often through the API since start (a Space-Saving sketch of 256
+/// counters per cache: exact or nearly so for the top of skewed traffic). Needs read on the
+/// cache.
+#[utoipa::path(get, path = "/caches/{name}/top", tag = "caches",
+    params(("name" = String, Path), TopQuery),
+    responses((status = 200, body = TopKeysInfo), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub(super) async fn top_keys(
+    State(state): State<Shared>,
+    Extension(grant): Extension<Arc<Grant>>,
+    Path(name): Path<String>,
+    Query(query): Query<TopQuery>,
+) -> ApiResult<Json<TopKeysInfo>> {
+    need(&grant, Scope::Read, Some(&name))?;
+    cache_named(&state, &name)?;
+    let n = query.n.unwrap_or(20);
+    if !(1..=TOP_KEYS_TRACKED).contains(&n) {
+        return Err(ApiError::bad("bad_n", format!("n must be between 1 and {TOP_KEYS_TRACKED}")));
+    }
+    let top = state.top_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (total, keys) = match top.get(&name) {
+        Some(t) => (
+            t.total(),
+            t.top(n)
+                .into_iter()
+                .map(|k| TopKeyInfo {
+                    key: String::from_utf8_lossy(&k.key).into_owned(),
+                    count: k.count,
+                    error: k.error,
+                })
+                .collect(),
+        ),
+        None => (0, Vec::new()),
+    };
+    Ok(Json(TopKeysInfo { cache: name, total, keys }))
+}

@@ -154,6 +154,7 @@ fn api_router() -> OpenApiRouter<Shared> {
         .routes(routes!(scan_text))
         .routes(routes!(retire_key))
         .routes(routes!(metrics))
+        .routes(routes!(top_keys))
 }
 
 /// The router: open routes, then key-protected ones; every error as JSON.

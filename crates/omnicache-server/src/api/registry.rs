@@ -39,12 +39,18 @@ pub struct AppState {
     auth_failures: std::sync::Mutex<(u64, u32)>,
     /// Finds personal data for `POST /security/scan` and the caches' PII policies.
     pub(super) detector: omnicache_security::pii::Detector,
+    /// The most requested keys of each cache (REST reads), in bounded memory.
+    pub(super) top_keys: std::sync::Mutex<BTreeMap<String, omnicache_analytics::top::TopKeys>>,
     /// The data keys of data subjects, for caches with `subject_keys`.
     pub(super) subject_keys: std::sync::OnceLock<Arc<omnicache_security::SubjectKeys>>,
     /// The PII guard of each cache that has a policy, for its stats.
     pub(super) pii_guards:
         std::sync::Mutex<BTreeMap<String, Arc<omnicache_security::pii::PiiGuard>>>,
 }
+
+/// Counters of each cache's top-keys sketch: 256 keep the true top 20 of a Zipf(1.0) trace
+/// of 10 million requests over a million keys in about 33 KiB (docs/BENCHMARKS.md).
+pub(super) const TOP_KEYS_TRACKED: usize = 256;
 
 /// The most authentication failures the audit log records in one second.
 const AUTH_FAILURES_PER_SECOND: u32 = 10;
@@ -78,6 +84,7 @@ impl AppState {
             detector: omnicache_security::pii::Detector::new(),
             pii_guards: Default::default(),
             subject_keys: std::sync::OnceLock::new(),
+            top_keys: Default::default(),
         };
         let mut specs: Vec<(String, CacheSpec, bool)> = Vec::new();
         if !state.config.caches.contains_key("default") {
@@ -136,6 +143,19 @@ impl AppState {
                 Err(e) => eprintln!("warning: cache {name:?}: re-encryption stopped: {e}"),
             }
         });
+    }
+
+    /// Counts a read of `key` in cache `name` for its top keys.
+    pub(super) fn count_read(&self, name: &str, key: &str) {
+        let mut top = self.top_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match top.get_mut(name) {
+            Some(t) => t.offer(key.as_bytes()),
+            None => {
+                let mut t = omnicache_analytics::top::TopKeys::new(TOP_KEYS_TRACKED);
+                t.offer(key.as_bytes());
+                top.insert(name.to_string(), t);
+            }
+        }
     }
 
     /// Records an action in the audit log: who (an API key's name), what, on which cache and
