@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
         *exact.entry(k.as_slice()).or_default() += 1;
     }
     let mut truth: Vec<(&[u8], u64)> = exact.into_iter().collect();
-    truth.sort_by(|a, b| b.1.cmp(&a.1));
+    truth.sort_by_key(|t| std::cmp::Reverse(t.1));
     let true_top: Vec<&[u8]> = truth.iter().take(20).map(|(k, _)| *k).collect();
     let found = sketch.top(20);
     let hits = found.iter().filter(|t| true_top.contains(&t.key.as_slice())).count();
