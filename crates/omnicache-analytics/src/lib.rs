@@ -14,4 +14,5 @@
 //! ```
 
 pub mod metrics;
+pub mod server;
 pub mod top;

@@ -33,6 +33,8 @@ fn metrics_count_what_happened_and_pass_promtool() {
         call("GET", &format!("/caches/default/entries/{k}"), b"", "*/*");
     }
     assert_eq!(call("DELETE", "/caches/default/entries/c", b"", "*/*").status, 204);
+    let anonymous = request(&s.addr, "GET", "/metrics", &[], b"");
+    assert_eq!(anonymous.status, 401, "behind the API key");
 
     let r = call("GET", "/metrics", b"", "*/*");
     assert_eq!(r.status, 200);
@@ -51,6 +53,26 @@ fn metrics_count_what_happened_and_pass_promtool() {
     assert_eq!(v(r#"omnicache_tier_writes_total{cache="default",tier="disk"}"#), 3.0);
     assert_eq!(v(r#"omnicache_tier_up{cache="default",tier="disk"}"#), 1.0);
     assert!(!text.contains("nope"), "a key is never a label");
+    let route = r#"route="/caches/{name}/entries/{key}""#;
+    assert_eq!(
+        v(&format!(
+            r#"omnicache_server_request_duration_seconds_count{{{route},method="GET",status="200"}}"#
+        )),
+        2.0
+    );
+    assert_eq!(
+        v(&format!(
+            r#"omnicache_server_request_duration_seconds_count{{{route},method="GET",status="404"}}"#
+        )),
+        1.0
+    );
+    assert_eq!(
+        v(&format!(
+            r#"omnicache_server_request_duration_seconds_count{{{route},method="PUT",status="204"}}"#
+        )),
+        3.0
+    );
+    assert_eq!(v("omnicache_server_auth_failures_total"), 1.0);
 
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
@@ -71,8 +93,6 @@ fn metrics_count_what_happened_and_pass_promtool() {
     let open = call("GET", "/metrics", b"", "application/openmetrics-text;version=1.0.0");
     assert!(open.headers.contains("application/openmetrics-text"), "{}", open.headers);
     assert!(String::from_utf8(open.body).unwrap().ends_with("# EOF\n"));
-    let anonymous = request(&s.addr, "GET", "/metrics", &[], b"");
-    assert_eq!(anonymous.status, 401, "behind the API key");
     s.stop();
 }
 

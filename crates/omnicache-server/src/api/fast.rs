@@ -45,10 +45,17 @@ impl tower_service::Service<Request> for ApiService {
         if let Some((grant, name, key)) = fast_entry_get(&self.state, &req) {
             let state = self.state.clone();
             return Box::pin(async move {
+                let started = now_nanos();
                 let mut resp = match read_entry(&state, &grant, &name, &key).await {
                     Ok(resp) => resp,
                     Err(e) => e.into_response(),
                 };
+                state.server_metrics.observe(
+                    ENTRY_ROUTE,
+                    "GET",
+                    resp.status().as_u16(),
+                    now_nanos().saturating_sub(started) as f64 / 1e9,
+                );
                 // As the router does for a body of known length.
                 if let Some(n) = axum::body::HttpBody::size_hint(resp.body()).exact() {
                     resp.headers_mut()
@@ -65,6 +72,33 @@ impl tower_service::Service<Request> for ApiService {
 /// An error for an entry path whose key is not valid percent-encoding (`%zz`, a `%` at the
 /// end, bytes that are not UTF-8): such a key would otherwise be stored literally, as a
 /// different key than the client meant.
+/// The route template entry reads are counted under.
+const ENTRY_ROUTE: &str = "/caches/{name}/entries/{key}";
+
+/// Now, in nanoseconds, by core's system clock.
+fn now_nanos() -> u64 {
+    omnicache_core::Clock::now(&omnicache_core::SystemClock)
+}
+
+/// Counts each routed request by its route template (never its path), method and status, with
+/// its duration. The fast path for entry reads counts its own.
+pub(super) async fn record_request(
+    State(state): State<Shared>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = now_nanos();
+    let method = req.method().as_str().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let resp = next.run(req).await;
+    let seconds = now_nanos().saturating_sub(started) as f64 / 1e9;
+    state.server_metrics.observe(&route, &method, resp.status().as_u16(), seconds);
+    resp
+}
+
 pub(super) fn bad_key_encoding(path: &str) -> Option<ApiError> {
     let (_, key) = path.strip_prefix("/caches/")?.split_once("/entries/")?;
     let key = key.strip_suffix("/complaints").unwrap_or(key);

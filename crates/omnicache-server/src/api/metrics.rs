@@ -89,7 +89,8 @@ pub(super) async fn metrics(
 ) -> ApiResult<Response> {
     need(&grant, Scope::Read, None)?;
     let samples = samples(&state);
-    let registry = m::registry(move || samples.clone());
+    let mut registry = m::registry(move || samples.clone());
+    state.server_metrics.register(&mut registry);
     let open = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -176,6 +176,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .merge(protected)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(middleware::map_response(errors_as_json))
+        .layer(middleware::from_fn_with_state(state.clone(), record_request))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state)
 }

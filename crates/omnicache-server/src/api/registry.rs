@@ -39,6 +39,8 @@ pub struct AppState {
     auth_failures: std::sync::Mutex<(u64, u32)>,
     /// Finds personal data for `POST /security/scan` and the caches' PII policies.
     pub(super) detector: omnicache_security::pii::Detector,
+    /// The server's own metrics: request durations, authentication failures.
+    pub(super) server_metrics: omnicache_analytics::server::ServerMetrics,
     /// The most requested keys of each cache (REST reads), in bounded memory.
     pub(super) top_keys: std::sync::Mutex<BTreeMap<String, omnicache_analytics::top::TopKeys>>,
     /// The data keys of data subjects, for caches with `subject_keys`.
@@ -85,6 +87,7 @@ impl AppState {
             pii_guards: Default::default(),
             subject_keys: std::sync::OnceLock::new(),
             top_keys: Default::default(),
+            server_metrics: Default::default(),
         };
         let mut specs: Vec<(String, CacheSpec, bool)> = Vec::new();
         if !state.config.caches.contains_key("default") {
@@ -188,6 +191,7 @@ impl AppState {
 
     /// Records a failed authentication, at most [`AUTH_FAILURES_PER_SECOND`] a second.
     pub(super) fn audit_auth_failure(&self, reason: &str) {
+        self.server_metrics.auth_failure();
         let second = omnicache_core::Clock::now(&omnicache_core::SystemClock) / 1_000_000_000;
         {
             let mut window = self.auth_failures.lock().unwrap_or_else(|e| e.into_inner());
