@@ -208,26 +208,6 @@ pub fn render_classic(registry: &Registry) -> String {
     out
 }
 
-/// The snake-case name of a removal cause, as labels carry it.
-pub fn cause_label(cause: RemovalCause) -> &'static str {
-    match cause {
-        RemovalCause::Capacity => "capacity",
-        RemovalCause::Expired => "expired",
-        RemovalCause::Explicit => "explicit",
-        RemovalCause::Replaced => "replaced",
-        RemovalCause::Invalidated => "invalidated",
-        RemovalCause::Health => "health",
-        RemovalCause::Corrupt => "corrupt",
-        RemovalCause::Erased => "erased",
-        _ => "other",
-    }
-}
-
-/// Causes that are evictions (the cache's own doing), as Micrometer counts them.
-fn is_eviction(cause: RemovalCause) -> bool {
-    matches!(cause, RemovalCause::Capacity | RemovalCause::Expired)
-}
-
 type Labels<'a> = Vec<(&'static str, &'a str)>;
 
 /// One family: its descriptor, then each sample with its labels.
@@ -299,9 +279,10 @@ impl<S: Source> Collector for CacheCollector<S> {
             "Entries the cache removed from memory on its own, by cause (capacity, expired).",
             None,
             caches.iter().flat_map(|s| {
-                s.removals.iter().filter(|(k, _)| is_eviction(*k)).map(move |(k, n)| {
-                    (vec![("cache", c(s)), ("cause", cause_label(*k))], counter(*n))
-                })
+                s.removals
+                    .iter()
+                    .filter(|(k, _)| k.was_evicted())
+                    .map(move |(k, n)| (vec![("cache", c(s)), ("cause", k.as_str())], counter(*n)))
             }),
         )?;
         family(
@@ -310,9 +291,9 @@ impl<S: Source> Collector for CacheCollector<S> {
             "Entries removed from memory, by cause.",
             None,
             caches.iter().flat_map(|s| {
-                s.removals.iter().map(move |(k, n)| {
-                    (vec![("cache", c(s)), ("cause", cause_label(*k))], counter(*n))
-                })
+                s.removals
+                    .iter()
+                    .map(move |(k, n)| (vec![("cache", c(s)), ("cause", k.as_str())], counter(*n)))
             }),
         )?;
         family(
@@ -421,11 +402,7 @@ impl<S: Source> Collector for CacheCollector<S> {
             tiers.iter().flat_map(|(s, t)| {
                 t.removals.iter().map(move |(k, n)| {
                     (
-                        vec![
-                            ("cache", c(s)),
-                            ("tier", t.tier.as_str()),
-                            ("cause", cause_label(*k)),
-                        ],
+                        vec![("cache", c(s)), ("tier", t.tier.as_str()), ("cause", k.as_str())],
                         counter(*n),
                     )
                 })

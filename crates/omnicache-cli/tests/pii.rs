@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{bin, request, serve, Reply, Server};
+use common::{bin, contains, raw, request, serve, Reply, Server};
 use std::io::Write;
-use std::path::Path;
 use std::process::Stdio;
 
 fn call(s: &Server, method: &str, path: &str, body: &[u8]) -> Reply {
@@ -81,21 +80,6 @@ fn scan_skips_what_is_not_utf8_and_names_lines_that_are_not_records() {
     assert!(!err.contains("4111"), "the text is never echoed: {err}");
     let missing = bin().args(["security", "scan", "/nonexistent/in.jsonl"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
-}
-
-fn raw(dir: &Path) -> Vec<u8> {
-    let mut all = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_file() {
-            all.extend(std::fs::read(&p).unwrap());
-        }
-    }
-    all
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]

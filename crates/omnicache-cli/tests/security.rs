@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::{bin, request, serve_logging, Reply, Server};
-use std::path::Path;
+use common::{bin, contains, raw, request, serve_logging, Reply, Server};
 
 fn call(s: &Server, method: &str, path: &str, body: &[u8]) -> Reply {
     // A restarted server prints no key: it is in the data directory's admin.key.
@@ -22,22 +21,6 @@ thread_local! {
 
 fn security(args: &[&str]) -> std::process::Output {
     bin().arg("security").args(args).output().unwrap()
-}
-
-/// Every byte of the files under `dir`.
-fn raw(dir: &Path) -> Vec<u8> {
-    let mut all = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_file() {
-            all.extend(std::fs::read(&p).unwrap());
-        }
-    }
-    all
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]

@@ -156,3 +156,20 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         b = &b[nl + 2 + n + 2..];
     }
 }
+
+/// Every byte of the files directly under `dir`.
+pub fn raw(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            all.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    all
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}

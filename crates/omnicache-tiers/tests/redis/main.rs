@@ -499,25 +499,7 @@ fn erasing_a_subject_leaves_nothing_of_it_in_redis_or_on_disk() {
         cache.shutdown().await;
 
         // Every key Redis holds, and every value: nothing of alice.
-        let mut conn = redis::Client::open(server.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
-        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query_async(&mut conn).await.unwrap();
-        let mut all = Vec::new();
-        for k in &keys {
-            all.extend_from_slice(k);
-            let kind: String = redis::cmd("TYPE").arg(k).query_async(&mut conn).await.unwrap();
-            if kind == "string" {
-                let v: Vec<u8> = redis::cmd("GET").arg(k).query_async(&mut conn).await.unwrap();
-                all.extend(v);
-            } else if kind == "set" {
-                let members: Vec<Vec<u8>> =
-                    redis::cmd("SMEMBERS").arg(k).query_async(&mut conn).await.unwrap();
-                members.into_iter().for_each(|m| all.extend(m));
-            }
-        }
+        let all = redis_bytes(&server.url()).await;
         let has = |needle: &[u8]| all.windows(needle.len()).any(|w| w == needle);
         assert!(!has(b"alice-private"), "no value of alice in Redis");
         assert!(has(b"bob-private"), "the raw read sees what is there");
