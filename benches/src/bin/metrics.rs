@@ -57,7 +57,7 @@ fn main() {
         let started = Instant::now();
         for i in 0..n {
             let status = if i % 10 == 0 { 404 } else { 200 };
-            server.observe("/caches/{name}/entries/{key}", "GET", status, 0.000_03);
+            server.observe("/caches/{name}/entries/{key}".into(), "GET", status, 0.000_03);
         }
         best = best.min(started.elapsed().as_secs_f64() * 1e9 / f64::from(n));
     }

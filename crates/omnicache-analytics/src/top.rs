@@ -74,20 +74,27 @@ impl TopKeys {
 
     /// Counts one request for `key`.
     pub fn offer(&mut self, key: &[u8]) {
-        self.total += 1;
+        self.offer_weighted(key, 1);
+    }
+
+    /// Counts `weight` requests for `key` at once: one sampled request standing for `weight`
+    /// (sampling keeps the cost per request down when traffic is heavy).
+    pub fn offer_weighted(&mut self, key: &[u8], weight: u64) {
+        let weight = weight.max(1);
+        self.total += weight;
         let hash = {
             let mut h = self.hasher.build_hasher();
             h.write(key);
             h.finish()
         };
         if let Some(&i) = self.index.get(&hash) {
-            self.heap[i].count += 1;
+            self.heap[i].count += weight;
             self.sift_down(i);
             return;
         }
         let kept: Box<[u8]> = key[..key.len().min(MAX_KEY)].into();
         if self.heap.len() < self.capacity {
-            self.heap.push(Counter { hash, count: 1, error: 0, key: kept });
+            self.heap.push(Counter { hash, count: weight, error: 0, key: kept });
             let i = self.heap.len() - 1;
             self.index.insert(hash, i);
             self.sift_up(i);
@@ -96,7 +103,7 @@ impl TopKeys {
         // Replace the smallest counter: the newcomer may have been seen that often before.
         let min = self.heap[0].count;
         self.index.remove(&self.heap[0].hash);
-        self.heap[0] = Counter { hash, count: min + 1, error: min, key: kept };
+        self.heap[0] = Counter { hash, count: min + weight, error: min, key: kept };
         self.index.insert(hash, 0);
         self.sift_down(0);
     }

@@ -50,9 +50,7 @@ impl tower_service::Service<Request> for ApiService {
                     Ok(resp) => resp,
                     Err(e) => e.into_response(),
                 };
-                state.server_metrics.observe(
-                    ENTRY_ROUTE,
-                    "GET",
+                state.server_metrics.observe_entry_get(
                     resp.status().as_u16(),
                     now_nanos().saturating_sub(started) as f64 / 1e9,
                 );
@@ -72,9 +70,6 @@ impl tower_service::Service<Request> for ApiService {
 /// An error for an entry path whose key is not valid percent-encoding (`%zz`, a `%` at the
 /// end, bytes that are not UTF-8): such a key would otherwise be stored literally, as a
 /// different key than the client meant.
-/// The route template entry reads are counted under.
-const ENTRY_ROUTE: &str = "/caches/{name}/entries/{key}";
-
 /// Now, in nanoseconds, by core's system clock.
 fn now_nanos() -> u64 {
     omnicache_core::Clock::now(&omnicache_core::SystemClock)
@@ -89,13 +84,13 @@ pub(super) async fn record_request(
 ) -> Response {
     let started = now_nanos();
     let method = req.method().as_str().to_string();
-    let route = req
+    let route: std::borrow::Cow<'static, str> = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+        .map_or(std::borrow::Cow::Borrowed("unmatched"), |p| p.as_str().to_string().into());
     let resp = next.run(req).await;
     let seconds = now_nanos().saturating_sub(started) as f64 / 1e9;
-    state.server_metrics.observe(&route, &method, resp.status().as_u16(), seconds);
+    state.server_metrics.observe(route, &method, resp.status().as_u16(), seconds);
     resp
 }
 

@@ -41,6 +41,8 @@ pub struct AppState {
     pub(super) detector: omnicache_security::pii::Detector,
     /// The server's own metrics: request durations, authentication failures.
     pub(super) server_metrics: omnicache_analytics::server::ServerMetrics,
+    /// Reads served, for sampling the top keys.
+    pub(super) reads: std::sync::atomic::AtomicU64,
     /// The most requested keys of each cache (REST reads), in bounded memory.
     pub(super) top_keys: std::sync::Mutex<BTreeMap<String, omnicache_analytics::top::TopKeys>>,
     /// The data keys of data subjects, for caches with `subject_keys`.
@@ -53,6 +55,25 @@ pub struct AppState {
 /// Counters of each cache's top-keys sketch: 256 keep the true top 20 of a Zipf(1.0) trace
 /// of 10 million requests over a million keys in about 33 KiB (docs/BENCHMARKS.md).
 pub(super) const TOP_KEYS_TRACKED: usize = 256;
+/// Reads counted one by one before sampling starts.
+const TOP_KEYS_EXACT: u64 = 4_096;
+/// Past that, one read in this many is counted, for this many.
+const TOP_KEYS_SAMPLE: u64 = 8;
+
+/// True with probability `1 / every`, from a per-thread xorshift generator.
+fn sampled(every: u64) -> bool {
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = const { std::cell::Cell::new(0x9E37_79B9_7F4A_7C15) };
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x % every == 0
+    })
+}
 
 /// The most authentication failures the audit log records in one second.
 const AUTH_FAILURES_PER_SECOND: u32 = 10;
@@ -88,6 +109,7 @@ impl AppState {
             subject_keys: std::sync::OnceLock::new(),
             top_keys: Default::default(),
             server_metrics: Default::default(),
+            reads: Default::default(),
         };
         let mut specs: Vec<(String, CacheSpec, bool)> = Vec::new();
         if !state.config.caches.contains_key("default") {
@@ -148,14 +170,21 @@ impl AppState {
         });
     }
 
-    /// Counts a read of `key` in cache `name` for its top keys.
+    /// Counts a read of `key` in cache `name` for its top keys: every read while the server
+    /// has served few, then one read in [`TOP_KEYS_SAMPLE`] chosen at random, counted for that
+    /// many (so the sketch's lock and upkeep stay off most requests).
     pub(super) fn count_read(&self, name: &str, key: &str) {
+        let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let weight = if n < TOP_KEYS_EXACT { 1 } else { TOP_KEYS_SAMPLE };
+        if weight > 1 && !sampled(TOP_KEYS_SAMPLE) {
+            return;
+        }
         let mut top = self.top_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match top.get_mut(name) {
-            Some(t) => t.offer(key.as_bytes()),
+            Some(t) => t.offer_weighted(key.as_bytes(), weight),
             None => {
                 let mut t = omnicache_analytics::top::TopKeys::new(TOP_KEYS_TRACKED);
-                t.offer(key.as_bytes());
+                t.offer_weighted(key.as_bytes(), weight);
                 top.insert(name.to_string(), t);
             }
         }
