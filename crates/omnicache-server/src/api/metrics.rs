@@ -135,7 +135,9 @@ pub(crate) struct TopKeysInfo {
 }
 
 /// The keys read most often through the API since start (a Space-Saving sketch of 256
-/// counters per cache: exact or nearly so for the top of skewed traffic). Needs read on the
+/// counters per cache: exact or nearly so for the top of skewed traffic). Every read counts
+/// while the server has served 4,096; past that one read in 8, chosen at random, counts for 8,
+/// so counts become estimates (`error` says by how much they may be over). Needs read on the
 /// cache.
 #[utoipa::path(get, path = "/caches/{name}/top", tag = "caches",
     params(("name" = String, Path), TopQuery),
