@@ -135,3 +135,50 @@ fn the_most_read_keys_are_listed_by_the_api_and_the_cli() {
     );
     s.stop();
 }
+
+/// Every metric name in a PromQL text.
+fn metric_names(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|w| w.starts_with("omnicache_"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_metric_of_the_grafana_dashboard_is_in_a_live_scrape() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("deploy/grafana/omnicache.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let mut used = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            used.extend(metric_names(target["expr"].as_str().unwrap()));
+        }
+    }
+    for var in dashboard["templating"]["list"].as_array().unwrap() {
+        used.extend(var["query"].as_str().map(metric_names).unwrap_or_default());
+    }
+    assert!(used.len() >= 10, "{used:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(&dir.path().join("data"));
+    let auth = format!("Bearer {}", s.key.as_deref().unwrap());
+    request(&s.addr, "PUT", "/caches/default/entries/k", &[("Authorization", &auth)], b"v");
+    request(&s.addr, "GET", "/caches/default/entries/k", &[("Authorization", &auth)], b"");
+    let scrape = String::from_utf8(
+        request(&s.addr, "GET", "/metrics", &[("Authorization", &auth)], b"").body,
+    )
+    .unwrap();
+    s.stop();
+    let series: std::collections::BTreeSet<&str> = scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    for metric in &used {
+        assert!(
+            series.contains(metric.as_str()),
+            "the dashboard uses {metric}, which the server does not export"
+        );
+    }
+}
